@@ -1,0 +1,77 @@
+"""The one root exception of the domain package, and its few specialisations.
+
+A denial is never an exception: `decide()` returns it as a result. Exceptions here mean the *input* to the
+domain (a scope string, a config file, a grant) is wrong, and their message names the offending token.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+class FleetgateError(Exception):
+    """Root of every error raised by `schemas`."""
+
+
+class CatalogError(FleetgateError):
+    """The catalog data file is inconsistent (raised once, at load time)."""
+
+
+class UnknownNameError(FleetgateError, ValueError):
+    """A signal code, command name or permission name that the catalog does not know.
+
+    Also a ValueError, so that inside a pydantic model it becomes a validation error located at its key.
+    """
+
+    def __init__(self, what: str, name: str, suggestions: list[str], valid: list[str] | None = None) -> None:
+        self.what = what
+        self.name = name
+        self.suggestions = suggestions
+        message = f"unknown {what} {name!r}"
+        if suggestions:
+            message += f"; did you mean {', '.join(repr(s) for s in suggestions)}?"
+        if valid is not None:
+            message += f" Valid {what}s: {' '.join(valid)}"
+        super().__init__(message)
+
+
+class ConnectError(FleetgateError):
+    """A Connect flow refused; `code` is Smartcar Connect's redirect error code."""
+
+    code = "server_error"
+
+
+class ScopeError(ConnectError):
+    """A malformed scope parameter (Connect answers `configuration_error`); `token` is the offending one."""
+
+    code = "configuration_error"
+
+    def __init__(self, message: str, token: str | None = None) -> None:
+        self.token = token
+        super().__init__(message)
+
+
+class AccessDeniedError(ConnectError):
+    """The owner's grant screen cannot be completed as asked (Connect answers `access_denied`)."""
+
+    code = "access_denied"
+
+
+class VehicleIncompatibleError(ConnectError):
+    """The Connection Filters exclude the vehicle's powertrain (Connect answers `vehicle_incompatible`)."""
+
+    code = "vehicle_incompatible"
+
+
+class ConfigError(FleetgateError):
+    """A Vehicle Access config that does not validate; the message names the key or line."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, each located at its key (e.g. `signals.2.code: unknown signal 'x'`)."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return "\n".join(lines)

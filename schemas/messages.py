@@ -1,0 +1,122 @@
+"""The wire contract: every stream entry carries one field `data`, a UTF-8 JSON object with `"v": 1`.
+
+Encoding and decoding go straight through pydantic-core (bytes in, bytes out): these sit on the hot path.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+)
+
+from schemas.catalog import Kind
+from schemas.permissions import PermissionSet
+from schemas.problems import Outcome, SmartcarError
+from schemas.vehicle import Identifier
+
+CONTRACT_VERSION = 1
+ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    v: Literal[1] = CONTRACT_VERSION
+    """The contract version."""
+
+    def encode(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self)
+
+
+class RequestMessage(_Message):
+    """In, on `{prefix}:requests`. Unknown fields are ignored: a request never carries its own scopes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    request_id: Identifier
+    connection_id: Identifier
+    vehicle_id: Identifier
+    kind: Kind
+    target: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    """A signal code or command name of the catalog."""
+    issued_at: AwareDatetime
+    params: dict[str, ParamValue] | None = None
+    """Command arguments; signals take none."""
+
+
+class DecisionMessage(_Message):
+    """Out, on `{prefix}:decisions`: exactly one per `request_id`.
+
+    The request's fields are echoed; they are null only when a REJECTED request did not carry them readably.
+    """
+
+    decision_id: str
+    request_id: str
+    connection_id: str | None
+    vehicle_id: str | None
+    kind: Kind | None
+    target: str | None
+    outcome: Outcome
+    permission: str | None
+    """The permission the target needs; null when the target is unknown."""
+    error: SmartcarError | None
+    decided_at: AwareDatetime
+    entry_id: str | None = None
+    """The request's stream entry id, when the gatekeeper knows it."""
+
+
+class ConnectionEventType(StrEnum):
+    CREATED = "connection.created"
+    REAUTHORIZED = "connection.reauthorized"
+    REVOKED = "connection.revoked"
+
+
+class ConnectionEventMessage(_Message):
+    """Out, on `{prefix}:connection-events`: every change to a connection's consent."""
+
+    event_id: str
+    type: ConnectionEventType
+    connection_id: str
+    vehicle_id: str
+    permissions: PermissionSet
+    """The scopes the connection holds after the event (for a revocation: those it held)."""
+    config_version: int | None
+    scope: str | None
+    occurred_at: AwareDatetime
+
+
+class DeadLetterMessage(_Message):
+    """Out, on `{prefix}:deadletter`: an entry that failed too often, with its original fields and why."""
+
+    entry_id: str
+    stream: str
+    fields: dict[str, str]
+    """The original fields that were valid UTF-8."""
+    binary_fields: dict[str, str] = {}
+    """The original fields that were not, base64-encoded."""
+    reason: str
+    deliveries: int
+    dead_at: AwareDatetime
+
+
+def decode_request(data: bytes | str) -> RequestMessage:
+    """Raises pydantic.ValidationError for anything that is not a valid request."""
+    return RequestMessage.model_validate_json(data)
+
+
+MESSAGE_TYPES: dict[str, type[_Message]] = {
+    "request": RequestMessage,
+    "decision": DecisionMessage,
+    "connection-event": ConnectionEventMessage,
+    "deadletter": DeadLetterMessage,
+}

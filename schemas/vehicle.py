@@ -1,0 +1,56 @@
+"""A vehicle as the gatekeeper sees it: its powertrain and the signals and commands it supports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from schemas.catalog import get_catalog
+from schemas.powertrain import Powertrain
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# ISO 3779: 17 characters, letters I, O and Q excluded.
+Vin = Annotated[str, StringConstraints(pattern=r"^[A-HJ-NPR-Z0-9]{17}$")]
+
+
+class Vehicle(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Identifier
+    vin: Vin
+    make: str
+    model: str
+    year: int = Field(ge=1980, le=2100)
+    powertrain: Powertrain
+    capabilities: frozenset[str]
+    """The signal codes and command names this vehicle supports."""
+
+    @model_validator(mode="after")
+    def _capabilities_exist_and_fit(self) -> Vehicle:
+        catalog = get_catalog()
+        possible = catalog.physically_possible(self.powertrain)
+        for key in sorted(self.capabilities - possible):
+            catalog.signal_or_command(key)  # a name the catalog does not know raises, with close matches
+            raise ValueError(f"a {self.powertrain} vehicle cannot physically have {key!r}")
+        return self
+
+    @classmethod
+    def with_defaults(
+        cls,
+        *,
+        id: str,  # noqa: A002 - the field's name
+        vin: str,
+        make: str,
+        model: str,
+        year: int,
+        powertrain: Powertrain,
+        adds: Iterable[str] = (),
+        lacks: Iterable[str] = (),
+    ) -> Vehicle:
+        """A vehicle whose capabilities follow its powertrain, plus `adds`, minus `lacks`."""
+        capabilities = (get_catalog().default_capabilities(powertrain) | frozenset(adds)) - frozenset(lacks)
+        return cls(
+            id=id, vin=vin, make=make, model=model, year=year, powertrain=powertrain, capabilities=capabilities
+        )

@@ -1,0 +1,22 @@
+"""The `fleetgate` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from services.cli import access, catalog, contract
+
+app = typer.Typer(
+    name="fleetgate",
+    help="Least-privilege gatekeeping for connected-vehicle signals and commands.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(access.app, name="access")
+app.add_typer(catalog.app, name="catalog")
+app.add_typer(contract.app, name="contract")
+
+
+def main() -> None:
+    app()
