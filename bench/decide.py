@@ -23,8 +23,8 @@ from pathlib import Path
 
 from schemas.catalog import get_catalog
 from schemas.connection import Connection, ConnectionStatus
-from schemas.decision import decide
-from schemas.messages import DecisionMessage, RequestMessage, decode_request
+from schemas.decision import decide, rfc3339
+from schemas.messages import DecisionMessage, ParamValue, RequestMessage, decode_request
 from schemas.permissions import PermissionSet
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle
@@ -40,6 +40,7 @@ def build_workload(size: int, seed: int) -> list[tuple[RequestMessage, Connectio
     catalog = get_catalog()
     names = list(catalog.permission_names)
     targets = [("signal", s.code) for s in catalog.signals] + [("command", c.name) for c in catalog.commands]
+    commands = {c.name: c for c in catalog.commands if c.params}
     fleet = []
     for i in range(200):
         powertrain = rng.choice(POWERTRAIN_MIX)
@@ -58,7 +59,10 @@ def build_workload(size: int, seed: int) -> list[tuple[RequestMessage, Connectio
         kind, target = rng.choice(targets)
         if rng.random() < 0.02:
             target += "-typo"
-        params = {"percent": rng.choice([80, 120])} if target == "set-charge-limit" else None
+        params: dict[str, ParamValue] | None = None
+        if kind == "command" and target in commands:
+            # Valid arguments, but 2 % of the time none at all (REJECTED).
+            params = commands[target].example_params if rng.random() > 0.02 else None
         request = RequestMessage(
             request_id=f"req-{n}",
             connection_id=connection.id,
@@ -94,6 +98,15 @@ def main() -> None:
     request_bytes = [request.encode() for request, _, _ in workload]
     decisions = [(request, decide(request, c, v)) for request, c, v in workload]
 
+    def nothing(*_: RequestMessage | Connection | Vehicle | None) -> None:
+        return None
+
+    def call_baseline() -> int:
+        # The same loop calling a function that does nothing: what one Python call costs on this machine.
+        for request, connection, vehicle in workload:
+            nothing(request, connection, vehicle)
+        return len(workload)
+
     def decide_all() -> int:
         for request, connection, vehicle in workload:
             decide(request, connection, vehicle)
@@ -110,10 +123,19 @@ def main() -> None:
             DecisionMessage.model_validate_json(encoded)
         return len(decisions)
 
+    decided_at = rfc3339(NOW)
+
+    def decision_encodes() -> int:
+        for i, (request, decision) in enumerate(decisions):
+            decision.encode(request, str(i), decided_at)
+        return len(decisions)
+
     rows = {
+        "baseline: empty function calls/s (same loop)": rate(call_baseline, args.seconds),
         "decide() calls/s": rate(decide_all, args.seconds),
         "request round trips/s (decode + encode)": rate(request_round_trips, args.seconds),
         "decision round trips/s (build + encode + decode)": rate(decision_round_trips, args.seconds),
+        "decision encodes/s (Decision.encode, the hot path)": rate(decision_encodes, args.seconds),
     }
     targets = {"decide() calls/s": 1_000_000, "request round trips/s (decode + encode)": 200_000}
     print(f"{'measure':<50} {'per second':>12} {'target':>10}")

@@ -17,9 +17,18 @@ class _Selection(BaseModel):
     required: bool = False
     """Required permissions are locked on the grant screen; optional ones can be unchecked."""
 
+    @property
+    def key(self) -> str:
+        """The selected signal code or command name."""
+        raise NotImplementedError
+
 
 class SignalSelection(_Selection):
     code: str
+
+    @property
+    def key(self) -> str:
+        return self.code
 
     @field_validator("code")
     @classmethod
@@ -30,6 +39,10 @@ class SignalSelection(_Selection):
 
 class CommandSelection(_Selection):
     name: str
+
+    @property
+    def key(self) -> str:
+        return self.name
 
     @field_validator("name")
     @classmethod
@@ -83,6 +96,5 @@ def derive(config: VehicleAccessConfig) -> PermissionSet:
     """
     catalog = get_catalog()
     return PermissionSet.of(
-        [(catalog.signal(s.code).permission, s.required) for s in config.signals]
-        + [(catalog.command(c.name).permission, c.required) for c in config.commands]
+        (catalog.signal_or_command(s.key).permission, s.required) for s in (*config.signals, *config.commands)
     )

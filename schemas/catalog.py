@@ -124,6 +124,8 @@ class CommandParam(_Entry):
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
     pattern: str | None = None
+    example: bool | int | float | str
+    """A valid value, for documentation and for generating realistic requests."""
 
     @model_validator(mode="after")
     def _consistent(self) -> CommandParam:
@@ -131,6 +133,9 @@ class CommandParam(_Entry):
             raise ValueError(f"param {self.name!r}: `choices` are required exactly when type is 'enum'")
         if self.pattern is not None:
             re.compile(self.pattern)
+        problem = self.problem(self.example)
+        if problem is not None:
+            raise ValueError(f"param {self.name!r}: its example is invalid: {problem}")
         return self
 
     def problem(self, value: Any) -> str | None:
@@ -168,6 +173,11 @@ class Command(_Target):
     def key(self) -> str:
         return self.name
 
+    @property
+    def example_params(self) -> dict[str, bool | int | float | str]:
+        """Arguments that pass `params_problem()`."""
+        return {p.name: p.example for p in self.params}
+
     def params_problem(self, params: dict[str, Any] | None) -> str | None:
         """Why these command arguments are not acceptable, or None when they are."""
         given = params or {}
@@ -192,7 +202,7 @@ class Catalog(_Entry):
     commands: tuple[Command, ...]
     _index: _Index = PrivateAttr()
 
-    def model_post_init(self, context: Any, /) -> None:
+    def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002 - pydantic hook signature
         # Built once; the model is frozen, so the lookups can never go stale.
         self._index = _Index(self)
 
@@ -276,7 +286,6 @@ class _Index:
         self.commands = {c.name: c for c in catalog.commands}
 
 
-
 def close_matches(name: str, candidates: Any) -> list[str]:
     return difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
 
@@ -287,7 +296,6 @@ def _no_duplicates(what: str, names: list[str]) -> None:
         if name in seen:
             raise ValueError(f"duplicate {what} {name!r}")
         seen.add(name)
-
 
 
 def load_catalog(path: Path | None = None) -> Catalog:

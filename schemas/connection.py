@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from schemas.permissions import PermissionSet
 from schemas.vehicle import Identifier
@@ -17,13 +20,13 @@ class ConnectionStatus(StrEnum):
     """Final: a revoked connection never becomes active again."""
 
 
-class Connection(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+# A validated dataclass for the same reason as Vehicle: fast attribute reads in decide().
+@dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class Connection:
     id: Identifier
     vehicle_id: Identifier
     permissions: PermissionSet
-    config_version: int | None = Field(default=None, ge=1)
+    config_version: Annotated[int, Field(ge=1)] | None = None
     """The Vehicle Access version the permissions were derived from; None when a scope override was used."""
     scope: str | None = None
     """The scope override the permissions came from, if any."""
@@ -36,4 +39,4 @@ class Connection(BaseModel):
         return self.status is ConnectionStatus.ACTIVE
 
     def revoked(self, at: datetime) -> Connection:
-        return self.model_copy(update={"status": ConnectionStatus.REVOKED, "updated_at": at})
+        return dataclasses.replace(self, status=ConnectionStatus.REVOKED, updated_at=at)

@@ -1,40 +1,77 @@
 """`decide()`: the one place where policy lives. Pure, and cheap enough for the hot path.
 
 Precedence (DESIGN.md): REJECTED > UNAUTHORIZED > VEHICLE_NOT_CAPABLE > PERMISSION_DENIED > ALLOWED.
-Everything that depends only on the target (its permission bit, its powertrains, its error objects) is
-computed once per catalog entry, so a decision is a few dict lookups and bit tests.
+A decision depends on the request only through its target (and, for a REJECTED one, what was wrong), so the
+decisions for every known target are built once and shared: deciding is a few lookups and a bit test, with
+no allocation. The request id enters only when the error object or the wire message is built.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 
 from schemas import problems
-from schemas.catalog import Command, get_catalog
+from schemas.catalog import Catalog, Command, get_catalog
 from schemas.connection import Connection, ConnectionStatus
 from schemas.messages import DecisionMessage, RequestMessage
-from schemas.powertrain import Powertrain
 from schemas.problems import Outcome, Problem, SmartcarError
 from schemas.vehicle import Vehicle
 
+_REQUEST_ID_SLOT = "\x00request-id\x00"
+# Escapes every non-ASCII character, lone surrogates included, so the output is always valid UTF-8.
+_quote = json.encoder.encode_basestring_ascii
 
+
+def rfc3339(moment: datetime) -> str:
+    """A UTC time as the wire writes it (as pydantic does: `Z`, microseconds only when not zero)."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
-    """The outcome for one request; `error` is the Smartcar-shaped error object (None when ALLOWED)."""
+    """The outcome for a request, the permission its target needs, and what went wrong (None when ALLOWED)."""
 
-    __slots__ = ("outcome", "permission", "problem", "request_id")
+    outcome: Outcome
+    permission: str | None
+    problem: Problem | None
+    # The decision's part of the wire JSON around the request id, built on first encode(); see _fragments().
+    _head: str | None = field(default=None, init=False, repr=False, compare=False)
+    _tail: str = field(default="", init=False, repr=False, compare=False)
 
-    def __init__(self, request_id: str, outcome: Outcome, permission: str | None, problem: Problem | None) -> None:
-        self.request_id = request_id
-        self.outcome = outcome
-        self.permission = permission
-        self.problem = problem
+    def _fragments(self) -> tuple[str, str]:
+        # From pydantic's own serialization, so both encoders agree by construction.
+        head = f'"outcome":"{self.outcome.value}","permission":{json.dumps(self.permission)},"error":'
+        tail = ""
+        if self.problem is None:
+            head += "null"
+        else:
+            error = self.problem.for_request(_REQUEST_ID_SLOT).model_dump_json()
+            before, tail = error.split(json.dumps(_REQUEST_ID_SLOT))
+            head += before
+        object.__setattr__(self, "_head", head)
+        object.__setattr__(self, "_tail", tail)
+        return head, tail
 
-    @property
-    def error(self) -> SmartcarError | None:
-        # Built on demand: most consumers of a Decision only need the outcome.
-        return None if self.problem is None else self.problem.for_request(self.request_id)
+    def encode(self, request: RequestMessage, decision_id: str, decided_at: str, entry_id: str | None = None) -> bytes:
+        """The wire JSON of `to_message(...)`, built by string joins: the gatekeeper's hot path.
+
+        `decided_at` is RFC 3339 UTC text (see `rfc3339()`), formatted once per batch by the caller.
+        """
+        head, tail = (self._head, self._tail) if self._head is not None else self._fragments()
+        request_id = _quote(request.request_id)
+        error = f"{head}{request_id}{tail}" if tail else head
+        return (
+            f'{{"v":1,"decision_id":{_quote(decision_id)},"request_id":{request_id},'
+            f'"connection_id":{_quote(request.connection_id)},"vehicle_id":{_quote(request.vehicle_id)},'
+            f'"kind":"{request.kind}","target":{_quote(request.target)},{error},'
+            f'"decided_at":"{decided_at}","entry_id":{"null" if entry_id is None else _quote(entry_id)}}}'
+        ).encode()
+
+    def error(self, request_id: str) -> SmartcarError | None:
+        """The Smartcar-shaped error object for the request this decision answers."""
+        return None if self.problem is None else self.problem.for_request(request_id)
 
     def to_message(
         self, request: RequestMessage, decision_id: str, decided_at: datetime, entry_id: str | None = None
@@ -49,47 +86,48 @@ class Decision:
             target=request.target,
             outcome=self.outcome,
             permission=self.permission,
-            error=self.error,
+            error=self.error(request.request_id),
             decided_at=decided_at,
             entry_id=entry_id,
         )
 
-    def __repr__(self) -> str:
-        return f"Decision({self.request_id!r}, {self.outcome}, permission={self.permission!r})"
-
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
-    """What decide() needs to know about one target, precomputed."""
+    """What decide() needs to know about one target, and its possible decisions, precomputed."""
 
     key: str
     permission: str
     bit: int
-    powertrains: frozenset[Powertrain]
     command: Command | None
-    not_capable: Problem
-    denied: Problem
+    allowed: Decision
+    unauthorized: Decision
+    not_capable: Decision
+    denied: Decision
 
 
-@cache
-def _rules() -> tuple[dict[str, _Rule], dict[str, _Rule]]:
-    catalog = get_catalog()
+def _rule(catalog: Catalog, key: str, label: str, permission: str, command: Command | None) -> _Rule:
+    return _Rule(
+        key=key,
+        permission=permission,
+        bit=catalog.permission_bit(permission),
+        command=command,
+        allowed=Decision(Outcome.ALLOWED, permission, None),
+        unauthorized=Decision(Outcome.UNAUTHORIZED, permission, problems.UNAUTHORIZED),
+        not_capable=Decision(Outcome.VEHICLE_NOT_CAPABLE, permission, problems.not_capable(label)),
+        denied=Decision(Outcome.PERMISSION_DENIED, permission, problems.permission_denied(permission, label)),
+    )
 
-    def rule(key: str, label: str, permission: str, powertrains: frozenset[Powertrain], command: Command | None) -> _Rule:
-        return _Rule(
-            key=key,
-            permission=permission,
-            bit=catalog.permission_bit(permission),
-            # Nothing can be ruled out physically for an UNKNOWN powertrain: its capability set decides.
-            powertrains=powertrains | {Powertrain.UNKNOWN},
-            command=command,
-            not_capable=problems.not_capable(label),
-            denied=problems.permission_denied(permission, label),
-        )
 
-    signals = {s.code: rule(s.code, f"signal {s.code}", s.permission, s.powertrains, None) for s in catalog.signals}
-    commands = {c.name: rule(c.name, f"command {c.name}", c.permission, c.powertrains, c) for c in catalog.commands}
+def _rules(catalog: Catalog) -> tuple[dict[str, _Rule], dict[str, _Rule]]:
+    signals = {s.code: _rule(catalog, s.code, f"signal {s.code}", s.permission, None) for s in catalog.signals}
+    commands = {c.name: _rule(catalog, c.name, f"command {c.name}", c.permission, c) for c in catalog.commands}
     return signals, commands
+
+
+_SIGNAL_RULES, _COMMAND_RULES = _rules(get_catalog())
+# Enum member access costs a descriptor call in Python 3.11; the hot path reads a module constant.
+_ACTIVE = ConnectionStatus.ACTIVE
 
 
 def decide(request: RequestMessage, connection: Connection | None, vehicle: Vehicle | None) -> Decision:
@@ -97,34 +135,37 @@ def decide(request: RequestMessage, connection: Connection | None, vehicle: Vehi
 
     `connection` and `vehicle` are None when the registry has none under the request's ids; that, a revoked
     connection, or a connection of another vehicle is UNAUTHORIZED (fail closed). Scopes come from the
-    connection only.
+    connection only. A vehicle's capability set never holds what its powertrain cannot physically have
+    (`Vehicle` validates that), so one membership test covers both reasons for VEHICLE_NOT_CAPABLE.
     """
-    request_id = request.request_id
-    signals, commands = _rules()
-    rule = (signals if request.kind == "signal" else commands).get(request.target)
+    rule = (_SIGNAL_RULES if request.kind == "signal" else _COMMAND_RULES).get(request.target)
     if rule is None:
-        problem = problems.rejected(f"Unknown {request.kind} {request.target!r}.", parameter=True)
-        return Decision(request_id, Outcome.REJECTED, None, problem)
-    if rule.command is None:
-        if request.params:
-            problem = problems.rejected(f"Signal {rule.key} takes no parameters.", parameter=True)
-            return Decision(request_id, Outcome.REJECTED, rule.permission, problem)
-    elif rule.command.params or request.params:
-        message = rule.command.params_problem(request.params)
+        return _rejected(None, f"Unknown {request.kind} {request.target!r}.")
+    params = request.params
+    command = rule.command
+    if command is None:
+        if params:
+            return _rejected(rule.permission, f"Signal {rule.key} takes no parameters.")
+    elif command.params or params:
+        message = command.params_problem(params)
         if message is not None:
-            problem = problems.rejected(f"Invalid parameters: {message}.", parameter=True)
-            return Decision(request_id, Outcome.REJECTED, rule.permission, problem)
+            return _rejected(rule.permission, f"Invalid parameters: {message}.")
+    vehicle_id = request.vehicle_id
     if (
         connection is None
         or vehicle is None
-        or connection.status is not ConnectionStatus.ACTIVE
+        or connection.status is not _ACTIVE
         or connection.id != request.connection_id
-        or connection.vehicle_id != request.vehicle_id
-        or vehicle.id != request.vehicle_id
+        or connection.vehicle_id != vehicle_id
+        or vehicle.id != vehicle_id
     ):
-        return Decision(request_id, Outcome.UNAUTHORIZED, rule.permission, problems.UNAUTHORIZED)
-    if vehicle.powertrain not in rule.powertrains or rule.key not in vehicle.capabilities:
-        return Decision(request_id, Outcome.VEHICLE_NOT_CAPABLE, rule.permission, rule.not_capable)
+        return rule.unauthorized
+    if rule.key not in vehicle.capabilities:
+        return rule.not_capable
     if not connection.permissions.granted >> rule.bit & 1:
-        return Decision(request_id, Outcome.PERMISSION_DENIED, rule.permission, rule.denied)
-    return Decision(request_id, Outcome.ALLOWED, rule.permission, None)
+        return rule.denied
+    return rule.allowed
+
+
+def _rejected(permission: str | None, description: str) -> Decision:
+    return Decision(Outcome.REJECTED, permission, problems.rejected(description, parameter=True))

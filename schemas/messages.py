@@ -6,7 +6,7 @@ Encoding and decoding go straight through pydantic-core (bytes in, bytes out): t
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -24,7 +24,7 @@ from schemas.permissions import PermissionSet
 from schemas.problems import Outcome, SmartcarError
 from schemas.vehicle import Identifier
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION: Final[Literal[1]] = 1
 ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr
 
 

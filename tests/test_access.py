@@ -90,10 +90,9 @@ def test_derive_is_sound(config: VehicleAccessConfig) -> None:
     """Every selection's permission is in the derived set, required when the selection is."""
     derived = derive(config)
     for selection in (*config.signals, *config.commands):
-        name = selection.code if isinstance(selection, SignalSelection) else selection.name
-        assert _permission_of(name) in derived
+        assert _permission_of(selection.key) in derived
         if selection.required:
-            assert derived.is_required(_permission_of(name))
+            assert derived.is_required(_permission_of(selection.key))
 
 
 @given(configs)

@@ -7,13 +7,20 @@ import itertools
 import pytest
 
 from schemas.connection import ConnectionStatus
-from schemas.decision import decide
+from schemas.decision import Decision, decide
 from schemas.powertrain import Powertrain
-from schemas.problems import Outcome
+from schemas.problems import Outcome, SmartcarError
 from tests.conftest import make_connection, make_request, make_vehicle
 
 SOC = "tractionbattery-stateofcharge"  # read_battery, BEV and PHEV only
 FUEL = "internalcombustionengine-fuellevel"  # read_fuel, not on a BEV
+
+
+def error_of(decision: Decision) -> SmartcarError:
+    error = decision.error("req-1")
+    assert error is not None
+    assert error.request_id == "req-1"
+    return error
 
 
 def test_allowed_when_granted_and_capable() -> None:
@@ -21,7 +28,7 @@ def test_allowed_when_granted_and_capable() -> None:
     decision = decide(make_request(SOC), make_connection("read_battery"), make_vehicle())
     assert decision.outcome is Outcome.ALLOWED
     assert decision.permission == "read_battery"
-    assert decision.error is None
+    assert decision.error("req-1") is None
 
 
 def test_unknown_target_is_rejected() -> None:
@@ -29,9 +36,12 @@ def test_unknown_target_is_rejected() -> None:
     decision = decide(make_request("tractionbattery-charm"), make_connection("read_battery"), make_vehicle())
     assert decision.outcome is Outcome.REJECTED
     assert decision.permission is None
-    assert decision.error is not None
-    assert (decision.error.type, decision.error.code, decision.error.status_code) == ("VALIDATION", "PARAMETER", 400)
-    assert "tractionbattery-charm" in decision.error.description
+    assert (error_of(decision).type, error_of(decision).code, error_of(decision).status_code) == (
+        "VALIDATION",
+        "PARAMETER",
+        400,
+    )
+    assert "tractionbattery-charm" in error_of(decision).description
 
 
 def test_signal_name_used_as_command_is_rejected() -> None:
@@ -57,8 +67,7 @@ def test_bad_command_parameters_are_rejected(params: dict[str, object], fragment
     decision = decide(request, make_connection("control_charge"), make_vehicle())
     assert decision.outcome is Outcome.REJECTED
     assert decision.permission == "control_charge"
-    assert decision.error is not None
-    assert fragment in decision.error.description
+    assert fragment in error_of(decision).description
 
 
 def test_valid_command_parameters_pass() -> None:
@@ -89,23 +98,21 @@ def test_unauthorized_fails_closed(case: str) -> None:
     vehicle = None if case == "unknown vehicle" else make_vehicle()
     decision = decide(make_request(SOC), connection, vehicle)
     assert decision.outcome is Outcome.UNAUTHORIZED
-    assert decision.error is not None
-    assert (decision.error.type, decision.error.status_code) == ("AUTHENTICATION", 401)
-    assert decision.error.resolution.type == "REAUTHENTICATE"
+    assert (error_of(decision).type, error_of(decision).status_code) == ("AUTHENTICATION", 401)
+    assert error_of(decision).resolution.type == "REAUTHENTICATE"
 
 
 def test_powertrain_that_cannot_have_the_signal_is_not_capable() -> None:
     """A BEV has no fuel tank: VEHICLE_NOT_CAPABLE even though read_fuel is granted."""
     decision = decide(make_request(FUEL), make_connection("read_fuel"), make_vehicle(Powertrain.BEV))
     assert decision.outcome is Outcome.VEHICLE_NOT_CAPABLE
-    assert decision.error is not None
-    assert (decision.error.type, decision.error.code, decision.error.status_code) == (
+    assert (error_of(decision).type, error_of(decision).code, error_of(decision).status_code) == (
         "COMPATIBILITY",
         "VEHICLE_NOT_CAPABLE",
         501,
     )
-    assert decision.error.resolution.type is None
-    assert decision.error.suggested_user_message == "Your car is unable to perform this request."
+    assert error_of(decision).resolution.type is None
+    assert error_of(decision).suggested_user_message == "Your car is unable to perform this request."
 
 
 def test_capability_set_can_lack_what_the_powertrain_allows() -> None:
@@ -128,8 +135,7 @@ def test_missing_grant_is_permission_denied() -> None:
     decision = decide(make_request(SOC), make_connection("read_odometer"), make_vehicle())
     assert decision.outcome is Outcome.PERMISSION_DENIED
     assert decision.permission == "read_battery"
-    error = decision.error
-    assert error is not None
+    error = error_of(decision)
     assert (error.type, error.code, error.status_code, error.resolution.type) == (
         "PERMISSION",
         None,
@@ -137,7 +143,6 @@ def test_missing_grant_is_permission_denied() -> None:
         "REAUTHENTICATE",
     )
     assert "read_battery" in error.description
-    assert error.request_id == "req-1"
     assert error.doc_url.startswith("https://smartcar.com/docs/errors/api-errors/permission-errors")
 
 

@@ -6,15 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from schemas.connection import ConnectionStatus
 from schemas.contract import json_schema_files
-from schemas.decision import decide
+from schemas.decision import decide, rfc3339
 from schemas.messages import (
     ConnectionEventMessage,
     ConnectionEventType,
     DeadLetterMessage,
     DecisionMessage,
+    ParamValue,
     RequestMessage,
     decode_request,
 )
@@ -164,3 +168,34 @@ def test_request_json_schema_describes_the_contract() -> None:
     schema = json.loads(json_schema_files()["request.v1.schema.json"])
     assert set(schema["required"]) == {"request_id", "connection_id", "vehicle_id", "kind", "target", "issued_at"}
     assert schema["properties"]["v"]["const"] == 1
+
+
+ids = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
+CASES = [
+    ("tractionbattery-stateofcharge", "signal", None, "read_battery"),  # ALLOWED
+    ("tractionbattery-stateofcharge", "signal", None, "read_odometer"),  # PERMISSION_DENIED
+    ("internalcombustionengine-fuellevel", "signal", None, "read_fuel"),  # VEHICLE_NOT_CAPABLE
+    ("set-charge-limit", "command", {"percent": 101}, "control_charge"),  # REJECTED, bad parameter
+    ('no-such "target" \u00e9', "signal", None, "read_fuel"),  # REJECTED, unknown target
+]
+
+
+@given(ids, ids, ids, st.sampled_from(CASES), st.booleans(), st.none() | ids)
+def test_fast_decision_encoder_matches_the_model(  # noqa: PLR0917 - hypothesis passes arguments by position
+    request_id: str,
+    decision_id: str,
+    vehicle_id: str,
+    case: tuple[str, str, dict[str, ParamValue] | None, str],
+    revoked: bool,
+    entry_id: str | None,
+) -> None:
+    """Decision.encode() and the pydantic model's JSON decode to the same message, for any ids."""
+    target, kind, params, granted = case
+    request = make_request(target, kind=kind, params=params, request_id=request_id, vehicle_id=vehicle_id)
+    status = ConnectionStatus.REVOKED if revoked else ConnectionStatus.ACTIVE
+    connection = make_connection(granted, status=status, vehicle_id=vehicle_id)
+    decision = decide(request, connection, make_vehicle(vehicle_id=vehicle_id))
+    fast = decision.encode(request, decision_id, rfc3339(NOW), entry_id)
+    model = decision.to_message(request, decision_id, NOW, entry_id)
+    assert DecisionMessage.model_validate_json(fast) == model
+    assert json.loads(fast) == json.loads(model.encode())

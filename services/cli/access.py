@@ -10,7 +10,9 @@ from schemas.access import VehicleAccessConfig, derive
 from schemas.scope import parse_scope, render_scope
 from services.cli._output import fail, print_json, reporting_errors
 
-app = typer.Typer(help="Vehicle Access: from signals and commands to the least OAuth permissions.", no_args_is_help=True)
+app = typer.Typer(
+    help="Vehicle Access: from signals and commands to the least OAuth permissions.", no_args_is_help=True
+)
 
 
 @app.command("derive")
@@ -18,7 +20,8 @@ def derive_command(
     signal: Annotated[list[str] | None, typer.Option("--signal", "-s", help="A signal code to select.")] = None,
     command: Annotated[list[str] | None, typer.Option("--command", "-c", help="A command name to select.")] = None,
     required: Annotated[
-        list[str] | None, typer.Option("--required", "-r", help="A selected signal code or command name to mark required.")
+        list[str] | None,
+        typer.Option("--required", "-r", help="A selected signal code or command name to mark required."),
     ] = None,
 ) -> None:
     """Print the minimal permission set for the selection, and its scope string."""
@@ -31,7 +34,9 @@ def derive_command(
 
 
 @app.command("parse-scope")
-def parse_scope_command(scope: Annotated[str, typer.Argument(help='e.g. "required:read_odometer read_battery"')]) -> None:
+def parse_scope_command(
+    scope: Annotated[str, typer.Argument(help='e.g. "required:read_odometer read_battery"')],
+) -> None:
     """Parse a Connect scope parameter into its permissions."""
     with reporting_errors():
         permissions = parse_scope(scope)
