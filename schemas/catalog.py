@@ -12,15 +12,15 @@ import re
 import tomllib
 from enum import StrEnum
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_serializer, model_validator
 
 from schemas.errors import CatalogError, UnknownNameError
 from schemas.powertrain import PHYSICAL_POWERTRAINS, Powertrain
 
+PACKAGED_CATALOG = Path(__file__).with_name("catalog.toml")
 _SIGNAL_CODE = r"^[a-z]+-[a-z]+$"
 _COMMAND_NAME = r"^[a-z]+(-[a-z]+)*$"
 _PERMISSION_NAME = r"^(read|control)_[a-z_]+$"
@@ -84,6 +84,11 @@ class _Target(_Entry):
     def key(self) -> str:
         """The name a request uses for this target: a signal's code, a command's name."""
         raise NotImplementedError
+
+    @field_serializer("powertrains")
+    def _powertrains_in_order(self, powertrains: frozenset[Powertrain]) -> list[str]:
+        # A set has no order; listings and JSON should not change from run to run.
+        return [p.value for p in Powertrain if p in powertrains]
 
     @model_validator(mode="after")
     def _physical_powertrains(self) -> _Target:
@@ -300,14 +305,11 @@ def _no_duplicates(what: str, names: list[str]) -> None:
 
 def load_catalog(path: Path | None = None) -> Catalog:
     """Read and validate a catalog file (the packaged one by default)."""
+    path = path or PACKAGED_CATALOG
     try:
-        if path is None:
-            raw = resources.files("schemas").joinpath("catalog.toml").read_text(encoding="utf-8")
-        else:
-            raw = path.read_text(encoding="utf-8")
-        return Catalog.model_validate(tomllib.loads(raw))
+        return Catalog.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise CatalogError(f"invalid catalog {path or 'schemas/catalog.toml'}: {exc}") from exc
+        raise CatalogError(f"invalid catalog {path}: {exc}") from exc
 
 
 @cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,7 @@ def test_catalog_signals_json_filters() -> None:
     assert {s["group"] for s in signals} == {"closure"}
     assert {s["permission"] for s in signals} == {"read_security"}
     assert {"code", "name", "shape", "permission", "powertrains", "mapping"} <= set(signals[0])
+    assert signals[0]["powertrains"] == ["ICE", "HEV", "PHEV", "BEV"]  # a stable order, not a set's
 
 
 @pytest.mark.parametrize(("listing", "count"), [("signals", 96), ("commands", 22), ("permissions", 28)])
@@ -113,3 +116,18 @@ def test_contract_export_writes_and_checks(tmp_path: Path) -> None:
     code, _, err = _run("contract", "export", "--out", str(tmp_path), "--check")
     assert code == 1
     assert "request.v1.schema.json" in err
+
+
+def test_installed_console_script_runs_from_any_directory(tmp_path: Path) -> None:
+    """The `fleetgate` entry point works as installed, outside the source tree (it finds its catalog)."""
+    script = Path(sys.executable).with_name("fleetgate")
+    result = subprocess.run(
+        [str(script), "access", "derive", "-s", "odometer-traveleddistance", "-c", "lock"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout)["scope"] == "control_security read_odometer"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from services.cli import access, catalog, contract
+from services.cli._output import reporting_errors
 
 app = typer.Typer(
     name="fleetgate",
@@ -19,4 +20,5 @@ app.add_typer(contract.app, name="contract")
 
 
 def main() -> None:
-    app()
+    with reporting_errors():
+        app()

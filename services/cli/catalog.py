@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from schemas.catalog import Signal, close_matches, get_catalog
+from schemas.powertrain import Powertrain
 from services.cli._output import fail, print_json, reporting_errors
 
 app = typer.Typer(help="The signal and command catalog, and the permissions they need.", no_args_is_help=True)
@@ -16,9 +17,8 @@ app = typer.Typer(help="The signal and command catalog, and the permissions they
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _powertrains(values: frozenset[str]) -> str:
-    order = ["ICE", "HEV", "PHEV", "BEV"]
-    return " ".join(p for p in order if p in values)
+def _powertrains(values: frozenset[Powertrain]) -> str:
+    return " ".join(p.value for p in Powertrain if p in values)
 
 
 def _signal_json(signal: Signal) -> dict[str, Any]:
@@ -47,7 +47,9 @@ def signals_command(
     if as_json:
         print_json([_signal_json(s) for s in signals])
         return
-    table = Table("code", "name", "value", "permission", "powertrains", "mapping", title=f"{len(signals)} signals")
+    table = Table(title=f"{len(signals)} signals")
+    for column in ("code", "name", "value", "permission", "powertrains", "mapping"):
+        table.add_column(column, no_wrap=column in {"code", "permission"})
     for s in signals:
         value = f"{s.shape.value} ({s.unit})" if s.unit else s.shape.value
         table.add_row(s.code, s.name, value, s.permission, _powertrains(s.powertrains), s.mapping.value)
@@ -61,7 +63,9 @@ def commands_command(as_json: JsonOption = False) -> None:
     if as_json:
         print_json([c.model_dump(mode="json") for c in commands])
         return
-    table = Table("command", "permission", "parameters", "powertrains", "mapping", title=f"{len(commands)} commands")
+    table = Table(title=f"{len(commands)} commands")
+    for column in ("command", "permission", "parameters", "powertrains", "mapping"):
+        table.add_column(column, no_wrap=column in {"command", "permission"})
     for c in commands:
         params = ", ".join(_param_summary(p.model_dump()) for p in c.params)
         table.add_row(c.name, c.permission, params or "-", _powertrains(c.powertrains), c.mapping.value)
