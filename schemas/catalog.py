@@ -254,9 +254,6 @@ class Catalog(_Entry):
             raise UnknownNameError("signal or command", key, close_matches(key, every))
         return found
 
-    def target(self, kind: Kind, name: str) -> Signal | Command:
-        return self.signal(name) if kind == "signal" else self.command(name)
-
     def permission_bit(self, name: str) -> int:
         """The permission's bit in a permission mask (its position in the data file)."""
         bit = self._index.bits.get(name)

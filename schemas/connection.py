@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -33,10 +31,3 @@ class Connection:
     status: ConnectionStatus = ConnectionStatus.ACTIVE
     created_at: AwareDatetime
     updated_at: AwareDatetime
-
-    @property
-    def is_active(self) -> bool:
-        return self.status is ConnectionStatus.ACTIVE
-
-    def revoked(self, at: datetime) -> Connection:
-        return dataclasses.replace(self, status=ConnectionStatus.REVOKED, updated_at=at)

@@ -23,15 +23,13 @@ class UnknownNameError(FleetgateError, ValueError):
     Also a ValueError, so that inside a pydantic model it becomes a validation error located at its key.
     """
 
-    def __init__(self, what: str, name: str, suggestions: list[str], valid: list[str] | None = None) -> None:
+    def __init__(self, what: str, name: str, suggestions: list[str]) -> None:
         self.what = what
         self.name = name
         self.suggestions = suggestions
         message = f"unknown {what} {name!r}"
         if suggestions:
             message += f"; did you mean {', '.join(repr(s) for s in suggestions)}?"
-        if valid is not None:
-            message += f" Valid {what}s: {' '.join(valid)}"
         super().__init__(message)
 
 

@@ -62,9 +62,6 @@ class PermissionSet:
         """Permission names, sorted by name."""
         return iter(sorted(_names(self.granted)))
 
-    def __or__(self, other: PermissionSet) -> PermissionSet:
-        return PermissionSet(self.granted | other.granted, self.required | other.required)
-
     def is_required(self, name: str) -> bool:
         return bool(self.required >> get_catalog().permission_bit(name) & 1)
 
