@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 from schemas.permissions import PermissionSet
-from schemas.vehicle import Identifier
+from schemas.vehicle import ResourceId
 
 
 class ConnectionStatus(StrEnum):
@@ -21,8 +21,8 @@ class ConnectionStatus(StrEnum):
 # A validated dataclass for the same reason as Vehicle: fast attribute reads in decide().
 @dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class Connection:
-    id: Identifier
-    vehicle_id: Identifier
+    id: ResourceId
+    vehicle_id: ResourceId
     permissions: PermissionSet
     config_version: Annotated[int, Field(ge=1)] | None = None
     """The Vehicle Access version the permissions were derived from; None when a scope override was used."""

@@ -22,7 +22,7 @@ from pydantic import (
 from schemas.catalog import Kind
 from schemas.permissions import PermissionSet
 from schemas.problems import Outcome, SmartcarError
-from schemas.vehicle import Identifier
+from schemas.vehicle import Identifier, ResourceId
 
 CONTRACT_VERSION: Final[Literal[1]] = 1
 ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr
@@ -44,8 +44,8 @@ class RequestMessage(_Message):
     model_config = ConfigDict(extra="ignore")
 
     request_id: Identifier
-    connection_id: Identifier
-    vehicle_id: Identifier
+    connection_id: ResourceId
+    vehicle_id: ResourceId
     kind: Kind
     target: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     """A signal code or command name of the catalog."""

@@ -12,6 +12,8 @@ from schemas.catalog import get_catalog
 from schemas.powertrain import Powertrain
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# Vehicle and connection ids become parts of Redis keys and records: a plain, delimiter-free alphabet.
+ResourceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 # ISO 3779: 17 characters, letters I, O and Q excluded.
 Vin = Annotated[str, StringConstraints(pattern=r"^[A-HJ-NPR-Z0-9]{17}$")]
 
@@ -20,7 +22,7 @@ Vin = Annotated[str, StringConstraints(pattern=r"^[A-HJ-NPR-Z0-9]{17}$")]
 # plain slotted attribute reads about three times faster than a BaseModel field.
 @dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class Vehicle:
-    id: Identifier
+    id: ResourceId
     vin: Vin
     make: str
     model: str

@@ -171,6 +171,7 @@ def test_request_json_schema_describes_the_contract() -> None:
 
 
 ids = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
+resource_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,30}", fullmatch=True)
 CASES = [
     ("tractionbattery-stateofcharge", "signal", None, "read_battery"),  # ALLOWED
     ("tractionbattery-stateofcharge", "signal", None, "read_odometer"),  # PERMISSION_DENIED
@@ -180,7 +181,7 @@ CASES = [
 ]
 
 
-@given(ids, ids, ids, st.sampled_from(CASES), st.booleans(), st.none() | ids)
+@given(ids, ids, resource_ids, st.sampled_from(CASES), st.booleans(), st.none() | ids)
 def test_fast_decision_encoder_matches_the_model(  # noqa: PLR0917 - hypothesis passes arguments by position
     request_id: str,
     decision_id: str,
