@@ -66,10 +66,10 @@ class ConfigError(FleetgateError):
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, each located at its key (e.g. `signals.2.code: unknown signal 'x'`)."""
+    """One line per problem, each located at its key (e.g. `signals[2].code: unknown signal 'x'`; 0-based)."""
     lines = []
     for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"])
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {message}" if where else message)
     return "\n".join(lines)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from schemas.catalog import Catalog, get_catalog
 from schemas.connection import Connection, ConnectionStatus
@@ -14,6 +16,9 @@ from schemas.messages import RequestMessage
 from schemas.permissions import PermissionSet
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle
+from services.redis_client import connect
+from services.registry import ConnectService, Keys, Registry
+from tests.redis_server import RedisServer, start_redis_server
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -65,3 +70,34 @@ def make_request(target: str, kind: str = "signal", **overrides: Any) -> Request
     }
     fields.update(overrides)
     return RequestMessage.model_validate(fields)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One private redis-server for the whole session (tests keep apart by key prefix)."""
+    server = start_redis_server(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def keys() -> Keys:
+    """A fresh key prefix per test, so tests never see each other's data and nothing needs flushing."""
+    return Keys(prefix=f"test-{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = connect(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def registry(redis: Redis, keys: Keys) -> Registry:
+    return Registry(redis, keys)
+
+
+@pytest.fixture
+def connect_service(registry: Registry) -> ConnectService:
+    return ConnectService(registry)

@@ -1,0 +1,23 @@
+"""Opening Redis connections, and naming a server without leaking its password."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+
+
+def connect(url: str) -> Redis:
+    """An asyncio client for `url` (bytes in, bytes out; hiredis parses replies when installed)."""
+    return Redis.from_url(url, decode_responses=False)
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by `***`, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

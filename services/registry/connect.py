@@ -1,0 +1,198 @@
+"""The Connect service: authorize, re-authorize and revoke connections, each write paired with its event.
+
+Every write is a compare-and-set in one server-side script: the connection record changes only if it still
+holds what this process read, and the `connection.*` event is appended in the same atomic step. A writer that
+loses the race re-reads and tries again, so concurrent re-auths and a revoke end consistently: the event
+stream replays to the stored record, and a revoked connection stays revoked.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from schemas.access import derive
+from schemas.connection import Connection, ConnectionStatus
+from schemas.grant import ConnectionFilters, grant
+from schemas.messages import ConnectionEventMessage, ConnectionEventType
+from schemas.permissions import PermissionSet
+from schemas.scope import parse_scope, render_scope
+from schemas.vehicle import Vehicle
+from services.errors import NotFoundError, RevokedError, ServiceError
+from services.registry.layout import decode_connection, encode_connection
+from services.registry.store import Registry, chunked
+
+# KEYS: connection, events stream. ARGV: expected record ('' = must not exist), new record, event JSON.
+_COMPARE_AND_SET = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '' then
+  if current then return 0 end
+elseif current ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('XADD', KEYS[2], '*', 'data', ARGV[3])
+return 1
+"""
+MAX_ATTEMPTS = 50
+
+# How an update turns the stored connection (and its vehicle) into the new one, at a given time.
+_Change = Callable[[Connection, Vehicle, datetime], Connection]
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """One owner going through Connect: which vehicle, an optional scope override, what they unchecked."""
+
+    vehicle_id: str
+    scope: str | None = None
+    unchecked: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Requested:
+    permissions: PermissionSet
+    config_version: int | None
+    scope: str | None
+
+
+class ConnectService:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._compare_and_set = registry.redis.register_script(_COMPARE_AND_SET)
+
+    async def authorize(
+        self, vehicle_id: str, *, scope: str | None = None, unchecked: Iterable[str] = ()
+    ) -> Connection:
+        """Run the Connect flow for a vehicle and store the new connection (`connection.created`)."""
+        (connection,) = await self.authorize_many([Authorization(vehicle_id, scope, tuple(unchecked))])
+        return connection
+
+    async def authorize_many(self, authorizations: Sequence[Authorization]) -> list[Connection]:
+        """Authorize many vehicles: config, filters and vehicles read once, writes pipelined.
+
+        All or nothing on validation: any refused authorization raises before anything is written.
+        """
+        filters = await self.registry.filters()
+        from_config = None if all(a.scope is not None for a in authorizations) else await self._from_config()
+        vehicles = await self.registry.vehicles_by_id([a.vehicle_id for a in authorizations])
+        now = _now()
+        connections = []
+        for authorization, vehicle in zip(authorizations, vehicles, strict=True):
+            if vehicle is None:
+                raise NotFoundError(f"unknown vehicle {authorization.vehicle_id!r}")
+            requested = _from_scope(authorization.scope) if authorization.scope is not None else from_config
+            assert requested is not None
+            permissions = _grant(vehicle, filters, requested, authorization.unchecked)
+            connections.append(
+                Connection(
+                    id=_new_connection_id(),
+                    vehicle_id=vehicle.id,
+                    permissions=permissions,
+                    config_version=requested.config_version,
+                    scope=requested.scope,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        keys = self.registry.keys
+        for chunk in chunked(connections):
+            async with self.registry.redis.pipeline(transaction=False) as pipe:
+                for connection in chunk:
+                    args = [b"", encode_connection(connection), _event(ConnectionEventType.CREATED, connection)]
+                    await self._compare_and_set(
+                        keys=[keys.connection(connection.id), keys.connection_events], args=args, client=pipe
+                    )
+                written = await pipe.execute()
+            if not all(written):  # a 64-bit random id collided: astronomically unlikely, never silent
+                raise ServiceError("a new connection id was already taken; nothing else was overwritten")
+        return connections
+
+    async def reauthorize(
+        self, connection_id: str, *, scope: str | None = None, unchecked: Iterable[str] = ()
+    ) -> Connection:
+        """Re-run Connect for an active connection: its scopes are replaced (`connection.reauthorized`)."""
+        unchecked = tuple(unchecked)
+        requested = _from_scope(scope) if scope is not None else await self._from_config()
+        filters = await self.registry.filters()
+
+        def reauthorized(current: Connection, vehicle: Vehicle, now: datetime) -> Connection:
+            if current.status is ConnectionStatus.REVOKED:
+                raise RevokedError(f"connection {connection_id!r} is revoked; revocation is final")
+            return replace(
+                current,
+                permissions=_grant(vehicle, filters, requested, unchecked),
+                config_version=requested.config_version,
+                scope=requested.scope,
+                updated_at=now,
+            )
+
+        return await self._update(connection_id, ConnectionEventType.REAUTHORIZED, reauthorized)
+
+    async def revoke(self, connection_id: str) -> Connection:
+        """Revoke a connection (`connection.revoked`); final. Revoking twice is an error."""
+
+        def revoked(current: Connection, _vehicle: Vehicle, now: datetime) -> Connection:
+            if current.status is ConnectionStatus.REVOKED:
+                raise RevokedError(f"connection {connection_id!r} is already revoked")
+            return replace(current, status=ConnectionStatus.REVOKED, updated_at=now)
+
+        return await self._update(connection_id, ConnectionEventType.REVOKED, revoked)
+
+    async def _update(self, connection_id: str, event: ConnectionEventType, change: _Change) -> Connection:
+        keys = self.registry.keys
+        redis = self.registry.redis
+        for _ in range(MAX_ATTEMPTS):
+            record = await redis.get(keys.connection(connection_id))
+            if record is None:
+                raise NotFoundError(f"unknown connection {connection_id!r}")
+            current = decode_connection(connection_id, record)
+            vehicle = await self.registry.vehicle(current.vehicle_id)
+            updated = change(current, vehicle, _now())
+            args = [record, encode_connection(updated), _event(event, updated)]
+            if await self._compare_and_set(keys=[keys.connection(connection_id), keys.connection_events], args=args):
+                return updated
+        raise ServiceError(f"connection {connection_id!r} kept changing under {MAX_ATTEMPTS} attempts; try again")
+
+    async def _from_config(self) -> _Requested:
+        config = await self.registry.config()
+        return _Requested(derive(config), config.version, None)
+
+
+def _from_scope(scope: str) -> _Requested:
+    permissions = parse_scope(scope)
+    # Stored in canonical form: what was requested, not how it was spelt.
+    return _Requested(permissions, None, render_scope(permissions))
+
+
+def _grant(
+    vehicle: Vehicle, filters: ConnectionFilters, requested: _Requested, unchecked: Sequence[str]
+) -> PermissionSet:
+    filters.check(vehicle.powertrain)
+    return grant(requested.permissions, unchecked)
+
+
+def _event(event_type: ConnectionEventType, connection: Connection) -> bytes:
+    return ConnectionEventMessage(
+        event_id=uuid.uuid4().hex,
+        type=event_type,
+        connection_id=connection.id,
+        vehicle_id=connection.vehicle_id,
+        permissions=connection.permissions,
+        config_version=connection.config_version,
+        scope=connection.scope,
+        occurred_at=connection.updated_at,
+    ).encode()
+
+
+def _new_connection_id() -> str:
+    return f"c-{secrets.token_hex(8)}"
+
+
+def _now() -> datetime:
+    """Now, to the millisecond: what the connection record keeps."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

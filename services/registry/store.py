@@ -1,0 +1,133 @@
+"""The registry: vehicles, Vehicle Access config versions, Connection Filters and connections, in Redis.
+
+Reads here are what the gatekeeper uses; writes of connections go through `ConnectService` (connect.py),
+which pairs each with its event. Key names and encodings live in `layout.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import TypeVar
+
+from redis.asyncio import Redis
+
+from schemas.access import VehicleAccessConfig
+from schemas.connection import Connection
+from schemas.grant import ConnectionFilters
+from schemas.vehicle import Vehicle
+from services.errors import NotFoundError, ServiceError
+from services.registry.layout import Keys, decode_connection, decode_vehicle, encode_vehicle
+
+PIPELINE_CHUNK = 1000
+T = TypeVar("T")
+
+
+def chunked(items: Iterable[T], size: int = PIPELINE_CHUNK) -> Iterator[list[T]]:
+    """Consecutive lists of at most `size` items (itertools.batched arrives in Python 3.12)."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+# Allocating the version, storing the config and making it current happen together or not at all.
+_PUBLISH = """
+local version = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[3] .. version, ARGV[1])
+redis.call('SET', KEYS[2], version)
+return version
+"""
+
+
+class Registry:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._publish = redis.register_script(_PUBLISH)
+
+    # --- vehicles
+
+    async def add_vehicle(self, vehicle: Vehicle, *, replace: bool = False) -> None:
+        """Register a vehicle; an existing id is an error unless `replace`."""
+        stored = await self.redis.set(self.keys.vehicle(vehicle.id), encode_vehicle(vehicle), nx=not replace)
+        if not stored:
+            raise ServiceError(f"vehicle {vehicle.id!r} already exists (use replace to overwrite it)")
+
+    async def add_vehicles(self, vehicles: Iterable[Vehicle]) -> int:
+        """Register (or overwrite) many vehicles, pipelined; returns how many."""
+        count = 0
+        for chunk in chunked(vehicles):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for vehicle in chunk:
+                    pipe.set(self.keys.vehicle(vehicle.id), encode_vehicle(vehicle))
+                await pipe.execute()
+            count += len(chunk)
+        return count
+
+    async def vehicle(self, vehicle_id: str) -> Vehicle:
+        record = await self.redis.get(self.keys.vehicle(vehicle_id))
+        if record is None:
+            raise NotFoundError(f"unknown vehicle {vehicle_id!r}")
+        return decode_vehicle(vehicle_id, record)
+
+    async def vehicles_by_id(self, vehicle_ids: Sequence[str]) -> list[Vehicle | None]:
+        """Many vehicles in one round trip (MGET); None where unknown."""
+        if not vehicle_ids:
+            return []
+        records = await self.redis.mget([self.keys.vehicle(v) for v in vehicle_ids])
+        return [None if r is None else decode_vehicle(v, r) for v, r in zip(vehicle_ids, records, strict=True)]
+
+    async def vehicle_ids(self, limit: int | None = None) -> list[str]:
+        """Registered vehicle ids, sorted (a SCAN: meant for listings, not hot paths)."""
+        skip = len(self.keys.vehicle(""))
+        found: list[str] = []
+        async for key in self.redis.scan_iter(match=self.keys.vehicle_pattern, count=1000):
+            found.append(key[skip:].decode())
+        found.sort()
+        return found if limit is None else found[:limit]
+
+    # --- Vehicle Access configs
+
+    async def publish_config(self, config: VehicleAccessConfig) -> VehicleAccessConfig:
+        """Store the config as a new version and make it current; returns it with its version."""
+        keys = [self.keys.config_version, self.keys.current_config, self.keys.config_prefix]
+        version = int(await self._publish(keys=keys, args=[config.model_dump_json(exclude={"version"})]))
+        return config.model_copy(update={"version": version})
+
+    async def config(self, version: int | None = None) -> VehicleAccessConfig:
+        """A published config: the current one by default."""
+        if version is None:
+            current = await self.redis.get(self.keys.current_config)
+            if current is None:
+                raise NotFoundError("no Vehicle Access config is published yet (fleetgate access publish FILE)")
+            version = int(current)
+        record = await self.redis.get(self.keys.config(version))
+        if record is None:
+            raise NotFoundError(f"no Vehicle Access config version {version}")
+        return VehicleAccessConfig.model_validate_json(record).model_copy(update={"version": version})
+
+    # --- Connection Filters
+
+    async def set_filters(self, filters: ConnectionFilters) -> None:
+        await self.redis.set(self.keys.filters, filters.model_dump_json())
+
+    async def filters(self) -> ConnectionFilters:
+        """The Connection Filters; none set means no filter."""
+        record = await self.redis.get(self.keys.filters)
+        return ConnectionFilters() if record is None else ConnectionFilters.model_validate_json(record)
+
+    # --- connections
+
+    async def connection(self, connection_id: str) -> Connection:
+        record = await self.redis.get(self.keys.connection(connection_id))
+        if record is None:
+            raise NotFoundError(f"unknown connection {connection_id!r}")
+        return decode_connection(connection_id, record)
+
+    async def lookup(self, connection_id: str, vehicle_id: str) -> tuple[Connection | None, Vehicle | None]:
+        """A request's connection and vehicle, in one round trip; None for what is not registered."""
+        conn, vehicle = await self.redis.mget([self.keys.connection(connection_id), self.keys.vehicle(vehicle_id)])
+        return (
+            None if conn is None else decode_connection(connection_id, conn),
+            None if vehicle is None else decode_vehicle(vehicle_id, vehicle),
+        )
