@@ -27,8 +27,8 @@ SEED_CONFIG = VehicleAccessConfig.select(
 
 
 async def events(redis: Redis, keys: Keys) -> list[ConnectionEventMessage]:
-    entries = await redis.xrange(keys.connection_events)
-    return [ConnectionEventMessage.model_validate_json(fields[b"data"]) for _, fields in entries]
+    entries = await redis.xrange(keys.connection_events) or []
+    return [ConnectionEventMessage.model_validate_json((fields or {})[b"data"]) for _, fields in entries]
 
 
 @pytest.fixture
@@ -74,8 +74,8 @@ async def test_scope_override_replaces_the_config(seeded: Registry, connect_serv
         ({"scope": "read_vim"}, ScopeError, "configuration_error"),
     ],
 )
+@pytest.mark.usefixtures("seeded")
 async def test_refused_authorizations_write_nothing(
-    seeded: Registry,
     connect_service: ConnectService,
     redis: Redis,
     keys: Keys,
@@ -91,7 +91,8 @@ async def test_refused_authorizations_write_nothing(
     assert [k async for k in redis.scan_iter(match=keys.connection("*"))] == []
 
 
-async def test_unknown_permission_in_uncheck_is_an_error(seeded: Registry, connect_service: ConnectService) -> None:
+@pytest.mark.usefixtures("seeded")
+async def test_unknown_permission_in_uncheck_is_an_error(connect_service: ConnectService) -> None:
     """Unchecking a name that is not a permission names it and suggests the right one."""
     with pytest.raises(ValueError, match="did you mean 'read_charge'"):
         await connect_service.authorize("bev", unchecked=["read_charges"])
@@ -112,7 +113,8 @@ async def test_connection_filters_apply(seeded: Registry, connect_service: Conne
         await connect_service.authorize("bev")
 
 
-async def test_unknown_vehicle_and_connection(seeded: Registry, connect_service: ConnectService) -> None:
+@pytest.mark.usefixtures("seeded")
+async def test_unknown_vehicle_and_connection(connect_service: ConnectService) -> None:
     """Authorizing an unregistered vehicle, or re-authorizing / revoking an unknown connection, is NotFound."""
     with pytest.raises(NotFoundError, match="'ghost'"):
         await connect_service.authorize("ghost")

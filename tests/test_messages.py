@@ -182,7 +182,7 @@ CASES = [
 
 
 @given(ids, ids, resource_ids, st.sampled_from(CASES), st.booleans(), st.none() | ids)
-def test_fast_decision_encoder_matches_the_model(  # noqa: PLR0917 - hypothesis passes arguments by position
+def test_fast_decision_encoder_matches_the_model(
     request_id: str,
     decision_id: str,
     vehicle_id: str,
