@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import access, catalog, contract
+from services.cli import access, catalog, connect, contract, filters, vehicles
 from services.cli._output import reporting_errors
 
 app = typer.Typer(
@@ -17,6 +17,9 @@ app = typer.Typer(
 app.add_typer(access.app, name="access")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(contract.app, name="contract")
+app.add_typer(vehicles.app, name="vehicles")
+app.add_typer(connect.app, name="connect")
+app.add_typer(filters.app, name="filters")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from schemas.errors import FleetgateError, describe_validation_error
+from services.errors import ServiceError
 
 USAGE_ERROR = 2
 
@@ -28,7 +29,7 @@ def reporting_errors() -> Iterator[None]:
         yield
     except ValidationError as exc:
         fail(describe_validation_error(exc))
-    except FleetgateError as exc:
+    except (FleetgateError, ServiceError) as exc:
         fail(str(exc))
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from schemas.access import VehicleAccessConfig, derive
 from schemas.scope import parse_scope, render_scope
 from services.cli._output import fail, print_json, reporting_errors
+from services.cli._registry import RedisUrlOption, run
+from services.registry.config_file import load_config_file
 
 app = typer.Typer(
     help="Vehicle Access: from signals and commands to the least OAuth permissions.", no_args_is_help=True
@@ -41,3 +44,37 @@ def parse_scope_command(
     with reporting_errors():
         permissions = parse_scope(scope)
     print_json({"permissions": permissions.items()})
+
+
+def config_json(config: VehicleAccessConfig) -> dict[str, Any]:
+    permissions = derive(config)
+    return {
+        "version": config.version,
+        "signals": [s.model_dump() for s in config.signals],
+        "commands": [c.model_dump() for c in config.commands],
+        "permissions": permissions.items(),
+        "scope": render_scope(permissions),
+    }
+
+
+@app.command("publish")
+def publish_command(
+    file: Annotated[Path, typer.Argument(help="A TOML or JSON file with [[signals]] and [[commands]].")],
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Publish a Vehicle Access config as the new current version (existing connections keep their scopes)."""
+    with reporting_errors():
+        config = load_config_file(file)
+        published = run(redis_url, lambda registry: registry.publish_config(config))
+    print_json(config_json(published))
+
+
+@app.command("show")
+def show_command(
+    version: Annotated[int | None, typer.Option(help="A published version [default: the current one].", min=1)] = None,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Print a published config with the permissions it derives."""
+    with reporting_errors():
+        config = run(redis_url, lambda registry: registry.config(version))
+    print_json(config_json(config))

@@ -1,0 +1,77 @@
+"""Running a CLI command against the registry: settings, one Redis client, clear errors when Redis is away."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+from redis.exceptions import RedisError
+
+from schemas.connection import Connection
+from schemas.vehicle import Vehicle
+from services.errors import RedisUnavailableError
+from services.redis_client import connect, redact
+from services.registry import Keys, Registry
+from services.settings import Settings
+
+T = TypeVar("T")
+
+RedisUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-url",
+        help="Redis to use [default: $FLEETGATE_REDIS_URL, else redis://127.0.0.1:6379/0].",
+        show_default=False,
+    ),
+]
+
+
+def run(redis_url: str | None, work: Callable[[Registry], Awaitable[T]]) -> T:
+    """Run `work` with a registry on the configured Redis (key prefix from $FLEETGATE_KEY_PREFIX)."""
+    settings = Settings() if redis_url is None else Settings(redis_url=redis_url)
+
+    async def main() -> T:
+        client = connect(settings.redis_url)
+        try:
+            return await work(Registry(client, Keys(settings.key_prefix)))
+        except RedisError as exc:
+            # redis-py's messages name host and port, never the password; the URL is redacted all the same.
+            raise RedisUnavailableError(f"Redis at {redact(settings.redis_url)}: {exc}") from exc
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+def connection_json(connection: Connection) -> dict[str, Any]:
+    source = (
+        {"scope": connection.scope} if connection.scope is not None else {"config_version": connection.config_version}
+    )
+    return {
+        "connection_id": connection.id,
+        "vehicle_id": connection.vehicle_id,
+        "permissions": connection.permissions.items(),
+        "status": connection.status.value,
+        "source": source,
+        "created_at": _time(connection.created_at),
+        "updated_at": _time(connection.updated_at),
+    }
+
+
+def vehicle_json(vehicle: Vehicle) -> dict[str, Any]:
+    return {
+        "vehicle_id": vehicle.id,
+        "vin": vehicle.vin,
+        "make": vehicle.make,
+        "model": vehicle.model,
+        "year": vehicle.year,
+        "powertrain": vehicle.powertrain.value,
+        "capabilities": sorted(vehicle.capabilities),
+    }
+
+
+def _time(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,174 @@
+"""The registry's CLI against a real redis-server: JSON on stdout, errors on stderr with exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from services.cli import app
+from services.registry import Keys
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+CONFIG = """
+[[signals]]
+code = "odometer-traveleddistance"
+required = true
+[[signals]]
+code = "tractionbattery-stateofcharge"   # required defaults to false
+[[commands]]
+name = "lock"
+"""
+
+
+@pytest.fixture
+def cli(redis_server: RedisServer, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run `fleetgate ...` against the test server under this test's key prefix; returns (code, json, stderr)."""
+    monkeypatch.setenv("FLEETGATE_REDIS_URL", redis_server.url)
+    monkeypatch.setenv("FLEETGATE_KEY_PREFIX", keys.prefix)
+    runner = CliRunner()
+
+    def invoke(*args: str) -> tuple[int, Any, str]:
+        result = runner.invoke(app, list(args))
+        return result.exit_code, json.loads(result.stdout) if result.stdout else None, result.stderr
+
+    return invoke
+
+
+def _keys_written(redis_server: RedisServer, keys: Keys) -> list[bytes]:
+    with redis.Redis.from_url(redis_server.url) as client:
+        return sorted(client.scan_iter(match=f"{keys.prefix}:*"))
+
+
+def test_publish_authorize_reauth_revoke(cli: Any, tmp_path: Path) -> None:
+    """The whole Connect flow from the command line, with the documented JSON shapes."""
+    config_file = tmp_path / "app.toml"
+    config_file.write_text(CONFIG)
+    code, published, _ = cli("access", "publish", str(config_file))
+    assert code == 0
+    assert (published["version"], published["scope"]) == (1, "control_security read_battery required:read_odometer")
+    assert (
+        cli(
+            "vehicles",
+            "add",
+            "--id",
+            "veh-1",
+            "--make",
+            "Tesla",
+            "--model",
+            "Model 3",
+            "--year",
+            "2022",
+            "--powertrain",
+            "BEV",
+            "--lacks",
+            "wheel-tires",
+        )[0]
+        == 0
+    )
+    code, vehicle, _ = cli("vehicles", "show", "veh-1")
+    assert (code, vehicle["powertrain"], "wheel-tires" in vehicle["capabilities"]) == (0, "BEV", False)
+
+    code, connection, _ = cli("connect", "authorize", "--vehicle", "veh-1", "--uncheck", "control_security")
+    assert code == 0
+    assert connection["permissions"] == [
+        {"name": "read_battery", "required": False},
+        {"name": "read_odometer", "required": True},
+    ]
+    assert (connection["status"], connection["source"]) == ("active", {"config_version": 1})
+    connection_id = connection["connection_id"]
+
+    code, reauthed, _ = cli("connect", "reauth", connection_id, "--scope", "read_vin")
+    assert (code, reauthed["source"], reauthed["permissions"]) == (
+        0,
+        {"scope": "read_vin"},
+        [{"name": "read_vin", "required": False}],
+    )
+    assert cli("connect", "revoke", connection_id)[1]["status"] == "revoked"
+    assert cli("connect", "show", connection_id)[1]["status"] == "revoked"
+    code, _, err = cli("connect", "reauth", connection_id)
+    assert (code, err) == (2, f"error: connection '{connection_id}' is revoked; revocation is final\n")
+
+
+def test_filters_set_show_and_refuse(cli: Any) -> None:
+    """Filters round-trip; a filtered-out powertrain is refused with Connect's wording."""
+    cli("vehicles", "add", "--id", "bev", "--make", "M", "--model", "X", "--year", "2024", "--powertrain", "BEV")
+    code, filters, _ = cli("filters", "set", "--allow", "ice", "--allow", "PHEV")
+    assert (code, filters) == (0, {"allow": ["ICE", "PHEV"], "allow_unknown": False})
+    assert cli("filters", "show")[1] == filters
+    code, _, err = cli("connect", "authorize", "--vehicle", "bev", "--scope", "read_vin")
+    assert code == 2
+    assert "not a vehicle whose powertrain is BEV" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["connect", "authorize", "--vehicle", "ghost", "--scope", "read_vin"], "unknown vehicle 'ghost'"),
+        (["connect", "show", "c-ghost"], "unknown connection 'c-ghost'"),
+        (["connect", "revoke", "c-ghost"], "unknown connection 'c-ghost'"),
+        (["access", "show"], "no Vehicle Access config is published yet"),
+        (["access", "publish", "/nonexistent/app.toml"], "cannot read"),
+        (
+            [
+                "vehicles",
+                "add",
+                "--id",
+                "v",
+                "--make",
+                "M",
+                "--model",
+                "X",
+                "--year",
+                "2024",
+                "--powertrain",
+                "BEV",
+                "--adds",
+                "internalcombustionengine-fuellevel",
+            ],
+            "cannot physically have",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_writes_nothing(
+    cli: Any, redis_server: RedisServer, keys: Keys, args: list[str], fragment: str
+) -> None:
+    """Unknown ids, missing files, impossible capabilities: `error: ...`, exit 2, no key written."""
+    code, out, err = cli(*args)
+    assert (code, out) == (2, None)
+    assert err.startswith("error: ")
+    assert fragment in err
+    assert _keys_written(redis_server, keys) == []
+
+
+def test_malformed_config_names_the_key_and_writes_nothing(
+    cli: Any, tmp_path: Path, redis_server: RedisServer, keys: Keys
+) -> None:
+    """A config naming an unknown signal fails at its key; invalid TOML names the line."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[signals]]\ncode = "odometer-traveleddistance"\n[[signals]]\ncode = "wheel-tyres"\n')
+    code, _, err = cli("access", "publish", str(bad))
+    assert code == 2
+    assert "signals[1].code: unknown signal 'wheel-tyres'; did you mean 'wheel-tires'" in err
+    bad.write_text("[[signals]\n")
+    code, _, err = cli("access", "publish", str(bad))
+    assert (code, "line 1" in err) == (2, True)
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{"signals": [{"code": "odometer-traveleddistance",}]}')
+    code, _, err = cli("access", "publish", str(bad_json))
+    assert (code, "invalid JSON at line 1" in err) == (2, True)
+    assert _keys_written(redis_server, keys) == []
+
+
+def test_unreachable_redis_is_a_clear_error_without_the_password(cli: Any) -> None:
+    """A Redis that does not answer gives one line naming it, password redacted."""
+    code, _, err = cli("filters", "show", "--redis-url", "redis://app:s3cret@127.0.0.1:1/0")
+    assert code == 2
+    assert "redis://app:***@127.0.0.1:1/0" in err
+    assert "s3cret" not in err
