@@ -262,23 +262,16 @@ class Catalog(_Entry):
         return bit
 
     def default_capabilities(self, powertrain: Powertrain) -> frozenset[str]:
-        """What a vehicle of this powertrain supports unless told otherwise.
-
-        An UNKNOWN powertrain gets only what every physical powertrain has: the conservative default.
-        """
-        wanted = PHYSICAL_POWERTRAINS if powertrain is Powertrain.UNKNOWN else {powertrain}
-        return frozenset(t.key for t in (*self.signals, *self.commands) if wanted <= t.powertrains)
+        """What a vehicle of this powertrain supports unless told otherwise (see _Index for UNKNOWN)."""
+        return self._index.defaults[powertrain]
 
     def physically_possible(self, powertrain: Powertrain) -> frozenset[str]:
         """Every signal code and command name a vehicle of this powertrain could have."""
-        targets = (*self.signals, *self.commands)
-        if powertrain is Powertrain.UNKNOWN:
-            return frozenset(t.key for t in targets)
-        return frozenset(t.key for t in targets if powertrain in t.powertrains)
+        return self._index.possible[powertrain]
 
 
 class _Index:
-    __slots__ = ("bits", "commands", "permission_names", "permissions", "signals")
+    __slots__ = ("bits", "commands", "defaults", "permission_names", "permissions", "possible", "signals")
 
     def __init__(self, catalog: Catalog) -> None:
         self.permissions = {p.name: p for p in catalog.permissions}
@@ -286,6 +279,12 @@ class _Index:
         self.bits = {name: i for i, name in enumerate(self.permission_names)}
         self.signals = {s.code: s for s in catalog.signals}
         self.commands = {c.name: c for c in catalog.commands}
+        targets = (*catalog.signals, *catalog.commands)
+        self.possible = {p: frozenset(t.key for t in targets if p in t.powertrains) for p in PHYSICAL_POWERTRAINS}
+        self.possible[Powertrain.UNKNOWN] = frozenset(t.key for t in targets)
+        self.defaults = dict(self.possible)
+        # An UNKNOWN powertrain gets only what every physical powertrain has: the conservative default.
+        self.defaults[Powertrain.UNKNOWN] = frozenset.intersection(*(self.possible[p] for p in PHYSICAL_POWERTRAINS))
 
 
 def close_matches(name: str, candidates: Any) -> list[str]:

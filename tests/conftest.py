@@ -16,9 +16,9 @@ from schemas.messages import RequestMessage
 from schemas.permissions import PermissionSet
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle
+from services.local_redis import RedisServer, start_redis_server
 from services.redis_client import connect
 from services.registry import ConnectService, Keys, Registry
-from tests.redis_server import RedisServer, start_redis_server
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ import redis
 from typer.testing import CliRunner
 
 from services.cli import app
+from services.local_redis import RedisServer
 from services.registry import Keys
-from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

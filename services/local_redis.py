@@ -1,4 +1,4 @@
-"""A private redis-server for the `redis` test tier: started on a free loopback port, never a shared server."""
+"""A private redis-server on a free loopback port: for the test session, benchmarks and local runs."""
 
 from __future__ import annotations
 
