@@ -92,10 +92,14 @@ async def test_refused_authorizations_write_nothing(
 
 
 @pytest.mark.usefixtures("seeded")
-async def test_unknown_permission_in_uncheck_is_an_error(connect_service: ConnectService) -> None:
-    """Unchecking a name that is not a permission names it and suggests the right one."""
+async def test_unknown_permission_in_uncheck_is_an_error(
+    connect_service: ConnectService, redis: Redis, keys: Keys
+) -> None:
+    """Unchecking a name that is not a permission names it, suggests the right one, and writes nothing."""
     with pytest.raises(ValueError, match="did you mean 'read_charge'"):
         await connect_service.authorize("bev", unchecked=["read_charges"])
+    assert await events(redis, keys) == []
+    assert [k async for k in redis.scan_iter(match=keys.connection("*"))] == []
 
 
 async def test_connection_filters_apply(seeded: Registry, connect_service: ConnectService) -> None:
