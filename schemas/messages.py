@@ -12,6 +12,7 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    Field,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -49,7 +50,8 @@ class RequestMessage(_Message):
     kind: Kind
     target: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     """A signal code or command name of the catalog."""
-    issued_at: AwareDatetime
+    issued_at: Annotated[AwareDatetime, Field(strict=True)]
+    """RFC 3339 with a UTC offset; a number is refused (strict), not read as epoch seconds."""
     params: dict[str, ParamValue] | None = None
     """Command arguments; signals take none."""
 

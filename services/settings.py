@@ -15,3 +15,35 @@ class Settings(BaseSettings):
     """Redis to use; may carry a user and password (`redis://user:pass@host:port/db`) or TLS (`rediss://`)."""
     key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "fleetgate"
     """Every key and stream fleetgate uses starts with this and a colon."""
+
+    # --- the gatekeeper
+    group: Annotated[str, Field(min_length=1)] = "gatekeeper"
+    """The consumer group on `{prefix}:requests` that the gatekeeper workers share."""
+    batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
+    """Entries read per XREADGROUP (max_records): one server-side script decides, publishes and acks them."""
+    block_ms: Annotated[int, Field(ge=1)] = 1000
+    """How long one read waits for new entries."""
+    min_idle_ms: Annotated[int, Field(ge=1)] = 30_000
+    """A pending entry idle this long is reclaimed by another worker (its worker is presumed dead)."""
+    reclaim_interval_ms: Annotated[int, Field(ge=10)] = 5_000
+    """How often each worker looks for entries to reclaim."""
+    max_deliveries: Annotated[int, Field(ge=1)] = 5
+    """An entry delivered more often than this goes to `{prefix}:deadletter` instead."""
+    dedupe_window_s: Annotated[int, Field(ge=1)] = 86_400
+    """How long a request_id is remembered, so that it gets exactly one decision."""
+    max_payload_bytes: Annotated[int, Field(ge=64)] = 65_536
+    """Larger `data` fields are REJECTED unread."""
+    decisions_maxlen: Annotated[int, Field(ge=0)] = 1_000_000
+    """Approximate retention of `{prefix}:decisions` (0: unbounded)."""
+    deadletter_maxlen: Annotated[int, Field(ge=0)] = 100_000
+    """Approximate retention of `{prefix}:deadletter` (0: unbounded)."""
+    trim_interval_ms: Annotated[int, Field(ge=100)] = 5_000
+    """How often `{prefix}:requests` is trimmed below what every group has acknowledged."""
+    cache_ttl_s: Annotated[float, Field(gt=0)] = 60.0
+    """Cached vehicles and connections are re-read after this long even without an event (a safety net)."""
+    heartbeat_ttl_s: Annotated[int, Field(ge=1)] = 15
+    """A worker's heartbeat key expires after this long; `gatekeeper check` fails once none is fresh."""
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """Serve Prometheus metrics on this port (0: no metrics server)."""
+    log_json: bool = False
+    """Log one JSON object per line instead of text."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +19,12 @@ from schemas.messages import RequestMessage
 from schemas.permissions import PermissionSet
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle
+from services.gatekeeper.upkeep import serve
+from services.gatekeeper.worker import Gatekeeper
 from services.local_redis import RedisServer, start_redis_server
 from services.redis_client import connect
 from services.registry import ConnectService, Keys, Registry
+from services.settings import Settings
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -101,3 +107,35 @@ def registry(redis: Redis, keys: Keys) -> Registry:
 @pytest.fixture
 def connect_service(registry: Registry) -> ConnectService:
     return ConnectService(registry)
+
+
+@pytest.fixture
+def gatekeeper_settings(redis_server: RedisServer, keys: Keys) -> Settings:
+    """Settings with test timings: quick reads, reclaim after 200 ms idle, dead-letter after 2 deliveries."""
+    return Settings(
+        redis_url=redis_server.url,
+        key_prefix=keys.prefix,
+        block_ms=50,
+        min_idle_ms=200,
+        reclaim_interval_ms=100,
+        trim_interval_ms=100_000,
+        max_deliveries=2,
+        max_payload_bytes=1024,
+    )
+
+
+@pytest.fixture
+def running_later(redis: Redis, gatekeeper_settings: Settings) -> Callable[[], AbstractAsyncContextManager[Gatekeeper]]:
+    """An async context manager that runs a gatekeeper worker for the block's duration, then stops it cleanly."""
+
+    @contextlib.asynccontextmanager
+    async def run() -> AsyncIterator[Gatekeeper]:
+        gatekeeper = Gatekeeper(gatekeeper_settings, redis)
+        task = asyncio.create_task(serve(gatekeeper))
+        try:
+            yield gatekeeper
+        finally:
+            gatekeeper.stop()
+            await asyncio.wait_for(task, timeout=10)
+
+    return run

@@ -53,6 +53,7 @@ def test_plain_redis_cli_request_without_v_is_version_1() -> None:
         ({"v": 2}, "v"),
         ({"kind": "query"}, "kind"),
         ({"issued_at": "2026-11-28T12:00:00"}, "issued_at"),
+        ({"issued_at": 1764331200}, "issued_at"),
         ({"request_id": ""}, "request_id"),
         ({"request_id": 7}, "request_id"),
         ({"params": {"nested": {"a": 1}}}, "params"),

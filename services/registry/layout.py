@@ -13,6 +13,8 @@ With the key prefix `P` (setting `FLEETGATE_KEY_PREFIX`, default `fleetgate`):
 | `P:access:filters`           | string | the Connection Filters, JSON                                     |
 | `P:connection-events`        | stream | `connection.*` events, field `data` (the wire contract)          |
 | `P:requests`, `P:decisions`, `P:deadletter` | streams | the gatekeeper's (DESIGN.md)                          |
+| `P:dedupe:{request_id}`      | string | the entry id that decided it; expires after the dedupe window    |
+| `P:gatekeeper:heartbeat:{consumer}` | string | a live worker's last beat; expires                        |
 
 A connection record is one line of `|`-separated fields (ids never contain `|`; scopes hold only permission
 names, spaces and `required:`):
@@ -92,6 +94,19 @@ class Keys:
     @property
     def deadletter(self) -> str:
         return f"{self.prefix}:deadletter"
+
+    @property
+    def dedupe_prefix(self) -> str:
+        """`P:dedupe:{request_id}` remembers a decided request id for the dedupe window."""
+        return f"{self.prefix}:dedupe:"
+
+    def heartbeat(self, consumer: str) -> str:
+        return f"{self.heartbeat_prefix}{consumer}"
+
+    @property
+    def heartbeat_prefix(self) -> str:
+        """`P:gatekeeper:heartbeat:{consumer}` exists while that worker is alive (it expires)."""
+        return f"{self.prefix}:gatekeeper:heartbeat:"
 
 
 def encode_connection(connection: Connection) -> bytes:

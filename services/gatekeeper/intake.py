@@ -1,0 +1,76 @@
+"""From a raw stream entry to a request, or to the reason it is REJECTED. Never raises on bad input."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas import problems
+from schemas.decision import Decision
+from schemas.errors import describe_validation_error
+from schemas.messages import DecisionMessage, RequestMessage, decode_request
+from schemas.problems import Outcome
+
+DATA = b"data"
+_ECHOED = ("connection_id", "vehicle_id", "kind", "target")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A payload that is not a request: what can be echoed of it, and why."""
+
+    request_id: str
+    reason: str
+    echo: dict[str, str]
+
+    def encode(self, decision_id: str, decided_at: str, entry_id: str) -> bytes:
+        decision = Decision(Outcome.REJECTED, None, problems.rejected(self.reason))
+        kind = self.echo.get("kind")
+        message = DecisionMessage(
+            decision_id=decision_id,
+            request_id=self.request_id,
+            connection_id=self.echo.get("connection_id"),
+            vehicle_id=self.echo.get("vehicle_id"),
+            kind=kind if kind in ("signal", "command") else None,  # type: ignore[arg-type]
+            target=self.echo.get("target"),
+            outcome=Outcome.REJECTED,
+            permission=None,
+            error=decision.error(self.request_id),
+            decided_at=decided_at,  # type: ignore[arg-type]
+            entry_id=entry_id,
+        )
+        return message.encode()
+
+
+def read_entry(entry_id: str, fields: dict[bytes, bytes], max_payload_bytes: int) -> RequestMessage | Rejection:
+    """The request in an entry's `data` field, or a Rejection saying what is wrong with it."""
+    unreadable_id = f"unreadable:{entry_id}"  # stable across redeliveries, so the entry is still decided once
+    data = fields.get(DATA)
+    if data is None:
+        return Rejection(unreadable_id, "The entry has no `data` field.", {})
+    if len(data) > max_payload_bytes:
+        return Rejection(unreadable_id, f"The payload is {len(data)} bytes; the limit is {max_payload_bytes}.", {})
+    try:
+        return decode_request(data)
+    except ValidationError as exc:
+        return _rejection(data, exc, unreadable_id)
+
+
+def _rejection(data: bytes, exc: ValidationError, unreadable_id: str) -> Rejection:
+    try:
+        raw: Any = json.loads(data)
+    except (ValueError, RecursionError):
+        return Rejection(unreadable_id, "The payload is not valid UTF-8 JSON.", {})
+    if not isinstance(raw, dict):
+        return Rejection(unreadable_id, f"The payload is a JSON {type(raw).__name__}, not an object.", {})
+    request_id = raw.get("request_id")
+    echo = {key: raw[key] for key in _ECHOED if isinstance(raw.get(key), str) and len(raw[key]) <= 128}
+    readable_id = isinstance(request_id, str) and 0 < len(request_id) <= 128
+    return Rejection(
+        request_id if isinstance(request_id, str) and readable_id else unreadable_id,
+        "Invalid request: " + describe_validation_error(exc).replace("\n", "; "),
+        echo,
+    )

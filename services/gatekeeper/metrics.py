@@ -1,0 +1,39 @@
+"""Prometheus metrics of the gatekeeper (served on `FLEETGATE_METRICS_PORT` when set)."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DECISIONS = Counter("fleetgate_decisions_total", "Decisions published, by outcome", ["outcome"])
+DUPLICATES = Counter(
+    "fleetgate_duplicates_total", "Entries acknowledged without a decision: request id already decided"
+)
+BATCH_SIZE = Histogram(
+    "fleetgate_batch_size", "Entries per batch", buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+)
+BATCH_SECONDS = Histogram(
+    "fleetgate_batch_seconds",
+    "Time to decide, publish and acknowledge one batch",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+REDELIVERIES = Counter("fleetgate_redeliveries_total", "Entries reclaimed from an idle or dead consumer")
+DEAD_LETTERS = Counter("fleetgate_dead_letters_total", "Entries sent to the dead-letter stream")
+CACHE_HITS = Counter("fleetgate_cache_hits_total", "Connection and vehicle lookups served from the cache")
+CACHE_MISSES = Counter("fleetgate_cache_misses_total", "Connection and vehicle lookups read from the registry")
+PENDING = Gauge("fleetgate_group_pending", "Entries delivered but not acknowledged, per group", ["group"])
+LAG = Gauge("fleetgate_group_lag", "Entries not yet delivered to the group, per group", ["group"])
+
+
+def observe_batch(
+    entries: int, outcomes: list[str], published: str, *, seconds: float, cache_hits: int, cache_misses: int
+) -> None:
+    """`published` has one flag per outcome: "1" published, "0" a duplicate acknowledged without a decision."""
+    BATCH_SIZE.observe(entries)
+    BATCH_SECONDS.observe(seconds)
+    for outcome, count in Tally(o for o, flag in zip(outcomes, published, strict=True) if flag == "1").items():
+        DECISIONS.labels(outcome).inc(count)
+    DUPLICATES.inc(published.count("0"))
+    CACHE_HITS.inc(cache_hits)
+    CACHE_MISSES.inc(cache_misses)

@@ -1,0 +1,110 @@
+"""What each worker does beside deciding: follow connection events, reclaim, trim, beat, report group stats."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from redis.exceptions import RedisError
+
+from services.gatekeeper import metrics
+from services.gatekeeper.worker import Gatekeeper
+
+log = logging.getLogger("fleetgate.gatekeeper")
+
+
+async def every(seconds: float, job: Callable[[], Awaitable[Any]], stopping: asyncio.Event) -> None:
+    """Run `job` every `seconds` until stopping; a failing run is logged and the next one tried."""
+    while not stopping.is_set():
+        try:
+            await job()
+        except RedisError as exc:
+            log.warning("%s failed: %s", getattr(job, "__name__", "job"), exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
+async def follow_connection_events(gatekeeper: Gatekeeper, block_ms: int = 200) -> None:
+    """Drop cached connections as their events arrive, so a revocation applies within about `block_ms`."""
+    redis, stream = gatekeeper.redis, gatekeeper.keys.connection_events
+    # Start at the stream's current end: the cache is empty now, so nothing older matters.
+    last: bytes | str = "0-0"
+    newest = await redis.xrevrange(stream, count=1)
+    if newest:
+        last = newest[0][0] or last
+    while not gatekeeper.stopping.is_set():
+        try:
+            response = await redis.xread({stream: last}, count=1000, block=block_ms)
+        except RedisError as exc:
+            log.warning("reading connection events failed: %s", exc)
+            await asyncio.sleep(0.5)
+            continue
+        for _stream, events in cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]", response or []):
+            for event_id, fields in events:
+                last = event_id
+                try:
+                    gatekeeper.cache.forget_connection(json.loads(fields[b"data"])["connection_id"])
+                except (KeyError, ValueError, TypeError):
+                    log.warning("ignoring malformed connection event %s", event_id.decode())
+
+
+async def trim_requests(gatekeeper: Gatekeeper) -> int:
+    """Trim `{prefix}:requests` below what every group has acknowledged; report pending and lag per group."""
+    redis, stream = gatekeeper.redis, gatekeeper.keys.requests
+    groups = await redis.xinfo_groups(stream)
+    if not groups:
+        return 0
+    floors = []
+    for group in groups:
+        name = group["name"].decode() if isinstance(group["name"], bytes) else str(group["name"])
+        metrics.PENDING.labels(name).set(group["pending"])
+        metrics.LAG.labels(name).set(group.get("lag") or 0)
+        if group["pending"]:
+            summary = await redis.xpending(stream, name)
+            floors.append(_stream_id(summary["min"]))
+        else:
+            floors.append(_next_id(_stream_id(group["last-delivered-id"])))
+    # XTRIM MINID keeps ids >= the floor: everything older is acknowledged by every group.
+    ms, seq = min(floors)
+    return int(await redis.xtrim(stream, minid=f"{ms}-{seq}", approximate=False))
+
+
+async def beat(gatekeeper: Gatekeeper) -> None:
+    key = gatekeeper.keys.heartbeat(gatekeeper.consumer)
+    await gatekeeper.redis.set(key, str(time.time()), ex=gatekeeper.settings.heartbeat_ttl_s)
+
+
+def _stream_id(value: bytes | str) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _next_id(entry_id: tuple[int, int]) -> tuple[int, int]:
+    return entry_id[0], entry_id[1] + 1
+
+
+async def serve(gatekeeper: Gatekeeper) -> None:
+    """Run a worker until gatekeeper.stop(): the consume loop and its upkeep, then a clean exit."""
+    settings, stopping = gatekeeper.settings, gatekeeper.stopping
+    await gatekeeper.ensure_group()
+    await beat(gatekeeper)
+    upkeep = [
+        asyncio.create_task(follow_connection_events(gatekeeper)),
+        asyncio.create_task(every(settings.reclaim_interval_ms / 1000, gatekeeper.reclaim, stopping)),
+        asyncio.create_task(every(settings.trim_interval_ms / 1000, lambda: trim_requests(gatekeeper), stopping)),
+        asyncio.create_task(every(settings.heartbeat_ttl_s / 3, lambda: beat(gatekeeper), stopping)),
+    ]
+    log.info("gatekeeper %s consuming %s as group %s", gatekeeper.consumer, gatekeeper.keys.requests, settings.group)
+    try:
+        await gatekeeper.consume()
+    finally:
+        stopping.set()
+        await asyncio.gather(*upkeep, return_exceptions=True)
+        await gatekeeper.redis.delete(gatekeeper.keys.heartbeat(gatekeeper.consumer))
+        log.info("gatekeeper %s stopped", gatekeeper.consumer)
