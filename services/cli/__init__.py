@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import access, catalog, connect, contract, filters, vehicles
+from services.cli import access, catalog, connect, contract, filters, gatekeeper, vehicles
 from services.cli._output import reporting_errors
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(contract.app, name="contract")
 app.add_typer(vehicles.app, name="vehicles")
 app.add_typer(connect.app, name="connect")
 app.add_typer(filters.app, name="filters")
+app.add_typer(gatekeeper.app, name="gatekeeper")
 
 
 def main() -> None:

@@ -89,11 +89,27 @@ def _next_id(entry_id: tuple[int, int]) -> tuple[int, int]:
     return entry_id[0], entry_id[1] + 1
 
 
+async def _until_redis_answers(gatekeeper: Gatekeeper) -> None:
+    """Create the group and beat once, retrying with backoff while Redis is away (it may start after us)."""
+    delay = 0.1
+    while not gatekeeper.stopping.is_set():
+        try:
+            await gatekeeper.ensure_group()
+            await beat(gatekeeper)
+            return
+        except RedisError as exc:
+            log.warning("waiting for Redis (%s); retrying in %.1fs", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gatekeeper.stopping.wait(), timeout=delay)
+            delay = min(delay * 2, 5.0)
+
+
 async def serve(gatekeeper: Gatekeeper) -> None:
     """Run a worker until gatekeeper.stop(): the consume loop and its upkeep, then a clean exit."""
     settings, stopping = gatekeeper.settings, gatekeeper.stopping
-    await gatekeeper.ensure_group()
-    await beat(gatekeeper)
+    await _until_redis_answers(gatekeeper)
+    if stopping.is_set():
+        return
     upkeep = [
         asyncio.create_task(follow_connection_events(gatekeeper)),
         asyncio.create_task(every(settings.reclaim_interval_ms / 1000, gatekeeper.reclaim, stopping)),

@@ -1,0 +1,75 @@
+"""`fleetgate gatekeeper`: run workers, and check one is alive (for container health checks)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from services.cli._output import reporting_errors
+from services.cli._registry import RedisUrlOption, run
+from services.gatekeeper.app import create_app
+from services.registry import Registry
+from services.settings import Settings
+
+app = typer.Typer(help="The gatekeeper: decides every request on the requests stream.", no_args_is_help=True)
+
+
+@app.command("run")
+def run_command(
+    workers: Annotated[int, typer.Option(help="Worker processes to run (each one consumer in the group).", min=1)] = 1,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Run gatekeeper workers until SIGTERM or Ctrl-C; each finishes its batch and leaves nothing pending."""
+    with reporting_errors():
+        settings = Settings() if redis_url is None else Settings(redis_url=redis_url)
+    if workers == 1:
+        asyncio.run(create_app(settings).run())
+        return
+    raise typer.Exit(_supervise(workers, redis_url))
+
+
+def _supervise(workers: int, redis_url: str | None) -> int:
+    """Start `workers` single-worker processes, forward SIGTERM/SIGINT to them, and wait for all."""
+    command = [sys.executable, "-m", "services.cli", "gatekeeper", "run", "--workers", "1"]
+    if redis_url is not None:
+        command += ["--redis-url", redis_url]
+    children = [subprocess.Popen(command) for _ in range(workers)]
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
+
+
+@app.command("check")
+def check_command(
+    any_host: Annotated[
+        bool, typer.Option("--any-host", help="Accept a worker on any host, not only this one.")
+    ] = False,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Exit 0 when Redis answers and a worker on this host has a fresh heartbeat, else 1."""
+    host = "" if any_host else socket.gethostname()
+
+    async def alive(registry: Registry) -> list[str]:
+        await registry.redis.ping()
+        pattern = f"{registry.keys.heartbeat_prefix}{host}*"
+        return [key.decode() async for key in registry.redis.scan_iter(match=pattern, count=1000)]
+
+    with reporting_errors():
+        beating = run(redis_url, alive)
+    if not beating:
+        typer.echo(f"unhealthy: no fresh gatekeeper heartbeat{'' if any_host else ' on ' + host}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"healthy: {len(beating)} worker(s) beating")

@@ -1,0 +1,113 @@
+"""The gatekeeper as a process (`fleetgate gatekeeper run`) on a real redis-server: SIGTERM and kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from services.local_redis import RedisServer
+from services.registry import Keys
+
+pytestmark = pytest.mark.redis
+
+FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
+
+
+def start_worker(redis_server: RedisServer, keys: Keys, **settings: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "FLEETGATE_REDIS_URL": redis_server.url,
+        "FLEETGATE_KEY_PREFIX": keys.prefix,
+        "FLEETGATE_BLOCK_MS": "100",
+        **{f"FLEETGATE_{name.upper()}": value for name, value in settings.items()},
+    }
+    return subprocess.Popen(
+        [FLEETGATE, "gatekeeper", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+async def publish(redis: Redis, keys: Keys, count: int) -> None:
+    for start in range(0, count, 1000):
+        async with redis.pipeline(transaction=False) as pipe:
+            for n in range(start, min(start + 1000, count)):
+                body = {
+                    "request_id": f"r{n}",
+                    "connection_id": "c-unknown",
+                    "vehicle_id": "v-unknown",
+                    "kind": "signal",
+                    "target": "odometer-traveleddistance",
+                    "issued_at": "2026-11-28T12:00:00Z",
+                }
+                pipe.xadd(keys.requests, {"data": json.dumps(body)})
+            await pipe.execute()
+
+
+async def wait_for_decisions(redis: Redis, keys: Keys, count: int, timeout: float) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (have := await redis.xlen(keys.decisions)) < count and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return int(have)
+
+
+async def decided_request_ids(redis: Redis, keys: Keys) -> Counter[str]:
+    entries = await redis.xrange(keys.decisions) or []
+    return Counter(json.loads((fields or {})[b"data"])["request_id"] for _, fields in entries)
+
+
+async def test_sigterm_finishes_the_batch_and_leaves_nothing_pending(
+    redis: Redis, keys: Keys, redis_server: RedisServer
+) -> None:
+    """SIGTERM mid-stream: the worker exits 0, every entry it read is decided and acknowledged."""
+    worker = start_worker(redis_server, keys, batch_size="50")
+    try:
+        await publish(redis, keys, 20_000)
+        assert await wait_for_decisions(redis, keys, 500, timeout=30) >= 500
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait, 30) == 0
+    finally:
+        worker.kill()
+    (group,) = await redis.xinfo_groups(keys.requests)
+    assert group["pending"] == 0
+    decided = await decided_request_ids(redis, keys)
+    assert len(decided) == group["entries-read"]  # everything it read was decided, once
+    assert set(decided.values()) == {1}
+
+
+async def test_kill_9_mid_run_loses_and_duplicates_nothing(redis: Redis, keys: Keys, redis_server: RedisServer) -> None:
+    """kill -9 a worker in the middle of 20,000 requests, start another: each decided exactly once, none pending."""
+    timings = {"min_idle_ms": "500", "reclaim_interval_ms": "200", "batch_size": "100"}
+    await publish(redis, keys, 20_000)  # a backlog, so the worker always has a batch in hand
+    first = start_worker(redis_server, keys, **timings)
+    await wait_for_decisions(redis, keys, 3000, timeout=30)
+    # Freeze it until it is caught with a batch in hand, then kill -9: those entries must be reclaimed.
+    for _ in range(100):
+        first.send_signal(signal.SIGSTOP)
+        if (await redis.xpending(keys.requests, "gatekeeper"))["pending"] > 0:
+            break
+        first.send_signal(signal.SIGCONT)
+        await asyncio.sleep(0.01)
+    first.kill()
+    await asyncio.to_thread(first.wait, 10)
+    assert (await redis.xpending(keys.requests, "gatekeeper"))["pending"] > 0
+    second = start_worker(redis_server, keys, **timings)
+    try:
+        assert await wait_for_decisions(redis, keys, 20_000, timeout=60) == 20_000
+        await asyncio.sleep(1.0)  # anything late or duplicated would show up now
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(second.wait, 30)
+    decided = await decided_request_ids(redis, keys)
+    assert len(decided) == 20_000
+    assert set(decided.values()) == {1}
+    assert (await redis.xpending(keys.requests, "gatekeeper"))["pending"] == 0
+    assert await redis.xlen(keys.deadletter) == 0
