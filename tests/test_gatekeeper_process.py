@@ -35,10 +35,11 @@ def start_worker(redis_server: RedisServer, keys: Keys, **settings: str) -> subp
     )
 
 
-async def publish(redis: Redis, keys: Keys, count: int) -> None:
-    for start in range(0, count, 1000):
+async def publish(redis: Redis, keys: Keys, count: int, first: int = 0) -> None:
+    """Publish requests r<first> .. r<first + count - 1>."""
+    for start in range(first, first + count, 1000):
         async with redis.pipeline(transaction=False) as pipe:
-            for n in range(start, min(start + 1000, count)):
+            for n in range(start, min(start + 1000, first + count)):
                 body = {
                     "request_id": f"r{n}",
                     "connection_id": "c-unknown",
@@ -84,30 +85,35 @@ async def test_sigterm_finishes_the_batch_and_leaves_nothing_pending(
 
 
 async def test_kill_9_mid_run_loses_and_duplicates_nothing(redis: Redis, keys: Keys, redis_server: RedisServer) -> None:
-    """kill -9 a worker in the middle of 20,000 requests, start another: each decided exactly once, none pending."""
+    """kill -9 a worker with a batch in hand, start another: each request decided exactly once, none pending."""
     timings = {"min_idle_ms": "500", "reclaim_interval_ms": "200", "batch_size": "100"}
-    await publish(redis, keys, 20_000)  # a backlog, so the worker always has a batch in hand
     first = start_worker(redis_server, keys, **timings)
-    await wait_for_decisions(redis, keys, 3000, timeout=30)
-    # Freeze it until it is caught with a batch in hand, then kill -9: those entries must be reclaimed.
-    for _ in range(100):
+    await publish(redis, keys, 2000)
+    published = 2000
+    assert await wait_for_decisions(redis, keys, 1000, timeout=30) >= 1000  # it is up and reading
+    # Keep a backlog coming and freeze the worker until it is caught with a batch read but not yet
+    # decided; kill -9 then leaves those entries pending, for the second worker to reclaim.
+    for _ in range(200):
+        await publish(redis, keys, 1000, first=published)
+        published += 1000
         first.send_signal(signal.SIGSTOP)
         if (await redis.xpending(keys.requests, "gatekeeper"))["pending"] > 0:
             break
         first.send_signal(signal.SIGCONT)
-        await asyncio.sleep(0.01)
     first.kill()
     await asyncio.to_thread(first.wait, 10)
     assert (await redis.xpending(keys.requests, "gatekeeper"))["pending"] > 0
+    await publish(redis, keys, 5000, first=published)  # and more after the crash
+    published += 5000
     second = start_worker(redis_server, keys, **timings)
     try:
-        assert await wait_for_decisions(redis, keys, 20_000, timeout=60) == 20_000
+        assert await wait_for_decisions(redis, keys, published, timeout=60) == published
         await asyncio.sleep(1.0)  # anything late or duplicated would show up now
     finally:
         second.send_signal(signal.SIGTERM)
         await asyncio.to_thread(second.wait, 30)
     decided = await decided_request_ids(redis, keys)
-    assert len(decided) == 20_000
+    assert len(decided) == published
     assert set(decided.values()) == {1}
     assert (await redis.xpending(keys.requests, "gatekeeper"))["pending"] == 0
     assert await redis.xlen(keys.deadletter) == 0

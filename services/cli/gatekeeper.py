@@ -63,7 +63,6 @@ def check_command(
     host = "" if any_host else socket.gethostname()
 
     async def alive(registry: Registry) -> list[str]:
-        await registry.redis.ping()
         pattern = f"{registry.keys.heartbeat_prefix}{host}*"
         return [key.decode() async for key in registry.redis.scan_iter(match=pattern, count=1000)]
 
