@@ -97,6 +97,7 @@ async def test_kill_9_mid_run_loses_and_duplicates_nothing(redis: Redis, keys: K
         await publish(redis, keys, 1000, first=published)
         published += 1000
         first.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(0.05)  # let Redis finish a script the worker sent just before it froze
         if (await redis.xpending(keys.requests, "gatekeeper"))["pending"] > 0:
             break
         first.send_signal(signal.SIGCONT)
