@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     """The consumer group on `{prefix}:requests` that the gatekeeper workers share."""
     batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
     """Entries read per XREADGROUP (max_records): one server-side script decides, publishes and acks them."""
+    batches_in_flight: Annotated[int, Field(ge=1, le=8)] = 3
+    """Batches one worker has in hand at once: one is decided in Python while another's script runs in Redis."""
     block_ms: Annotated[int, Field(ge=1)] = 1000
     """How long one read waits for new entries."""
     min_idle_ms: Annotated[int, Field(ge=1)] = 30_000

@@ -45,18 +45,24 @@ class Rejection:
         return message.encode()
 
 
-def read_entry(entry_id: str, fields: dict[bytes, bytes], max_payload_bytes: int) -> RequestMessage | Rejection:
+def read_entry(entry_id: bytes, fields: dict[bytes, bytes], max_payload_bytes: int) -> RequestMessage | Rejection:
     """The request in an entry's `data` field, or a Rejection saying what is wrong with it."""
-    unreadable_id = f"unreadable:{entry_id}"  # stable across redeliveries, so the entry is still decided once
     data = fields.get(DATA)
+    if data is not None and len(data) <= max_payload_bytes:
+        try:
+            return decode_request(data)
+        except ValidationError as exc:
+            return _rejection(data, exc, _unreadable_id(entry_id))
     if data is None:
-        return Rejection(unreadable_id, "The entry has no `data` field.", {})
-    if len(data) > max_payload_bytes:
-        return Rejection(unreadable_id, f"The payload is {len(data)} bytes; the limit is {max_payload_bytes}.", {})
-    try:
-        return decode_request(data)
-    except ValidationError as exc:
-        return _rejection(data, exc, unreadable_id)
+        return Rejection(_unreadable_id(entry_id), "The entry has no `data` field.", {})
+    return Rejection(
+        _unreadable_id(entry_id), f"The payload is {len(data)} bytes; the limit is {max_payload_bytes}.", {}
+    )
+
+
+def _unreadable_id(entry_id: bytes) -> str:
+    """The request id of an entry whose own cannot be read: stable across redeliveries, so it is decided once."""
+    return f"unreadable:{entry_id.decode()}"
 
 
 def _rejection(data: bytes, exc: ValidationError, unreadable_id: str) -> Rejection:

@@ -31,13 +31,12 @@ from services.gatekeeper import metrics
 from services.gatekeeper.cache import RegistryCache
 from services.gatekeeper.intake import Rejection, read_entry
 from services.gatekeeper.scripts import DEAD_LETTER, DECIDE
+from services.gatekeeper.wire import Entry, Wire, WireScript
 from services.registry.layout import Keys
 from services.registry.store import Registry
 from services.settings import Settings
 
 log = logging.getLogger("fleetgate.gatekeeper")
-
-Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 def consumer_name() -> str:
@@ -52,7 +51,8 @@ class Gatekeeper:
         self.keys = Keys(settings.key_prefix)
         self.consumer = consumer or consumer_name()
         self.cache = RegistryCache(Registry(redis, self.keys), settings.cache_ttl_s)
-        self._decide_script = redis.register_script(DECIDE)
+        self.wire = Wire(redis)
+        self._decide_script = WireScript(self.wire, DECIDE)
         self._dead_letter_script = redis.register_script(DEAD_LETTER)
         self._ids = itertools.count()
         self._tag = secrets.token_hex(4)
@@ -73,19 +73,26 @@ class Gatekeeper:
         self.stopping.set()
 
     async def consume(self) -> None:
-        """Read and decide batches until stop(); a Redis outage is waited out with backoff, never fatal."""
+        """Read and decide batches until stop(), `batches_in_flight` at a time (one read, decide, script loop each).
+
+        Several loops keep both Python and Redis busy: while one batch's script runs server-side, the next
+        batch is being decided. Decisions of one worker are thus not in request order (nor are they across
+        workers). A Redis outage is waited out with backoff, never fatal.
+        """
+        await asyncio.gather(*(self._consume_loop() for _ in range(self.settings.batches_in_flight)))
+
+    async def _consume_loop(self) -> None:
         failures = 0
         while not self.stopping.is_set():
             try:
-                response = await self.redis.xreadgroup(
+                entries = await self.wire.read_group(
+                    self.keys.requests,
                     self.settings.group,
                     self.consumer,
-                    {self.keys.requests: ">"},
-                    count=self.settings.batch_size,
-                    block=self.settings.block_ms,
+                    self.settings.batch_size,
+                    self.settings.block_ms,
                 )
-                # redis-py types replies loosely; with decode_responses=False this is the shape.
-                for _stream, entries in cast("list[tuple[bytes, list[Entry]]]", response or []):
+                if entries:
                     await self.process(entries)
                 failures = 0
             except RedisError as exc:
@@ -98,8 +105,7 @@ class Gatekeeper:
         """Decide, publish and acknowledge a batch; returns how many decisions were published (not duplicates)."""
         started = time.perf_counter()
         intakes = [
-            (entry_id, read_entry(entry_id.decode(), fields, self.settings.max_payload_bytes))
-            for entry_id, fields in entries
+            (entry_id, read_entry(entry_id, fields, self.settings.max_payload_bytes)) for entry_id, fields in entries
         ]
         hits, misses = await self.cache.load(i for _, i in intakes if isinstance(i, RequestMessage))
         decided_at = rfc3339(datetime.now(UTC))
@@ -137,7 +143,8 @@ class Gatekeeper:
             decision = decide(intake, connection, self.cache.vehicle(intake.vehicle_id))
             payload = decision.encode(intake, decision_id, decided_at, entry)
             outcome = decision.outcome.value
-        self._failures.pop(entry_id, None)
+        if self._failures:
+            self._failures.pop(entry_id, None)
         return outcome, (entry_id, intake.request_id, payload)
 
     async def reclaim(self) -> int:
