@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     """Approximate retention of `{prefix}:decisions` (0: unbounded)."""
     deadletter_maxlen: Annotated[int, Field(ge=0)] = 100_000
     """Approximate retention of `{prefix}:deadletter` (0: unbounded)."""
+    decisions_max_age_s: Annotated[int, Field(ge=0)] = 0
+    """Also drop decisions older than this, at each trim (0: by length only)."""
+    deadletter_max_age_s: Annotated[int, Field(ge=0)] = 0
+    """Also drop dead letters older than this, at each trim (0: by length only)."""
     trim_interval_ms: Annotated[int, Field(ge=100)] = 5_000
     """How often `{prefix}:requests` is trimmed below what every group has acknowledged."""
     cache_ttl_s: Annotated[float, Field(gt=0)] = 60.0

@@ -15,7 +15,7 @@ from schemas.access import VehicleAccessConfig
 from schemas.decision import decide
 from schemas.powertrain import Powertrain
 from services.gatekeeper import worker as worker_module
-from services.gatekeeper.upkeep import trim_requests
+from services.gatekeeper.upkeep import trim_by_age, trim_requests
 from services.gatekeeper.worker import Gatekeeper
 from services.registry import ConnectService, Keys, Registry
 from services.settings import Settings
@@ -211,3 +211,21 @@ async def test_trim_keeps_what_any_group_has_not_acknowledged(
         await redis.xack(keys.requests, "slow-audit", *[p["message_id"] for p in delivered])
         assert await trim_requests(gatekeeper) == 10
     assert await redis.xlen(keys.requests) == 20
+
+
+async def test_decisions_and_dead_letters_are_dropped_by_age(
+    redis: Redis, keys: Keys, gatekeeper_settings: Settings
+) -> None:
+    """With a max age set, entries older than it go at the next trim; newer ones and unset streams stay."""
+    seconds, _ = await redis.time()
+    now_ms = seconds * 1000
+    for age_s in (7200, 3000, 10):
+        await redis.xadd(keys.decisions, {"data": b"{}"}, id=f"{now_ms - age_s * 1000}-0")
+        await redis.xadd(keys.deadletter, {"data": b"{}"}, id=f"{now_ms - age_s * 1000}-0")
+    gatekeeper = Gatekeeper(gatekeeper_settings.model_copy(update={"decisions_max_age_s": 3600}), redis)
+    assert await trim_by_age(gatekeeper) == 1
+    assert await redis.xlen(keys.decisions) == 2
+    assert await redis.xlen(keys.deadletter) == 3  # no age limit set for dead letters
+    gatekeeper = Gatekeeper(gatekeeper_settings.model_copy(update={"deadletter_max_age_s": 60}), redis)
+    assert await trim_by_age(gatekeeper) == 2
+    assert await redis.xlen(keys.deadletter) == 1

@@ -74,6 +74,23 @@ async def trim_requests(gatekeeper: Gatekeeper) -> int:
     return int(await redis.xtrim(stream, minid=f"{ms}-{seq}", approximate=False))
 
 
+async def trim_by_age(gatekeeper: Gatekeeper) -> int:
+    """Drop decisions and dead letters older than their `*_max_age_s` (MINID: stream ids start with the time)."""
+    settings, keys = gatekeeper.settings, gatekeeper.keys
+    seconds, micros = await gatekeeper.redis.time()  # the clock that stamped the ids, not this host's
+    now_ms = seconds * 1000 + micros // 1000
+    removed = 0
+    for stream, max_age_s in (
+        (keys.decisions, settings.decisions_max_age_s),
+        (keys.deadletter, settings.deadletter_max_age_s),
+    ):
+        if max_age_s:
+            removed += int(
+                await gatekeeper.redis.xtrim(stream, minid=f"{now_ms - 1000 * max_age_s}-0", approximate=False)
+            )
+    return removed
+
+
 async def beat(gatekeeper: Gatekeeper) -> None:
     key = gatekeeper.keys.heartbeat(gatekeeper.consumer)
     await gatekeeper.redis.set(key, str(time.time()), ex=gatekeeper.settings.heartbeat_ttl_s)
@@ -114,6 +131,7 @@ async def serve(gatekeeper: Gatekeeper) -> None:
         asyncio.create_task(follow_connection_events(gatekeeper)),
         asyncio.create_task(every(settings.reclaim_interval_ms / 1000, gatekeeper.reclaim, stopping)),
         asyncio.create_task(every(settings.trim_interval_ms / 1000, lambda: trim_requests(gatekeeper), stopping)),
+        asyncio.create_task(every(settings.trim_interval_ms / 1000, lambda: trim_by_age(gatekeeper), stopping)),
         asyncio.create_task(every(settings.heartbeat_ttl_s / 3, lambda: beat(gatekeeper), stopping)),
     ]
     log.info("gatekeeper %s consuming %s as group %s", gatekeeper.consumer, gatekeeper.keys.requests, settings.group)
