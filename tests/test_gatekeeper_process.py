@@ -8,13 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from services.local_redis import RedisServer
+from services.local_redis import RedisServer, free_port
 from services.registry import Keys
 
 pytestmark = pytest.mark.redis
@@ -118,3 +119,20 @@ async def test_kill_9_mid_run_loses_and_duplicates_nothing(redis: Redis, keys: K
     assert set(decided.values()) == {1}
     assert (await redis.xpending(keys.requests, "gatekeeper"))["pending"] == 0
     assert await redis.xlen(keys.deadletter) == 0
+
+
+async def test_metrics_endpoint_counts_the_decisions(redis: Redis, keys: Keys, redis_server: RedisServer) -> None:
+    """With FLEETGATE_METRICS_PORT set, /metrics serves the worker's counters over HTTP."""
+    port = free_port()
+    worker = start_worker(redis_server, keys, metrics_port=str(port))
+    try:
+        await publish(redis, keys, 300)
+        assert await wait_for_decisions(redis, keys, 300, timeout=30) == 300
+        url = f"http://127.0.0.1:{port}/metrics"
+        text = (await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())).decode()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(worker.wait, 30)
+    # Every request names an unknown connection: 300 UNAUTHORIZED decisions.
+    assert 'fleetgate_decisions_total{outcome="UNAUTHORIZED"} 300.0' in text
+    assert "fleetgate_batch_size_sum 300.0" in text
