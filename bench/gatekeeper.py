@@ -1,0 +1,308 @@
+"""Gatekeeper benchmark on a private redis-server, side by side in one run (not a test):
+
+    .venv/bin/python -m bench.gatekeeper [--requests 200000] [--vehicles 10000] [--json bench/results/gatekeeper.json]
+
+1. Drain a pre-filled `requests` stream of realistic requests with: the ceiling loop, a redis-py loop, FastStream's
+   default subscriber (on a smaller subset: it is slow), and `fleetgate gatekeeper run` with one and two processes.
+   Reports messages/s, CPU of the consumer process(es) and of redis-server, and ratios to the gatekeeper.
+2. Open-loop load at 25 %, 50 % and 75 % of one gatekeeper process's measured maximum: latency from a request's
+   XADD to its decision being read back, p50/p99/p99.9.
+3. Worker memory (RSS) across `--memory-requests` requests: at 10 % of the run and at its end.
+Everything shares this machine's cores (producer, redis-server, workers); read the figures as ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from bench.contenders import Drain, Lookups, ceiling, faststream_default, redis_py_loop
+from bench.workload import fill, one_request_per_pair, register_fleet, request_payloads, with_issued_at
+from schemas.decision import rfc3339
+from services.local_redis import RedisServer, start_redis_server
+from services.redis_client import connect
+from services.registry import Keys, Registry
+
+PREFIX = "bench"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def request_id_of(payload: bytes) -> str:
+    """A payload's request id, cut out rather than parsed: the producer must not be the bottleneck it measures.
+
+    Both request and decision JSON are compact and written by this project, with the id a plain string.
+    """
+    return payload.split(b'"request_id":"', 1)[1].split(b'"', 1)[0].decode()
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def fresh_stream(redis: Redis, keys: Keys, payloads: list[bytes], group: str) -> None:
+    await redis.delete(keys.requests, keys.decisions)
+    await fill(redis, keys.requests, payloads)
+    await redis.xgroup_create(keys.requests, group, id="0")
+
+
+async def time_in_process(server: RedisServer, work: Callable[[], Awaitable[None]], total: int) -> dict[str, float]:
+    redis_cpu, cpu, started = cpu_seconds(server.process.pid), time.process_time(), time.perf_counter()
+    await work()
+    wall = time.perf_counter() - started
+    return {
+        "messages": total,
+        "msg/s": total / wall,
+        "consumer CPU %": 100 * (time.process_time() - cpu) / wall,
+        "redis CPU %": 100 * (cpu_seconds(server.process.pid) - redis_cpu) / wall,
+    }
+
+
+def start_gatekeepers(server: RedisServer, group: str, count: int) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, "FLEETGATE_REDIS_URL": server.url, "FLEETGATE_KEY_PREFIX": PREFIX, "FLEETGATE_GROUP": group}
+    command = [str(Path(sys.executable).with_name("fleetgate")), "gatekeeper", "run"]
+    return [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)
+    ]
+
+
+async def stop(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        await asyncio.to_thread(worker.wait, 30)
+
+
+async def time_gatekeepers(
+    redis: Redis, server: RedisServer, keys: Keys, total: int, count: int, *, warm_up: int
+) -> dict[str, float]:
+    """Time the `total` entries after the first `warm_up` ones: start-up and cache filling are not counted.
+
+    (The other contenders are handed every connection and vehicle in memory before they start.)
+    """
+    workers = start_gatekeepers(server, f"gk{count}", count)
+    try:
+        while await redis.xlen(keys.decisions) < warm_up:
+            await asyncio.sleep(0.005)
+        cpu = [cpu_seconds(w.pid) for w in workers]
+        redis_cpu, started = cpu_seconds(server.process.pid), time.perf_counter()
+        while (done := await redis.xlen(keys.decisions) - warm_up) < total:
+            await asyncio.sleep(0.01)
+        wall = time.perf_counter() - started
+        used = sum(cpu_seconds(w.pid) - c for w, c in zip(workers, cpu, strict=True))
+        return {
+            "messages": total,
+            "msg/s": done / wall,
+            "consumer CPU %": 100 * used / wall,
+            "redis CPU %": 100 * (cpu_seconds(server.process.pid) - redis_cpu) / wall,
+        }
+    finally:
+        await stop(workers)
+
+
+async def load_lookups(registry: Registry, pairs: list[tuple[str, str]]) -> Lookups:
+    """Every connection and vehicle in memory, for the contenders that do not cache by themselves."""
+    connections, vehicles = {}, {}
+    for vehicle_id, connection_id in pairs:
+        connection, vehicle = await registry.lookup(connection_id, vehicle_id)
+        if connection is not None and vehicle is not None:
+            connections[connection_id], vehicles[vehicle_id] = connection, vehicle
+    return connections, vehicles
+
+
+async def throughput(
+    args: argparse.Namespace, redis: Redis, server: RedisServer, pairs: list[tuple[str, str]]
+) -> dict[str, dict[str, float]]:
+    keys = Keys(PREFIX)
+    lookups = await load_lookups(Registry(redis, keys), pairs)
+    n = args.requests
+    results: dict[str, dict[str, float]] = {}
+    host, port = "127.0.0.1", server.port
+
+    await fresh_stream(redis, keys, request_payloads(pairs, n, args.seed, "ceiling"), "ceiling")
+    drain = Drain(keys.requests, "ceiling", keys.decisions, n)
+    results["ceiling (hiredis, hand-packed RESP, no decision)"] = await time_in_process(
+        server, lambda: ceiling(host, port, drain), n
+    )
+    await fresh_stream(redis, keys, request_payloads(pairs, n, args.seed, "redispy"), "redispy")
+    drain = Drain(keys.requests, "redispy", keys.decisions, n)
+    results["redis-py loop (pipeline per batch)"] = await time_in_process(
+        server, lambda: redis_py_loop(redis, drain, lookups), n
+    )
+    small = args.faststream_requests
+    await fresh_stream(redis, keys, request_payloads(pairs, small, args.seed, "faststream"), "faststream")
+    drain = Drain(keys.requests, "faststream", keys.decisions, small)
+    results[f"FastStream default subscriber ({small:,} msgs)"] = await time_in_process(
+        server, lambda: faststream_default(server.url, drain, lookups), small
+    )
+    for count in (1, 2):
+        warm_up = one_request_per_pair(pairs, run=f"warm{count}")
+        payloads = warm_up + request_payloads(pairs, n, args.seed, f"gk{count}")
+        await fresh_stream(redis, keys, payloads, f"gk{count}")
+        results[f"fleetgate gatekeeper x{count} process"] = await time_gatekeepers(
+            redis, server, keys, n, count, warm_up=len(warm_up)
+        )
+    return results
+
+
+async def latency(
+    redis: Redis, server: RedisServer, pairs: list[tuple[str, str]], *, rate: float, seconds: float, seed: int
+) -> dict[str, float]:
+    """Open-loop load at `rate`/s: XADD time to decision read time, per request."""
+    keys = Keys(PREFIX)
+    group = f"lat{int(rate)}"
+    await redis.delete(keys.requests, keys.decisions)
+    await redis.xgroup_create(keys.requests, group, id="0", mkstream=True)
+    total = int(rate * seconds)
+    payloads = request_payloads(pairs, total, seed, group)
+    workers = start_gatekeepers(server, group, 1)
+    sent: dict[str, float] = {}
+    received: dict[str, float] = {}
+    try:
+        # Warm up first: a fresh worker's first sight of each connection and vehicle is a registry read, and
+        # the figures are about the steady state. One request per pair, decided before the clock starts.
+        warm_up = one_request_per_pair(pairs, run=f"warm{group}")
+        await fill(redis, keys.requests, warm_up)
+        while await redis.xlen(keys.decisions) < len(warm_up):
+            await asyncio.sleep(0.05)
+        start_after = (await redis.xrevrange(keys.decisions, count=1))[0][0]
+
+        async def produce() -> None:
+            started, done = time.perf_counter(), 0
+            while done < total:
+                due = min(total, int((time.perf_counter() - started) * rate))
+                if due > done:
+                    now = time.time()
+                    issued_at = rfc3339(datetime.fromtimestamp(now, UTC))
+                    async with redis.pipeline(transaction=False) as pipe:
+                        for payload in payloads[done:due]:
+                            pipe.xadd(keys.requests, {"data": with_issued_at(payload, issued_at)})
+                        await pipe.execute()
+                    for payload in payloads[done:due]:
+                        sent[request_id_of(payload)] = now
+                    done = due
+                await asyncio.sleep(0.002)
+
+        async def consume() -> None:
+            last: bytes | str = start_after
+            while len(received) < total:
+                response = await redis.xread({keys.decisions: last}, count=5000, block=200)
+                now = time.time()
+                for _, entries in cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]", response or []):
+                    for entry_id, fields in entries:
+                        last = entry_id
+                        received[request_id_of(fields[b"data"])] = now
+
+        cpu, started = time.process_time(), time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(produce(), consume()), timeout=seconds * 4 + 30)
+        bench_cpu = 100 * (time.process_time() - cpu) / (time.perf_counter() - started)
+    finally:
+        await stop(workers)
+    samples = sorted(received[r] - sent[r] for r in received if r in sent)
+
+    def pick(quantile: float) -> float:
+        return 1000 * samples[min(len(samples) - 1, int(quantile * len(samples)))]
+
+    return {"rate/s": rate, "requests": len(samples), "p50 ms": pick(0.5), "p99 ms": pick(0.99),
+            "p99.9 ms": pick(0.999), "max ms": 1000 * samples[-1], "producer CPU %": bench_cpu}  # fmt: skip
+
+
+async def memory(
+    redis: Redis, server: RedisServer, pairs: list[tuple[str, str]], count: int, seed: int
+) -> dict[str, float]:
+    keys = Keys(PREFIX)
+    await redis.delete(keys.requests, keys.decisions)
+    await redis.xgroup_create(keys.requests, "mem", id="0", mkstream=True)
+    (worker,) = start_gatekeepers(server, "mem", 1)
+    samples: list[tuple[int, float]] = []
+    try:
+        chunk = 50_000
+        for start in range(0, count, chunk):
+            await fill(
+                redis, keys.requests, request_payloads(pairs, min(chunk, count - start), seed + start, f"m{start}")
+            )
+            samples.append((await redis.xlen(keys.decisions), rss_mib(worker.pid)))
+        while (done := await redis.xlen(keys.decisions)) < count:
+            samples.append((done, rss_mib(worker.pid)))
+            await asyncio.sleep(0.5)
+        samples.append((done, rss_mib(worker.pid)))
+    finally:
+        await stop([worker])
+    early = next(rss for decided, rss in samples if decided >= count // 10)
+    return {"requests": count, "RSS MiB at 10 %": early, "RSS MiB at end": samples[-1][1],
+            "RSS MiB max": max(rss for _, rss in samples), "growth end/10 %": samples[-1][1] / early}  # fmt: skip
+
+
+def table(title: str, rows: dict[str, dict[str, float]]) -> None:
+    columns = list(next(iter(rows.values())))
+    print(f"\n{title}")
+    print(f"{'':<52}" + "".join(f"{c:>16}" for c in columns))
+    for name, row in rows.items():
+        print(f"{name:<52}" + "".join(f"{row[c]:>16,.1f}" for c in columns))
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as directory:
+        server = start_redis_server(Path(directory))
+        redis = connect(server.url)
+        try:
+            pairs = await register_fleet(redis, Keys(PREFIX), args.vehicles, args.seed)
+            drained = await throughput(args, redis, server, pairs)
+            gatekeeper = drained["fleetgate gatekeeper x1 process"]["msg/s"]
+            for row in drained.values():
+                row["x gatekeeper"] = row["msg/s"] / gatekeeper
+            table("Draining a pre-filled stream", drained)
+            loads = {}
+            for share in (0.25, 0.5, 0.75):
+                loads[f"{share:.0%} of max"] = await latency(
+                    redis, server, pairs, rate=share * gatekeeper, seconds=args.latency_seconds, seed=args.seed
+                )
+            table("Open-loop latency, XADD to decision read (1 gatekeeper process)", loads)
+            held = {"gatekeeper x1": await memory(redis, server, pairs, args.memory_requests, args.seed)}
+            table("Worker memory", held)
+        finally:
+            await redis.aclose()
+            server.stop()
+    return {"throughput": drained, "latency": loads, "memory": held}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=200_000)
+    parser.add_argument("--vehicles", type=int, default=10_000)
+    parser.add_argument("--faststream-requests", type=int, default=10_000)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--memory-requests", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", type=Path, default=Path("bench/results/gatekeeper.json"))
+    args = parser.parse_args()
+    results = asyncio.run(main_async(args))
+    results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
