@@ -109,7 +109,7 @@ async def faststream_default(url: str, drain: Drain, lookups: Lookups) -> None:
     finished = asyncio.Event()
     handled = 0
 
-    @broker.subscriber(stream=StreamSub(stream, group=group, consumer="faststream"))  # type: ignore[untyped-decorator]  # faststream 0.6 ships it untyped
+    @broker.subscriber(stream=StreamSub(stream, group=group, consumer="faststream"))
     async def handle(message: dict[Any, Any]) -> None:
         nonlocal handled
         handled += 1
