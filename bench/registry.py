@@ -23,8 +23,7 @@ from redis.asyncio import Redis
 from schemas.access import VehicleAccessConfig
 from schemas.catalog import get_catalog
 from schemas.powertrain import Powertrain
-from schemas.vehicle import Vehicle
-from services.cli.vehicles import placeholder_vin
+from schemas.vehicle import Vehicle, placeholder_vin
 from services.local_redis import start_redis_server
 from services.redis_client import connect
 from services.registry import Authorization, ConnectService, Keys, Registry

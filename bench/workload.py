@@ -11,8 +11,7 @@ from redis.asyncio import Redis
 from schemas.access import VehicleAccessConfig
 from schemas.catalog import get_catalog
 from schemas.powertrain import Powertrain
-from schemas.vehicle import Vehicle
-from services.cli.vehicles import placeholder_vin
+from schemas.vehicle import Vehicle, placeholder_vin
 from services.registry import Authorization, ConnectService, Keys, Registry
 
 POWERTRAINS = [Powertrain.ICE] * 40 + [Powertrain.HEV] * 15 + [Powertrain.PHEV] * 15 + [Powertrain.BEV] * 29

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Annotated
 
@@ -56,3 +57,12 @@ class Vehicle:
         """A vehicle whose capabilities follow its powertrain, plus `adds`, minus `lacks`."""
         capabilities = (get_catalog().default_capabilities(powertrain) | frozenset(adds)) - frozenset(lacks)
         return cls(id=id, vin=vin, make=make, model=model, year=year, powertrain=powertrain, capabilities=capabilities)
+
+
+_VIN_ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+
+
+def placeholder_vin(vehicle_id: str) -> str:
+    """A well-formed VIN derived from the id, for vehicles registered without one (tests, simulations)."""
+    digest = hashlib.sha256(vehicle_id.encode()).digest()
+    return "".join(_VIN_ALPHABET[b % len(_VIN_ALPHABET)] for b in digest[:17])

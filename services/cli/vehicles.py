@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 
 import typer
 
 from schemas.powertrain import Powertrain
-from schemas.vehicle import Vehicle
+from schemas.vehicle import Vehicle, placeholder_vin
 from services.cli._output import print_json, reporting_errors
 from services.cli._registry import RedisUrlOption, run, vehicle_json
 from services.registry import Registry
 
 app = typer.Typer(help="Vehicles: powertrain and the signals and commands each supports.", no_args_is_help=True)
-
-_VIN_ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
-
-
-def placeholder_vin(vehicle_id: str) -> str:
-    """A well-formed VIN derived from the id, for vehicles registered without one (tests, simulations)."""
-    digest = hashlib.sha256(vehicle_id.encode()).digest()
-    return "".join(_VIN_ALPHABET[b % len(_VIN_ALPHABET)] for b in digest[:17])
 
 
 @app.command("add")
