@@ -1,0 +1,114 @@
+"""What a load test measured: the shape of `report.json`, written by `fleetgate loadtest --report DIR`.
+
+Every figure of the run is here; `report.html` is drawn from this alone (see `simulator/report_html.py`).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RunSettings(_Part):
+    vehicles: int
+    rate: float
+    """Target arrivals per second (open loop, Poisson)."""
+    duration_s: float
+    producers: int
+    seed: int
+    gatekeepers: int
+    """Worker processes the load test started; 0 when it used an external gatekeeper."""
+    started_at: str
+    """RFC 3339 UTC."""
+
+
+class Throughput(_Part):
+    setup_s: float
+    """Fleet registration and owners' Connect flows, before the first request."""
+    sent: int
+    sent_per_s: float
+    duplicates_sent: int
+    """Extra publishes of request ids already sent (each must still get exactly one decision)."""
+    decided: int
+    decided_per_s: float
+    """Decisions read while the load ran, per second of load."""
+    producer_behind_s: float
+    """Longest time the producers were behind their schedule; above 1 s the offered rate was not held."""
+    rate_held: bool
+    """Whether the producers kept the target rate (an open-loop test that silently slows is lying)."""
+
+
+class Latency(_Part):
+    """`issued_at` to the decision read by the accounting consumer, in milliseconds."""
+
+    count: int
+    p50: float
+    p90: float
+    p99: float
+    p999: float
+    max: float
+
+
+class Second(_Part):
+    """One second of the run, counted from the first request."""
+
+    t: int
+    sent: int
+    decided: int
+    p50_ms: float | None
+    p99_ms: float | None
+    lag: int
+    """Requests sent but not yet decided at the end of this second."""
+
+
+class Mismatch(_Part):
+    request_id: str
+    intended: str
+    outcome: str
+    target: str
+    vehicle_id: str
+
+
+class Accounting(_Part):
+    requests: int
+    """Distinct request ids sent (a duplicate publish is one request)."""
+    decided: int
+    """Requests with at least one decision."""
+    lost: int
+    """Requests with no decision by the end of the grace period."""
+    duplicated: int
+    """Requests with more than one decision."""
+    mismatched: int
+    """Requests whose outcome differs from the one the simulator intended."""
+    examples: list[Mismatch] = Field(default_factory=list)
+    """Up to 20 mismatches, to start an investigation from."""
+
+    @property
+    def clean(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0 and self.mismatched == 0
+
+
+class TargetCapability(_Part):
+    requests: int
+    not_capable: int
+
+
+class LoadReport(_Part):
+    run: RunSettings
+    throughput: Throughput
+    latency_ms: Latency
+    outcomes: dict[str, int]
+    """Decisions by outcome."""
+    by_powertrain: dict[str, dict[str, int]]
+    """Powertrain -> outcome -> decisions."""
+    by_make: dict[str, dict[str, int]]
+    """Make -> outcome -> decisions."""
+    not_capable_by_target: dict[str, TargetCapability]
+    """Signal code or command name -> requests and VEHICLE_NOT_CAPABLE decisions."""
+    timeline: list[Second]
+    accounting: Accounting
+    sample_decisions: list[str] = Field(default_factory=list)
+    """A few decisions as published (JSON text), one per outcome where possible."""
