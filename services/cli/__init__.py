@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import access, catalog, connect, contract, filters, gatekeeper, vehicles
+from services.cli import access, catalog, connect, contract, filters, gatekeeper, simulate, vehicles
 from services.cli._output import reporting_errors
 
 app = typer.Typer(
@@ -21,6 +21,8 @@ app.add_typer(vehicles.app, name="vehicles")
 app.add_typer(connect.app, name="connect")
 app.add_typer(filters.app, name="filters")
 app.add_typer(gatekeeper.app, name="gatekeeper")
+app.add_typer(simulate.app, name="simulate")
+app.command("loadtest")(simulate.loadtest_command)
 
 
 def main() -> None:

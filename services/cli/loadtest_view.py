@@ -1,0 +1,83 @@
+"""What `fleetgate loadtest` shows: a live progress panel on stderr while it runs, a summary table at the end."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from simulator.loadtest import LoadTestOptions, Progress
+from simulator.report import LoadReport
+
+
+class LiveProgress:
+    """A rich Live panel; update() is the load test's progress callback. Plain lines when not on a terminal."""
+
+    def __init__(self, console: Console, options: LoadTestOptions) -> None:
+        self.console = console
+        self.options = options
+        self._live = Live(console=console, refresh_per_second=4, transient=False)
+        self._last_phase = ""
+
+    def __enter__(self) -> LiveProgress:
+        if self.console.is_terminal:
+            self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self.console.is_terminal:
+            self._live.__exit__(kind, error, trace)
+
+    def update(self, progress: Progress) -> None:
+        if self.console.is_terminal:
+            self._live.update(self._panel(progress))
+        elif progress.phase != self._last_phase or progress.phase == "load":
+            self.console.print(self._line(progress), highlight=False)
+        self._last_phase = progress.phase
+
+    def _line(self, p: Progress) -> str:
+        if p.phase not in ("load", "draining"):
+            return p.phase
+        return (
+            f"{p.phase} {p.elapsed_s:5.1f}/{self.options.duration_s:.0f}s  sent {p.sent:,} ({p.sent_per_s:,.0f}/s)  "
+            f"decided {p.decided:,} ({p.decided_per_s:,.0f}/s)  lag {p.lag:,}"
+        )
+
+    def _panel(self, p: Progress) -> Group:
+        table = Table.grid(padding=(0, 2))
+        table.add_row(Text(self._line(p), style="bold"))
+        if p.outcomes:
+            table.add_row("  ".join(f"{name} {count:,}" for name, count in sorted(p.outcomes.items())))
+        return Group(table)
+
+
+def summary_table(report: LoadReport) -> Table:
+    run, throughput, latency, accounting = report.run, report.throughput, report.latency_ms, report.accounting
+    table = Table(title="fleetgate loadtest", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    gatekeepers = f"{run.gatekeepers} process(es)" if run.gatekeepers else "external"
+    table.add_row("run", f"{run.vehicles:,} vehicles, {run.rate:,.0f}/s for {run.duration_s:.0f} s, "
+                  f"{run.producers} producer(s), gatekeeper {gatekeepers}, seed {run.seed}")  # fmt: skip
+    table.add_row("set-up", f"{throughput.setup_s:.1f} s (fleet, app config, owners' Connect flows)")
+    held = "held" if throughput.rate_held else f"NOT held (producers up to {throughput.producer_behind_s:.1f} s behind)"
+    table.add_row("sent", f"{throughput.sent:,} requests, {throughput.sent_per_s:,.0f}/s: rate {held}")
+    table.add_row("decided", f"{throughput.decided:,}, {throughput.decided_per_s:,.0f}/s during the load")
+    table.add_row("latency ms", f"p50 {latency.p50:.1f}  p90 {latency.p90:.1f}  p99 {latency.p99:.1f}  "
+                  f"p99.9 {latency.p999:.1f}  max {latency.max:.1f}")  # fmt: skip
+    table.add_row("outcomes", "  ".join(f"{name} {count:,}" for name, count in report.outcomes.items()))
+    verdict = "[green]OK[/green]" if accounting.clean else "[red]FAILED[/red]"
+    table.add_row(
+        "accounting",
+        f"{verdict}  requests {accounting.requests:,}  decided {accounting.decided:,}  lost {accounting.lost}  "
+        f"duplicated {accounting.duplicated}  mismatched {accounting.mismatched}",
+    )
+    for example in accounting.examples[:5]:
+        table.add_row("mismatch", f"{example.request_id}: {example.target} on {example.vehicle_id} intended "
+                      f"{example.intended}, got {example.outcome}")  # fmt: skip
+    return table

@@ -1,0 +1,128 @@
+"""`fleetgate simulate fleet|owners` and `fleetgate loadtest`: simulated fleets and load through the gatekeeper."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from schemas.access import derive
+from services.cli._output import reporting_errors
+from services.cli._registry import RedisUrlOption, run
+from services.cli.loadtest_view import LiveProgress, summary_table
+from services.errors import NotFoundError
+from services.registry import Registry
+from services.settings import Settings
+from simulator.fleet import generate_fleet, load_mix
+from simulator.loadtest import LoadTestOptions, run_load_test, write_report
+from simulator.owners import OwnerBehaviour, connect_owners, default_app_config
+from simulator.workload import WorkloadMix
+
+app = typer.Typer(help="Simulated fleets and owners, registered in the registry.", no_args_is_help=True)
+
+SeedOption = Annotated[int, typer.Option(help="Seed: the same seed gives the same fleet and choices.")]
+MixOption = Annotated[
+    Path | None, typer.Option("--mix", help="Fleet mix TOML (the shape of simulator/fleet_mix.toml).", exists=False)
+]
+Probability = Annotated[float, typer.Option(min=0.0, max=1.0)]
+
+
+@app.command("fleet")
+def fleet_command(
+    vehicles: Annotated[int, typer.Option(help="Vehicles to generate and register.", min=1)],
+    seed: SeedOption = 1,
+    mix: MixOption = None,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Generate a fleet (makes, models, years, powertrains, capability sets) and register it."""
+    with reporting_errors():
+        fleet = generate_fleet(vehicles, seed, load_mix(mix))
+
+        async def register(registry: Registry) -> int:
+            return await registry.add_vehicles(fleet)
+
+        registered = run(redis_url, register)
+    by_powertrain = Counter(v.powertrain.value for v in fleet)
+    typer.echo(f"registered {registered} vehicles ({fleet[0].id} .. {fleet[-1].id})")
+    typer.echo("  " + ", ".join(f"{p} {n}" for p, n in by_powertrain.most_common()))
+    typer.echo("  " + ", ".join(f"{m} {n}" for m, n in Counter(v.make for v in fleet).most_common()))
+
+
+@app.command("owners")
+def owners_command(
+    vehicles: Annotated[int, typer.Option(help="The fleet's size (as given to `simulate fleet`).", min=1)],
+    seed: SeedOption = 1,
+    mix: MixOption = None,
+    uncheck: Annotated[float, typer.Option(help="Chance an owner unchecks each optional permission.")] = 0.15,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Each owner of the simulated fleet runs Connect against the current config (the simulator's app if none)."""
+    with reporting_errors():
+        fleet = generate_fleet(vehicles, seed, load_mix(mix))
+        behaviour = OwnerBehaviour(uncheck=uncheck)
+
+        async def connect_all(registry: Registry) -> tuple[int, int]:
+            try:
+                config = await registry.config()
+            except NotFoundError:
+                config = await registry.publish_config(default_app_config())
+            world = await connect_owners(registry, fleet, behaviour, seed)
+            everything = frozenset(derive(config))
+            grants = [v.grant for v in world.vehicles if v.grant is not None]
+            return len(grants), sum(1 for g in grants if g.permissions != everything)
+
+        connected, partial = run(redis_url, connect_all)
+    typer.echo(f"connected {connected} of {len(fleet)} vehicles; {partial} owners unchecked something")
+
+
+def loadtest_command(
+    vehicles: Annotated[int, typer.Option(help="Fleet size.", min=1)] = 1000,
+    rate: Annotated[float, typer.Option(help="Target requests per second (open loop, Poisson).", min=1)] = 1000,
+    duration: Annotated[float, typer.Option(help="Seconds of load.", min=1)] = 10,
+    producers: Annotated[int, typer.Option(help="Producer processes sharing the rate.", min=1)] = 1,
+    workers: Annotated[int, typer.Option(help="Gatekeeper worker processes to start.", min=1)] = 1,
+    external_gatekeeper: Annotated[
+        bool, typer.Option("--external-gatekeeper", help="Use gatekeepers already running on the prefix.")
+    ] = False,
+    seed: SeedOption = 1,
+    mix: MixOption = None,
+    report: Annotated[Path | None, typer.Option(help="Write report.json and report.html here.")] = None,
+    grace: Annotated[float, typer.Option(help="Seconds to wait for the last decisions.", min=0)] = 15,
+    uncheck: Probability = 0.15,
+    revoke: Probability = 0.02,
+    reauth: Probability = 0.03,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Set up a fleet and owners, run open-loop load through the gatekeeper, account for every request.
+
+    Exits 1 when any request was lost, decided twice, or decided otherwise than the simulator intended.
+    """
+    with reporting_errors():
+        settings = Settings() if redis_url is None else Settings(redis_url=redis_url)
+        options = LoadTestOptions(
+            redis_url=settings.redis_url,
+            prefix=settings.key_prefix,
+            vehicles=vehicles,
+            rate=rate,
+            duration_s=duration,
+            producers=producers,
+            seed=seed,
+            gatekeepers=0 if external_gatekeeper else workers,
+            grace_s=grace,
+            mix=load_mix(mix),
+            owners=OwnerBehaviour(uncheck=uncheck, revoke=revoke, reauth=reauth),
+            workload=WorkloadMix(),
+        )
+        console = Console(stderr=True)
+        with LiveProgress(console, options) as live:
+            result = asyncio.run(run_load_test(options, live.update))
+    Console().print(summary_table(result))
+    if report is not None:
+        data, page = write_report(result, report)
+        typer.echo(f"wrote {data} and {page}")
+    if not result.accounting.clean:
+        raise typer.Exit(1)

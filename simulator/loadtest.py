@@ -1,0 +1,267 @@
+"""`fleetgate loadtest`: set up a fleet and its owners, run open-loop load through the gatekeeper, account for
+every request, and report.
+
+    setup: fleet -> registry, app config published, owners connect   (timed: `setup_s`)
+    load:  producers (processes) -> {prefix}:requests -> gatekeeper -> {prefix}:decisions -> accountant
+           owners revoke and re-auth on schedule, meanwhile
+    drain: until every request is decided or the grace period ends
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from schemas.access import derive
+from schemas.decision import rfc3339
+from services.redis_client import connect
+from services.registry import ConnectService, Keys, Registry
+from simulator.accounting import Accountant, Sent
+from simulator.errors import LoadTestError
+from simulator.fleet import FleetMix, generate_fleet
+from simulator.owners import OwnerBehaviour, apply_change, connect_owners, default_app_config, plan_changes
+from simulator.processes import (
+    new_queue,
+    start_gatekeepers,
+    start_producer,
+    stop_gatekeepers,
+    wait_for_heartbeats,
+)
+from simulator.producer import ProducerDone, ProducerJob
+from simulator.report import LoadReport, RunSettings, Throughput
+from simulator.report_html import render_html
+from simulator.workload import WorkloadMix
+from simulator.world import World
+
+HELD_BEHIND_S = 1.0
+
+
+@dataclass(frozen=True)
+class LoadTestOptions:
+    redis_url: str
+    prefix: str
+    vehicles: int
+    rate: float
+    duration_s: float
+    producers: int = 1
+    seed: int = 1
+    gatekeepers: int = 1
+    """Worker processes to start; 0 uses a gatekeeper that is already running on the prefix."""
+    grace_s: float = 15.0
+    mix: FleetMix | None = None
+    owners: OwnerBehaviour = field(default_factory=OwnerBehaviour)
+    workload: WorkloadMix = field(default_factory=WorkloadMix)
+
+
+@dataclass
+class Progress:
+    """What the live display shows, updated twice a second."""
+
+    phase: str
+    elapsed_s: float = 0.0
+    sent: int = 0
+    decided: int = 0
+    sent_per_s: float = 0.0
+    decided_per_s: float = 0.0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    behind_s: float = 0.0
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.sent - self.decided)
+
+
+async def run_load_test(options: LoadTestOptions, on_progress: Callable[[Progress], None]) -> LoadReport:
+    redis = connect(options.redis_url)
+    keys = Keys(options.prefix)
+    gatekeepers = None
+    try:
+        if options.gatekeepers:
+            gatekeepers = start_gatekeepers(options.redis_url, options.prefix, options.gatekeepers)
+        on_progress(Progress("setting up the fleet and its owners"))
+        setup_started = time.perf_counter()
+        world = await set_up(redis, keys, options)
+        setup_s = time.perf_counter() - setup_started
+        if gatekeepers is not None:
+            await wait_for_heartbeats(redis, keys, options.gatekeepers, gatekeepers)
+        elif not [k async for k in redis.scan_iter(match=keys.heartbeat_prefix + "*")]:
+            raise LoadTestError(f"no gatekeeper is running on prefix {options.prefix!r}: start one, or drop the flag")
+        return await _load(redis, keys, options, world, setup_s=setup_s, on_progress=on_progress)
+    finally:
+        if gatekeepers is not None:
+            await stop_gatekeepers(gatekeepers)
+        await redis.aclose()
+
+
+async def set_up(redis: Redis, keys: Keys, options: LoadTestOptions) -> World:
+    registry = Registry(redis, keys)
+    fleet = generate_fleet(options.vehicles, options.seed, options.mix)
+    await registry.add_vehicles(fleet)
+    config = await registry.publish_config(default_app_config())
+    world = await connect_owners(registry, fleet, options.owners, options.seed)
+    return plan_changes(world, derive(config), options.owners, options.duration_s, options.seed)
+
+
+async def _load(
+    redis: Redis,
+    keys: Keys,
+    options: LoadTestOptions,
+    world: World,
+    *,
+    setup_s: float,
+    on_progress: Callable[..., None],
+) -> LoadReport:
+    run_id = secrets.token_hex(3)
+    group = f"loadtest-{run_id}"
+    await redis.xgroup_create(keys.decisions, group, id="$", mkstream=True)
+    started_at = time.time() + 2.0  # producers need about a second to start (spawned interpreters)
+    accountant = Accountant(world, started_at)
+    queue = new_queue()
+    jobs = [
+        ProducerJob(options.redis_url, options.prefix, n, options.rate / options.producers, started_at,
+                    options.duration_s, options.seed, run_id, world, options.workload)
+        for n in range(options.producers)
+    ]  # fmt: skip
+    producers = [start_producer(job, queue) for job in jobs]
+    done: list[ProducerDone] = []
+    samples: dict[str, str] = {}
+    stop_reading = asyncio.Event()
+    reader = asyncio.create_task(
+        _read_decisions(redis, keys.decisions, group, accountant, samples=samples, stop=stop_reading)
+    )
+    owners = asyncio.create_task(_owner_changes(Registry(redis, keys), world, started_at))
+    progress = Progress("load")
+    try:
+        last_tick, last_sent, last_decided = time.time(), 0, 0
+        drain_deadline: float | None = None
+        while True:
+            _drain_queue(queue, accountant, done)
+            now = time.time()
+            if len(done) == len(jobs) and drain_deadline is None:
+                drain_deadline = now + options.grace_s
+                progress.phase = "draining"
+            if drain_deadline is not None and (accountant.pending == 0 or now > drain_deadline):
+                break
+            if any(not p.is_alive() and p.exitcode not in (0, None) for p in producers):
+                raise LoadTestError("a producer process failed; see its traceback above")
+            if now - last_tick >= 0.5:
+                progress.elapsed_s = max(0.0, now - started_at)
+                progress.sent, progress.decided = accountant.sent, accountant.decided
+                progress.sent_per_s = (accountant.sent - last_sent) / (now - last_tick)
+                progress.decided_per_s = (accountant.decided - last_decided) / (now - last_tick)
+                progress.outcomes = dict(accountant.outcomes)
+                last_tick, last_sent, last_decided = now, accountant.sent, accountant.decided
+                on_progress(progress)
+            await asyncio.sleep(0.02)
+    finally:
+        stop_reading.set()
+        owners.cancel()
+        await asyncio.gather(reader, owners, return_exceptions=True)
+        for process in producers:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+        await redis.xgroup_destroy(keys.decisions, group)
+    return _report(options, accountant, done, setup_s=setup_s, started_at=started_at, samples=samples)
+
+
+def _drain_queue(queue: Any, accountant: Accountant, done: list[ProducerDone]) -> None:
+    while not queue.empty():
+        item = queue.get_nowait()
+        if isinstance(item, ProducerDone):
+            done.append(item)
+        else:
+            accountant.on_sent(cast("list[Sent]", item))
+
+
+async def _read_decisions(
+    redis: Redis, stream: str, group: str, accountant: Accountant, *, samples: dict[str, str], stop: asyncio.Event
+) -> None:
+    """The accounting consumer: its own group on the decisions stream, NOACK (it keeps nothing pending)."""
+    while not stop.is_set():
+        response = await redis.xreadgroup(group, "accountant", {stream: ">"}, count=5000, block=100, noack=True)
+        read_at = time.time()
+        for _stream, entries in cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]", response or []):
+            account_decisions(entries, accountant, read_at, samples)
+
+
+def account_decisions(
+    entries: list[tuple[bytes, dict[bytes, bytes]]], accountant: Accountant, read_at: float, samples: dict[str, str]
+) -> None:
+    """Hand decision entries to the accountant; keep the first decision of each outcome as a sample."""
+    for _entry_id, fields in entries:
+        data = fields.get(b"data", b"{}")
+        decision = json.loads(data)
+        outcome = str(decision.get("outcome"))
+        accountant.on_decision(str(decision.get("request_id")), outcome, read_at)
+        if outcome not in samples:
+            samples[outcome] = data.decode()
+
+
+async def _owner_changes(registry: Registry, world: World, started_at: float) -> None:
+    connect = ConnectService(registry)
+    for change in world.changes:
+        await asyncio.sleep(max(0.0, started_at + change.at_s - time.time()))
+        await apply_change(connect, change)
+
+
+def _report(
+    options: LoadTestOptions,
+    accountant: Accountant,
+    done: list[ProducerDone],
+    *,
+    setup_s: float,
+    started_at: float,
+    samples: dict[str, str],
+) -> LoadReport:
+    accounting = accountant.accounting()
+    behind = max((d.behind_s for d in done), default=0.0)
+    timeline = accountant.timeline()
+    load_seconds = [s for s in timeline if s.t < options.duration_s]
+    decided_in_load = sum(s.decided for s in load_seconds)
+    return LoadReport(
+        run=RunSettings(
+            vehicles=options.vehicles,
+            rate=options.rate,
+            duration_s=options.duration_s,
+            producers=options.producers,
+            seed=options.seed,
+            gatekeepers=options.gatekeepers,
+            started_at=rfc3339(datetime.fromtimestamp(started_at, UTC)),
+        ),
+        throughput=Throughput(
+            setup_s=setup_s,
+            sent=accounting.requests,
+            sent_per_s=accounting.requests / options.duration_s,
+            duplicates_sent=sum(d.duplicates for d in done),
+            decided=accounting.decided,
+            decided_per_s=decided_in_load / options.duration_s,
+            producer_behind_s=behind,
+            rate_held=behind < HELD_BEHIND_S,
+        ),
+        latency_ms=accountant.latency_summary(),
+        outcomes=dict(accountant.outcomes.most_common()),
+        by_powertrain={k: dict(v) for k, v in sorted(accountant.by_powertrain.items())},
+        by_make={k: dict(v) for k, v in sorted(accountant.by_make.items())},
+        not_capable_by_target=accountant.capability_by_target(),
+        timeline=timeline,
+        accounting=accounting,
+        sample_decisions=[samples[o] for o in sorted(samples)],
+    )
+
+
+def write_report(report: LoadReport, directory: Path) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    data, page = directory / "report.json", directory / "report.html"
+    data.write_text(report.model_dump_json(indent=2) + "\n")
+    page.write_text(render_html(report))
+    return data, page

@@ -1,0 +1,109 @@
+"""A producer process: open-loop Poisson arrivals at its share of the rate, published with pipelined XADDs.
+
+Open loop means arrivals follow the clock, not the system's answers: a request's `issued_at` is its scheduled
+arrival, so when the producer falls behind, the lateness shows in the latency and in `behind_s` instead of
+silently lowering the offered rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.queues import Queue
+from typing import Any
+
+from schemas.decision import rfc3339
+from services.redis_client import connect
+from services.registry import Keys
+from simulator.accounting import Sent, outcome_mask
+from simulator.workload import RequestMaker, WorkloadMix
+from simulator.world import World
+
+TICK_S = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerJob:
+    redis_url: str
+    prefix: str
+    index: int
+    rate: float
+    """This producer's share of the arrivals per second."""
+    started_at: float
+    """Epoch seconds of the load's t = 0 (all producers share it)."""
+    duration_s: float
+    seed: int
+    run_id: str
+    world: World
+    mix: WorkloadMix
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerDone:
+    index: int
+    sent: int
+    duplicates: int
+    """Extra publishes of already-sent request ids."""
+    behind_s: float
+    """The longest any arrival waited past its scheduled time before it was published."""
+
+
+def produce_in_process(job: ProducerJob, out: Queue[Any]) -> None:
+    """Entry point of a producer process: reports lists of Sent, then one ProducerDone, on `out`."""
+    asyncio.run(produce(job, out.put))
+
+
+async def produce(job: ProducerJob, report: Callable[[list[Sent] | ProducerDone], Any]) -> ProducerDone:
+    redis = connect(job.redis_url)
+    stream = Keys(job.prefix).requests
+    maker = RequestMaker(job.world, job.mix, seed=job.seed * 1000 + job.index, id_prefix=f"{job.run_id}-{job.index}-")
+    rng = random.Random(job.seed * 7919 + job.index)
+    end = job.started_at + job.duration_s
+    next_at = job.started_at + rng.expovariate(job.rate)
+    recent: deque[bytes] = deque(maxlen=1000)
+    sent = duplicates = 0
+    behind = 0.0
+    try:
+        while next_at < end:
+            now = time.time()
+            if next_at > now:
+                await asyncio.sleep(min(next_at - now, TICK_S))
+                continue
+            due = []
+            while next_at <= now and next_at < end:
+                due.append(next_at)
+                next_at += rng.expovariate(job.rate)
+            behind = max(behind, now - due[0])
+            planned = [maker.make(at - job.started_at, rfc3339(datetime.fromtimestamp(at, UTC))) for at in due]
+            again = [rng.choice(recent) for _ in due if recent and rng.random() < job.mix.duplicate_share]
+            async with redis.pipeline(transaction=False) as pipe:
+                for request in planned:
+                    pipe.xadd(stream, {"data": request.payload})
+                for payload in again:
+                    pipe.xadd(stream, {"data": payload})
+                entry_ids = await pipe.execute()
+            report(
+                [
+                    Sent(
+                        f"unreadable:{entry_id.decode()}" if request.unreadable else request.request_id,
+                        at,
+                        request.vehicle,
+                        request.target,
+                        outcome_mask(request.acceptable),
+                    )
+                    for request, at, entry_id in zip(planned, due, entry_ids, strict=False)
+                ]
+            )
+            recent.extend(request.payload for request in planned if not request.unreadable)
+            sent += len(planned)
+            duplicates += len(again)
+    finally:
+        await redis.aclose()
+    done = ProducerDone(job.index, sent, duplicates, behind)
+    report(done)
+    return done

@@ -1,0 +1,100 @@
+"""What the simulator knows, independently of the gatekeeper: each vehicle, its connection and grant, and when
+owners change them. From it alone the simulator says which outcome it intends for each request.
+
+`intended()` is the simulator's own reading of DESIGN.md's precedence table, written against its own records,
+not a call to `schemas.decision.decide()`: a mismatch between the two is what the load test exists to find.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from schemas.catalog import get_catalog
+from schemas.powertrain import Powertrain
+
+# Requests issued this close to an owner's change may see either side of it: the gatekeeper honours a change
+# within a second of its event (a bound tested elsewhere); before the change, the clocks of processes differ.
+SETTLE_BEFORE_S = 0.25
+SETTLE_AFTER_S = 1.5
+
+
+class Intended(StrEnum):
+    ALLOWED = "ALLOWED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    VEHICLE_NOT_CAPABLE = "VEHICLE_NOT_CAPABLE"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A connection's state: active with these permission names, or revoked."""
+
+    permissions: frozenset[str]
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerChange:
+    """An owner revokes or re-authenticates at `at_s` seconds into the load."""
+
+    at_s: float
+    connection_id: str
+    kind: str  # "revoke" or "reauth"
+    after: Grant
+    scope: str | None = None
+    """For a re-auth: the scope the owner grants."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimVehicle:
+    id: str
+    make: str
+    powertrain: Powertrain
+    profile: int
+    """Index into World.profiles: many vehicles share one capability set."""
+    connection_id: str | None
+    grant: Grant | None
+
+
+@dataclass(frozen=True)
+class World:
+    vehicles: tuple[SimVehicle, ...]
+    profiles: tuple[frozenset[str], ...]
+    selected_signals: tuple[str, ...]
+    """The app's Vehicle Access selection, most popular first."""
+    selected_commands: tuple[str, ...]
+    changes: tuple[OwnerChange, ...] = ()
+    _change_by_connection: dict[str, OwnerChange] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_change_by_connection", {c.connection_id: c for c in self.changes})
+
+    def change_of(self, connection_id: str) -> OwnerChange | None:
+        return self._change_by_connection.get(connection_id)
+
+    def intended(self, vehicle: SimVehicle, connection_id: str, target: str, at_s: float) -> frozenset[Intended]:
+        """The outcomes acceptable for this request issued at `at_s`: one, or both sides of an owner's change."""
+        change = self.change_of(connection_id) if connection_id == vehicle.connection_id else None
+        grant = vehicle.grant if connection_id == vehicle.connection_id else None
+        if change is None or at_s < change.at_s - SETTLE_BEFORE_S:
+            return frozenset({self._outcome(vehicle, grant, target)})
+        after = self._outcome(vehicle, change.after, target)
+        if at_s > change.at_s + SETTLE_AFTER_S:
+            return frozenset({after})
+        return frozenset({self._outcome(vehicle, grant, target), after})
+
+    def _outcome(self, vehicle: SimVehicle, grant: Grant | None, target: str) -> Intended:
+        catalog = get_catalog()
+        try:
+            needed = catalog.signal_or_command(target).permission
+        except ValueError:
+            return Intended.REJECTED
+        if grant is None or not grant.active:
+            return Intended.UNAUTHORIZED
+        if target not in self.profiles[vehicle.profile]:
+            return Intended.VEHICLE_NOT_CAPABLE
+        if needed not in grant.permissions:
+            return Intended.PERMISSION_DENIED
+        return Intended.ALLOWED
