@@ -29,14 +29,8 @@ from simulator.accounting import Accountant, Sent
 from simulator.errors import LoadTestError
 from simulator.fleet import FleetMix, generate_fleet
 from simulator.owners import OwnerBehaviour, apply_change, connect_owners, default_app_config, plan_changes
-from simulator.processes import (
-    new_queue,
-    start_gatekeepers,
-    start_producer,
-    stop_gatekeepers,
-    wait_for_heartbeats,
-)
-from simulator.producer import ProducerDone, ProducerJob
+from simulator.processes import Producers, start_gatekeepers, stop_gatekeepers, wait_for_heartbeats
+from simulator.producer import ProducerDone, ProducerJob, ProducerReady
 from simulator.report import LoadReport, RunSettings, Throughput
 from simulator.report_html import render_html
 from simulator.workload import WorkloadMix
@@ -73,7 +67,6 @@ class Progress:
     sent_per_s: float = 0.0
     decided_per_s: float = 0.0
     outcomes: dict[str, int] = field(default_factory=dict)
-    behind_s: float = 0.0
 
     @property
     def lag(self) -> int:
@@ -123,55 +116,84 @@ async def _load(
     run_id = secrets.token_hex(3)
     group = f"loadtest-{run_id}"
     await redis.xgroup_create(keys.decisions, group, id="$", mkstream=True)
-    started_at = time.time() + 2.0  # producers need about a second to start (spawned interpreters)
-    accountant = Accountant(world, started_at)
-    queue = new_queue()
     jobs = [
-        ProducerJob(options.redis_url, options.prefix, n, options.rate / options.producers, started_at,
-                    options.duration_s, options.seed, run_id, world, options.workload)
+        ProducerJob(options.redis_url, options.prefix, n, options.rate / options.producers, options.duration_s,
+                    options.seed, run_id, world, options.workload)
         for n in range(options.producers)
     ]  # fmt: skip
-    producers = [start_producer(job, queue) for job in jobs]
-    done: list[ProducerDone] = []
-    samples: dict[str, str] = {}
+    producers = Producers(jobs)
     stop_reading = asyncio.Event()
-    reader = asyncio.create_task(
-        _read_decisions(redis, keys.decisions, group, accountant, samples=samples, stop=stop_reading)
-    )
-    owners = asyncio.create_task(_owner_changes(Registry(redis, keys), world, started_at))
-    progress = Progress("load")
+    background: list[asyncio.Task[None]] = []
     try:
-        last_tick, last_sent, last_decided = time.time(), 0, 0
-        drain_deadline: float | None = None
-        while True:
-            _drain_queue(queue, accountant, done)
-            now = time.time()
-            if len(done) == len(jobs) and drain_deadline is None:
-                drain_deadline = now + options.grace_s
-                progress.phase = "draining"
-            if drain_deadline is not None and (accountant.pending == 0 or now > drain_deadline):
-                break
-            if any(not p.is_alive() and p.exitcode not in (0, None) for p in producers):
-                raise LoadTestError("a producer process failed; see its traceback above")
-            if now - last_tick >= 0.5:
-                progress.elapsed_s = max(0.0, now - started_at)
-                progress.sent, progress.decided = accountant.sent, accountant.decided
-                progress.sent_per_s = (accountant.sent - last_sent) / (now - last_tick)
-                progress.decided_per_s = (accountant.decided - last_decided) / (now - last_tick)
-                progress.outcomes = dict(accountant.outcomes)
-                last_tick, last_sent, last_decided = now, accountant.sent, accountant.decided
-                on_progress(progress)
-            await asyncio.sleep(0.02)
+        on_progress(Progress(f"starting {len(jobs)} producer process(es)"))
+        await _until_ready(producers, len(jobs))
+        started_at = time.time() + 0.1
+        producers.start(started_at)
+        accountant = Accountant(world, started_at)
+        samples: dict[str, str] = {}
+        background = [
+            asyncio.create_task(
+                _read_decisions(redis, keys.decisions, group, accountant, samples=samples, stop=stop_reading)
+            ),
+            asyncio.create_task(_owner_changes(Registry(redis, keys), world, started_at)),
+        ]
+        done = await _follow(producers, accountant, options, started_at, on_progress)
     finally:
         stop_reading.set()
-        owners.cancel()
-        await asyncio.gather(reader, owners, return_exceptions=True)
-        for process in producers:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
+        for task in background[1:]:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        producers.stop()
         await redis.xgroup_destroy(keys.decisions, group)
     return _report(options, accountant, done, setup_s=setup_s, started_at=started_at, samples=samples)
+
+
+async def _until_ready(producers: Producers, count: int) -> None:
+    ready: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(ready) < count:
+        while not producers.queue.empty():
+            item = producers.queue.get_nowait()
+            if isinstance(item, ProducerReady):
+                ready.add(item.index)
+        if producers.failed():
+            raise LoadTestError("a producer process failed to start; see its traceback above")
+        if time.monotonic() > deadline:
+            raise LoadTestError(f"only {len(ready)} of {count} producers started within 120 s")
+        await asyncio.sleep(0.02)
+
+
+async def _follow(
+    producers: Producers,
+    accountant: Accountant,
+    options: LoadTestOptions,
+    started_at: float,
+    on_progress: Callable[[Progress], None],
+) -> list[ProducerDone]:
+    """Until every producer is done and every request decided (or the grace period is over); report progress."""
+    done: list[ProducerDone] = []
+    progress = Progress("load")
+    last_tick, last_sent, last_decided = time.time(), 0, 0
+    drain_deadline: float | None = None
+    while True:
+        _drain_queue(producers.queue, accountant, done)
+        now = time.time()
+        if len(done) == len(producers.processes) and drain_deadline is None:
+            drain_deadline = now + options.grace_s
+            progress.phase = "draining"
+        if drain_deadline is not None and (accountant.pending == 0 or now > drain_deadline):
+            return done
+        if producers.failed():
+            raise LoadTestError("a producer process failed; see its traceback above")
+        if now - last_tick >= 0.5:
+            progress.elapsed_s = max(0.0, now - started_at)
+            progress.sent, progress.decided = accountant.sent, accountant.decided
+            progress.sent_per_s = (accountant.sent - last_sent) / (now - last_tick)
+            progress.decided_per_s = (accountant.decided - last_decided) / (now - last_tick)
+            progress.outcomes = dict(accountant.outcomes)
+            last_tick, last_sent, last_decided = now, accountant.sent, accountant.decided
+            on_progress(progress)
+        await asyncio.sleep(0.02)
 
 
 def _drain_queue(queue: Any, accountant: Accountant, done: list[ProducerDone]) -> None:

@@ -51,11 +51,34 @@ async def stop_gatekeepers(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def new_queue() -> Queue[Any]:
-    return _SPAWN.Queue()
+class Producers:
+    """Producer processes, their report queue, and the shared start: go, and the load's t = 0."""
 
+    def __init__(self, jobs: list[ProducerJob]) -> None:
+        self.queue: Queue[Any] = _SPAWN.Queue()
+        self._go = _SPAWN.Event()
+        self._started_at = _SPAWN.Value("d", 0.0)
+        self.processes: list[SpawnProcess] = []
+        for job in jobs:
+            process = _SPAWN.Process(
+                target=produce_in_process,
+                args=(job, self.queue, self._go, self._started_at),
+                name=f"producer-{job.index}",
+                daemon=True,
+            )
+            process.start()
+            self.processes.append(process)
 
-def start_producer(job: ProducerJob, queue: Queue[Any]) -> SpawnProcess:
-    process = _SPAWN.Process(target=produce_in_process, args=(job, queue), name=f"producer-{job.index}", daemon=True)
-    process.start()
-    return process
+    def start(self, started_at: float) -> None:
+        self._started_at.value = started_at
+        self._go.set()
+
+    def failed(self) -> bool:
+        return any(not p.is_alive() and p.exitcode not in (0, None) for p in self.processes)
+
+    def stop(self) -> None:
+        self._go.set()  # a producer still waiting to start returns at once (its `end` is already past)
+        for process in self.processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
 from schemas.decision import rfc3339
@@ -34,13 +36,18 @@ class ProducerJob:
     index: int
     rate: float
     """This producer's share of the arrivals per second."""
-    started_at: float
-    """Epoch seconds of the load's t = 0 (all producers share it)."""
     duration_s: float
     seed: int
     run_id: str
     world: World
     mix: WorkloadMix
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerReady:
+    """Sent once the process is up and holds its world: the load starts when every producer is ready."""
+
+    index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +60,26 @@ class ProducerDone:
     """The longest any arrival waited past its scheduled time before it was published."""
 
 
-def produce_in_process(job: ProducerJob, out: Queue[Any]) -> None:
-    """Entry point of a producer process: reports lists of Sent, then one ProducerDone, on `out`."""
-    asyncio.run(produce(job, out.put))
+def produce_in_process(job: ProducerJob, out: Queue[Any], go: EventType, started_at: Synchronized[float]) -> None:
+    """Entry point of a producer process: ProducerReady, then (after `go`) lists of Sent, then ProducerDone.
+
+    Starting a process and unpickling a large world takes seconds: the load's t = 0 (`started_at`, shared by all
+    producers) is set by the parent only once every producer is ready.
+    """
+    out.put(ProducerReady(job.index))
+    go.wait()
+    asyncio.run(produce(job, out.put, started_at.value))
 
 
-async def produce(job: ProducerJob, report: Callable[[list[Sent] | ProducerDone], Any]) -> ProducerDone:
+async def produce(
+    job: ProducerJob, report: Callable[[list[Sent] | ProducerDone], Any], started_at: float
+) -> ProducerDone:
     redis = connect(job.redis_url)
     stream = Keys(job.prefix).requests
     maker = RequestMaker(job.world, job.mix, seed=job.seed * 1000 + job.index, id_prefix=f"{job.run_id}-{job.index}-")
     rng = random.Random(job.seed * 7919 + job.index)
-    end = job.started_at + job.duration_s
-    next_at = job.started_at + rng.expovariate(job.rate)
+    end = started_at + job.duration_s
+    next_at = started_at + rng.expovariate(job.rate)
     recent: deque[bytes] = deque(maxlen=1000)
     sent = duplicates = 0
     behind = 0.0
@@ -79,7 +94,7 @@ async def produce(job: ProducerJob, report: Callable[[list[Sent] | ProducerDone]
                 due.append(next_at)
                 next_at += rng.expovariate(job.rate)
             behind = max(behind, now - due[0])
-            planned = [maker.make(at - job.started_at, rfc3339(datetime.fromtimestamp(at, UTC))) for at in due]
+            planned = [maker.make(at - started_at, rfc3339(datetime.fromtimestamp(at, UTC))) for at in due]
             again = [rng.choice(recent) for _ in due if recent and rng.random() < job.mix.duplicate_share]
             async with redis.pipeline(transaction=False) as pipe:
                 for request in planned:

@@ -75,7 +75,7 @@ async def test_a_short_run_accounts_for_every_request(redis_server: RedisServer,
 async def _produce_and_decide(redis: Redis, keys: Keys, redis_server: RedisServer, running_later: Runner) -> list[Sent]:
     options = LoadTestOptions(redis_server.url, keys.prefix, vehicles=100, rate=300, duration_s=1, seed=3)
     world = await set_up(redis, keys, options)
-    job = ProducerJob(redis_server.url, keys.prefix, 0, 300, time.time(), 1.0, 3, "t", world, EVERY_KIND)
+    job = ProducerJob(redis_server.url, keys.prefix, 0, 300, 1.0, 3, "t", world, EVERY_KIND)
     sent: list[Sent] = []
 
     def collect(item: list[Sent] | ProducerDone) -> None:
@@ -83,7 +83,7 @@ async def _produce_and_decide(redis: Redis, keys: Keys, redis_server: RedisServe
             sent.extend(item)
 
     async with running_later():
-        await produce(job, collect)
+        await produce(job, collect, started_at=time.time())
         deadline = asyncio.get_running_loop().time() + 10
         while await redis.xlen(keys.decisions) < len(sent) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
