@@ -7,38 +7,19 @@ decision often arrives before its producer's report does). Nothing here touches 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 
 from simulator.histogram import LatencyHistogram
 from simulator.report import Accounting, Latency, Mismatch, Second, TargetCapability
+from simulator.workload import FOREIGN_CONNECTION, MALFORMED
 from simulator.world import Intended, World
 
-_BIT: dict[str, int] = {outcome.value: 1 << n for n, outcome in enumerate(Intended)}
 MAX_EXAMPLES = 20
 
-
-def outcome_mask(acceptable: frozenset[Intended]) -> int:
-    mask = 0
-    for outcome in acceptable:
-        mask |= _BIT[outcome]
-    return mask
-
-
-def _names(mask: int) -> str:
-    return " or ".join(o.value for o in Intended if mask & _BIT[o])
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """What a producer reports for each request it published (a duplicate publish is not reported again)."""
-
-    request_id: str
-    issued_at: float
-    """Epoch seconds: the request's scheduled arrival, which its `issued_at` field carries."""
-    vehicle: int
-    target: str
-    acceptable: int
-    """outcome_mask() of the acceptable outcomes."""
+Sent = tuple[str, float, int, str, int]
+"""What a producer reports for each request it published, as a plain tuple (cheap to pass between processes):
+request id; issued at (epoch seconds: its scheduled arrival, which its `issued_at` field carries); the vehicle's
+index in World.vehicles; the target; workload flags (MALFORMED, FOREIGN_CONNECTION). A duplicate publish of an
+id is not reported again."""
 
 
 class _Tracked:
@@ -75,9 +56,9 @@ class Accountant:
     def on_sent(self, records: list[Sent]) -> None:
         for record in records:
             tracked = _Tracked(record)
-            self._requests[record.request_id] = tracked
-            self._sent_per_second[self._second(record.issued_at)] += 1
-            for outcome, read_at in self._early.pop(record.request_id, ()):
+            self._requests[record[0]] = tracked
+            self._sent_per_second[self._second(record[1])] += 1
+            for outcome, read_at in self._early.pop(record[0], ()):
                 self._count(tracked, outcome, read_at)
 
     def on_decision(self, request_id: str, outcome: str, read_at: float) -> None:
@@ -89,26 +70,37 @@ class Accountant:
 
     def _count(self, tracked: _Tracked, outcome: str, read_at: float) -> None:
         tracked.decisions += 1
-        sent = tracked.sent
         if tracked.decisions > 1:
             if tracked.decisions == 2:
                 self.duplicated += 1
             return
         self.decided += 1
-        latency_ms = 1000 * (read_at - sent.issued_at)
+        request_id, issued_at, index, target, flags = tracked.sent
+        latency_ms = 1000 * (read_at - issued_at)
         second = self._second(read_at)
         self.latency.record(latency_ms)
         self._latency_per_second[second].record(latency_ms)
         self._decided_per_second[second] += 1
-        vehicle = self.world.vehicles[sent.vehicle]
+        vehicle = self.world.vehicles[index]
         self.outcomes[outcome] += 1
         self.by_powertrain[vehicle.powertrain.value][outcome] += 1
         self.by_make[vehicle.make][outcome] += 1
-        counts = self.by_target[sent.target]
+        counts = self.by_target[target]
         counts[0] += 1
         counts[1] += outcome == Intended.VEHICLE_NOT_CAPABLE
-        if not sent.acceptable & _BIT.get(outcome, 0):
-            self._mismatch(sent.request_id, _names(sent.acceptable), outcome, sent.target, vehicle.id)
+        if flags & MALFORMED:
+            acceptable = frozenset({Intended.REJECTED})
+        else:
+            acceptable = self.world.intended(
+                vehicle,
+                target,
+                own_connection=not flags & FOREIGN_CONNECTION,
+                issued_s=issued_at - self.started_at,
+                decided_s=read_at - self.started_at,
+            )
+        if outcome not in acceptable:
+            intended = " or ".join(sorted(acceptable))
+            self._mismatch(request_id, intended, outcome, target, vehicle.id)
 
     def _mismatch(self, request_id: str, intended: str, outcome: str, target: str, vehicle_id: str) -> None:
         self.mismatched += 1

@@ -22,11 +22,13 @@ from typing import Any
 from schemas.decision import rfc3339
 from services.redis_client import connect
 from services.registry import Keys
-from simulator.accounting import Sent, outcome_mask
+from simulator.accounting import Sent
 from simulator.workload import RequestMaker, WorkloadMix
 from simulator.world import World
 
 TICK_S = 0.005
+MAX_BATCH = 1000
+"""At most this many arrivals per pipeline: a producer that fell behind catches up in steady steps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +91,12 @@ async def produce(
             if next_at > now:
                 await asyncio.sleep(min(next_at - now, TICK_S))
                 continue
-            due = []
-            while next_at <= now and next_at < end:
+            due: list[float] = []
+            while next_at <= now and next_at < end and len(due) < MAX_BATCH:
                 due.append(next_at)
                 next_at += rng.expovariate(job.rate)
             behind = max(behind, now - due[0])
-            planned = [maker.make(at - started_at, rfc3339(datetime.fromtimestamp(at, UTC))) for at in due]
+            planned = [maker.make(rfc3339(datetime.fromtimestamp(at, UTC))) for at in due]
             again = [rng.choice(recent) for _ in due if recent and rng.random() < job.mix.duplicate_share]
             async with redis.pipeline(transaction=False) as pipe:
                 for request in planned:
@@ -104,12 +106,12 @@ async def produce(
                 entry_ids = await pipe.execute()
             report(
                 [
-                    Sent(
+                    (
                         f"unreadable:{entry_id.decode()}" if request.unreadable else request.request_id,
                         at,
                         request.vehicle,
                         request.target,
-                        outcome_mask(request.acceptable),
+                        request.flags,
                     )
                     for request, at, entry_id in zip(planned, due, entry_ids, strict=False)
                 ]

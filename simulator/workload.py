@@ -16,9 +16,16 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.catalog import get_catalog
-from simulator.world import Intended, SimVehicle, World
+from simulator.world import SimVehicle, World
 
 Share = Annotated[float, Field(ge=0, le=1)]
+
+MALFORMED = 1
+"""The payload is not a valid request: REJECTED."""
+FOREIGN_CONNECTION = 2
+"""The request names a connection that is not its vehicle's: UNAUTHORIZED."""
+UNREADABLE = 4
+"""Not JSON at all: its decision's request_id is `unreadable:<entry id>`."""
 
 
 class WorkloadMix(BaseModel):
@@ -48,9 +55,12 @@ class Planned:
     vehicle: int
     """Index into World.vehicles."""
     target: str
-    acceptable: frozenset[Intended]
-    unreadable: bool = False
-    """Not JSON: its decision's request_id will be `unreadable:<entry id>`."""
+    flags: int = 0
+    """MALFORMED, FOREIGN_CONNECTION, UNREADABLE: what the accountant needs to know to judge the decision."""
+
+    @property
+    def unreadable(self) -> bool:
+        return bool(self.flags & UNREADABLE)
 
 
 class RequestMaker:
@@ -84,8 +94,8 @@ class RequestMaker:
             raise ValueError(f"the workload shares add up to {total:.2f}, more than 1")
         self._edges = edges
 
-    def make(self, at_s: float, issued_at: str) -> Planned:
-        """The next request, issued at `issued_at` (RFC 3339), `at_s` seconds into the load."""
+    def make(self, issued_at: str) -> Planned:
+        """The next request, issued at `issued_at` (RFC 3339)."""
         self._count += 1
         request_id = f"{self.id_prefix}{self._count}"
         index = self.rng.choice(self._connected)
@@ -118,11 +128,10 @@ class RequestMaker:
         }
         if self._kinds[target] == "command" and self._params[target]:
             body["params"] = self._params[target]
-        acceptable = self.world.intended(vehicle, connection_id, target, at_s)
-        return Planned(request_id, _encode(body), index, target, acceptable)
+        flags = FOREIGN_CONNECTION if connection_id != vehicle.connection_id else 0
+        return Planned(request_id, _encode(body), index, target, flags)
 
     def _malformed(self, request_id: str, index: int, vehicle: SimVehicle, issued_at: str) -> Planned:
-        rejected = frozenset({Intended.REJECTED})
         body: dict[str, object] = {
             "v": 1,
             "request_id": request_id,
@@ -134,7 +143,7 @@ class RequestMaker:
         }
         flavour = self.rng.randrange(4)
         if flavour == 0:  # truncated JSON: nothing in it can be read, not even the request id
-            return Planned(request_id, _encode(body)[:40], index, "(invalid JSON)", rejected, unreadable=True)
+            return Planned(request_id, _encode(body)[:40], index, "(invalid JSON)", MALFORMED | UNREADABLE)
         if flavour == 1:
             body["target"] = f"{body['target']}e"  # a typo: not in the catalog
         elif flavour == 2:
@@ -142,7 +151,7 @@ class RequestMaker:
         else:
             del body["target"]
         target = str(body.get("target", "(missing target)"))
-        return Planned(request_id, _encode(body), index, target, rejected)
+        return Planned(request_id, _encode(body), index, target, MALFORMED)
 
     def _popular_signal(self) -> str:
         return self.rng.choices(self.world.selected_signals, self._signal_weights)[0]

@@ -13,8 +13,8 @@ from enum import StrEnum
 from schemas.catalog import get_catalog
 from schemas.powertrain import Powertrain
 
-# Requests issued this close to an owner's change may see either side of it: the gatekeeper honours a change
-# within a second of its event (a bound tested elsewhere); before the change, the clocks of processes differ.
+# Requests this close to an owner's change may see either side of it: the gatekeeper honours a change within a
+# second of its event (a bound tested elsewhere), and the processes' clocks and the change's own call differ.
 SETTLE_BEFORE_S = 0.25
 SETTLE_AFTER_S = 1.5
 
@@ -74,14 +74,20 @@ class World:
     def change_of(self, connection_id: str) -> OwnerChange | None:
         return self._change_by_connection.get(connection_id)
 
-    def intended(self, vehicle: SimVehicle, connection_id: str, target: str, at_s: float) -> frozenset[Intended]:
-        """The outcomes acceptable for this request issued at `at_s`: one, or both sides of an owner's change."""
-        change = self.change_of(connection_id) if connection_id == vehicle.connection_id else None
-        grant = vehicle.grant if connection_id == vehicle.connection_id else None
-        if change is None or at_s < change.at_s - SETTLE_BEFORE_S:
+    def intended(
+        self, vehicle: SimVehicle, target: str, *, own_connection: bool, issued_s: float, decided_s: float
+    ) -> frozenset[Intended]:
+        """The outcomes acceptable for a request issued and decided at these times (seconds into the load).
+
+        One outcome, or both sides of an owner's change when the request was issued before the change (or just
+        after it) and decided after it: the gatekeeper decides on the registry as it is when it decides.
+        """
+        grant = vehicle.grant if own_connection else None
+        change = self.change_of(vehicle.connection_id) if own_connection and vehicle.connection_id else None
+        if change is None or decided_s < change.at_s - SETTLE_BEFORE_S:
             return frozenset({self._outcome(vehicle, grant, target)})
         after = self._outcome(vehicle, change.after, target)
-        if at_s > change.at_s + SETTLE_AFTER_S:
+        if issued_s > change.at_s + SETTLE_AFTER_S:
             return frozenset({after})
         return frozenset({self._outcome(vehicle, grant, target), after})
 

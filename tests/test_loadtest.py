@@ -92,7 +92,7 @@ async def _produce_and_decide(redis: Redis, keys: Keys, redis_server: RedisServe
 
 async def _account(redis: Redis, keys: Keys, sent: list[Sent]) -> Accountant:
     world = await set_up(redis, keys, LoadTestOptions("", keys.prefix, vehicles=100, rate=1, duration_s=1, seed=3))
-    accountant = Accountant(world, started_at=sent[0].issued_at)
+    accountant = Accountant(world, started_at=sent[0][1])
     accountant.on_sent(sent)
     entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", await redis.xrange(keys.decisions))
     account_decisions(entries, accountant, time.time(), {})
