@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import access, catalog, connect, contract, filters, gatekeeper, simulate, vehicles
+from services.cli import access, catalog, connect, contract, demo, filters, gatekeeper, simulate, vehicles
 from services.cli._output import reporting_errors
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(filters.app, name="filters")
 app.add_typer(gatekeeper.app, name="gatekeeper")
 app.add_typer(simulate.app, name="simulate")
 app.command("loadtest")(simulate.loadtest_command)
+app.command("demo")(demo.demo_command)
 
 
 def main() -> None:

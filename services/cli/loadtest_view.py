@@ -56,9 +56,9 @@ class LiveProgress:
         return Group(table)
 
 
-def summary_table(report: LoadReport) -> Table:
+def summary_table(report: LoadReport, title: str = "fleetgate loadtest") -> Table:
     run, throughput, latency, accounting = report.run, report.throughput, report.latency_ms, report.accounting
-    table = Table(title="fleetgate loadtest", show_header=False, title_justify="left")
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     gatekeepers = f"{run.gatekeepers} process(es)" if run.gatekeepers else "external"

@@ -80,9 +80,12 @@ def owners_command(
 
 
 def loadtest_command(
-    vehicles: Annotated[int, typer.Option(help="Fleet size.", min=1)] = 1000,
-    rate: Annotated[float, typer.Option(help="Target requests per second (open loop, Poisson).", min=1)] = 1000,
-    duration: Annotated[float, typer.Option(help="Seconds of load.", min=1)] = 10,
+    vehicles: Annotated[int, typer.Option(help="Fleet size.", min=1, envvar="FLEETGATE_LOADTEST_VEHICLES")] = 1000,
+    rate: Annotated[
+        float,
+        typer.Option(help="Target requests per second (open loop, Poisson).", min=1, envvar="FLEETGATE_LOADTEST_RATE"),
+    ] = 1000,
+    duration: Annotated[float, typer.Option(help="Seconds of load.", min=1, envvar="FLEETGATE_LOADTEST_DURATION")] = 10,
     producers: Annotated[int, typer.Option(help="Producer processes sharing the rate.", min=1)] = 1,
     workers: Annotated[int, typer.Option(help="Gatekeeper worker processes to start.", min=1)] = 1,
     external_gatekeeper: Annotated[

@@ -1,0 +1,102 @@
+"""`fleetgate demo`: the whole system in one command, on a Redis it starts itself unless given one.
+
+A small mixed fleet, the simulated app's Vehicle Access config, owners connecting (some unchecking), one
+gatekeeper worker, ten seconds of load with owners revoking and re-authorizing meanwhile; then what apps saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.table import Table
+
+from services.cli._output import reporting_errors
+from services.cli._registry import RedisUrlOption
+from services.cli.loadtest_view import LiveProgress, summary_table
+from services.demo_redis import DemoRedis, demo_redis
+from services.redis_client import connect, redact
+from simulator.loadtest import LoadTestOptions, run_load_test
+from simulator.report import LoadReport
+
+DEMO_PREFIX = "fleetgate-demo"
+
+
+def demo_command(
+    duration: Annotated[float, typer.Option(help="Seconds of load.", min=1)] = 10,
+    rate: Annotated[float | None, typer.Option(help="Requests per second [default: 1000, embedded: 200].")] = None,
+    vehicles: Annotated[int, typer.Option(help="Fleet size.", min=1)] = 500,
+    embedded: Annotated[
+        bool, typer.Option("--embedded", help="Use the embedded Redis-protocol server even if redis-server exists.")
+    ] = False,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Run fleetgate end to end for about ten seconds and show what apps would see."""
+    console = Console()
+    with reporting_errors(), _redis(redis_url, embedded=embedded) as redis:
+        console.print(f"[bold]fleetgate demo[/bold] on {redis.description}")
+        options = LoadTestOptions(
+            redis_url=redis.url,
+            prefix=os.environ.get("FLEETGATE_KEY_PREFIX", DEMO_PREFIX),
+            vehicles=vehicles,
+            rate=rate or (200 if redis.embedded else 1000),
+            duration_s=duration,
+            seed=7,
+            grace_s=15,
+        )
+        try:
+            with LiveProgress(Console(stderr=True), options) as live:
+                report = asyncio.run(run_load_test(options, live.update))
+        except KeyboardInterrupt:
+            console.print("interrupted: the gatekeeper and producers were stopped")
+            raise typer.Exit(130) from None
+        finally:
+            if redis_url is not None:  # someone else's server: leave it as we found it
+                asyncio.run(_delete_prefix(redis.url, options.prefix))
+    _show(console, report)
+    if not report.accounting.clean:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _redis(redis_url: str | None, *, embedded: bool) -> Iterator[DemoRedis]:
+    if redis_url is not None:
+        yield DemoRedis(redis_url, f"the Redis at {redact(redis_url)}", embedded=False)
+        return
+    with demo_redis(embedded=embedded) as started:
+        yield started
+
+
+async def _delete_prefix(url: str, prefix: str) -> None:
+    client: Redis = connect(url)
+    try:
+        batch = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        for start in range(0, len(batch), 1000):
+            await client.delete(*batch[start : start + 1000])
+    finally:
+        await client.aclose()
+
+
+def _show(console: Console, report: LoadReport) -> None:
+    powertrains = list(report.by_powertrain)
+    table = Table(title="Outcomes by powertrain", title_justify="left")
+    table.add_column("outcome")
+    for powertrain in powertrains:
+        table.add_column(powertrain, justify="right")
+    for outcome in report.outcomes:
+        table.add_row(outcome, *(f"{report.by_powertrain[p].get(outcome, 0):,}" for p in powertrains))
+    console.print(table)
+    console.print("[bold]Sample decisions[/bold] (as published on the decisions stream):")
+    for sample in report.sample_decisions:
+        decision = json.loads(sample)
+        if decision.get("outcome") != "ALLOWED":
+            shown = {k: decision[k] for k in ("request_id", "vehicle_id", "target", "outcome", "error")}
+            console.print_json(json.dumps(shown))
+    console.print(summary_table(report, title="fleetgate demo"))

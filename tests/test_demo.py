@@ -1,0 +1,61 @@
+"""`fleetgate demo` runs to completion on each kind of Redis it can use, and accounts for every request."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from services.local_redis import RedisServer
+
+FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
+SHORT = ["--duration", "3", "--vehicles", "150"]
+
+
+def run_demo(*args: str, path: str | None = None, prefix: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FLEETGATE_")}
+    if path is not None:
+        env["PATH"] = path
+    if prefix is not None:
+        env["FLEETGATE_KEY_PREFIX"] = prefix
+    return subprocess.run(
+        [FLEETGATE, "demo", *SHORT, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def assert_clean_run(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Outcomes by powertrain" in result.stdout
+    assert '"outcome": "PERMISSION_DENIED"' in result.stdout  # a sample decision with its Smartcar-shaped error
+    assert '"statusCode": 403' in result.stdout
+    assert "OK  requests" in result.stdout
+    assert "lost 0  duplicated 0" in result.stdout
+
+
+@pytest.mark.redis
+def test_demo_starts_a_private_redis_server_when_the_binary_is_there() -> None:
+    """With redis-server on PATH, the demo starts its own on a free port and says so."""
+    result = run_demo()
+    assert "a private redis-server on port" in result.stdout
+    assert_clean_run(result)
+
+
+def test_demo_runs_on_the_embedded_server_without_redis_server() -> None:
+    """With no redis-server on PATH, the demo falls back to the embedded Redis-protocol server."""
+    result = run_demo(path=str(Path(sys.executable).parent))
+    assert "embedded Redis-protocol server" in result.stdout
+    assert "no redis-server on PATH" in result.stdout
+    assert_clean_run(result)
+
+
+@pytest.mark.redis
+async def test_demo_on_a_given_redis_leaves_no_keys_behind(redis: Redis, redis_server: RedisServer) -> None:
+    """--redis-url uses that server, and the demo deletes its own keys afterwards."""
+    result = run_demo("--redis-url", redis_server.url, prefix="demo-given")
+    assert f"127.0.0.1:{redis_server.port}" in result.stdout
+    assert_clean_run(result)
+    assert [key async for key in redis.scan_iter(match="demo-given:*")] == []
