@@ -93,10 +93,17 @@ def _show(console: Console, report: LoadReport) -> None:
     for outcome in report.outcomes:
         table.add_row(outcome, *(f"{report.by_powertrain[p].get(outcome, 0):,}" for p in powertrains))
     console.print(table)
-    console.print("[bold]Sample decisions[/bold] (as published on the decisions stream):")
-    for sample in report.sample_decisions:
-        decision = json.loads(sample)
-        if decision.get("outcome") != "ALLOWED":
-            shown = {k: decision[k] for k in ("request_id", "vehicle_id", "target", "outcome", "error")}
-            console.print_json(json.dumps(shown))
+    decisions = [json.loads(sample) for sample in report.sample_decisions]
+    denied = [d for d in decisions if d.get("error")]
+    samples = Table(title="What apps are told (one decision of each kind)", title_justify="left")
+    for column in ("outcome", "target", "HTTP", "error type", "description"):
+        samples.add_column(column)
+    for decision in denied:
+        error = decision["error"]
+        samples.add_row(decision["outcome"], decision["target"] or "-", str(error["statusCode"]), error["type"],
+                        error["description"])  # fmt: skip
+    console.print(samples)
+    if denied:
+        console.print("One of them in full, as published on the decisions stream:")
+        console.print_json(json.dumps(denied[0]))
     console.print(summary_table(report, title="fleetgate demo"))
