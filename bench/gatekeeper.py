@@ -186,7 +186,8 @@ async def latency(
         await fill(redis, keys.requests, warm_up)
         while await redis.xlen(keys.decisions) < len(warm_up):
             await asyncio.sleep(0.05)
-        start_after = (await redis.xrevrange(keys.decisions, count=1))[0][0]
+        newest = await redis.xrevrange(keys.decisions, count=1) or []
+        start_after: bytes | str = newest[0][0] or "0-0"
 
         async def produce() -> None:
             started, done = time.perf_counter(), 0
