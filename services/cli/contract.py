@@ -1,7 +1,8 @@
-"""`fleetgate contract`: write (or check) the JSON Schema files of the message contract."""
+"""`fleetgate contract`: write (or check) the contract files: JSON Schema per message, and the AsyncAPI document."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -9,32 +10,58 @@ import typer
 
 from schemas.contract import json_schema_files
 from services.cli._output import fail
+from services.gatekeeper.app import create_app
+from services.settings import Settings
 
 app = typer.Typer(help="The wire contract other programs rely on.", no_args_is_help=True)
 
 DEFAULT_DIR = Path("docs/contract")
+ASYNCAPI_FILE = "asyncapi.json"
+
+
+def asyncapi_json() -> str:
+    """The gatekeeper app's AsyncAPI 3 document, by FastStream's generator, for the default settings.
+
+    Built from the settings' defaults rather than the environment, so that the checked-in file does not
+    depend on who generates it (`FLEETGATE_KEY_PREFIX`, `FLEETGATE_REDIS_URL` would otherwise leak in).
+    """
+    defaults = {name: field.get_default(call_default_factory=True) for name, field in Settings.model_fields.items()}
+    document = create_app(Settings(**defaults)).schema.to_specification().to_jsonable()
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def contract_files() -> dict[str, str]:
+    """File name -> text of every generated file under docs/contract/."""
+    return json_schema_files() | {ASYNCAPI_FILE: asyncapi_json()}
+
+
+def stale_files(directory: Path, files: dict[str, str]) -> list[Path]:
+    """The files under `directory` that are missing or differ from `files`."""
+    stale = []
+    for name, text in files.items():
+        path = directory / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            stale.append(path)
+    return stale
 
 
 @app.command("export")
 def export_command(
-    out: Annotated[Path, typer.Option("--out", help="Directory to write the schema files to.")] = DEFAULT_DIR,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the contract files to.")] = DEFAULT_DIR,
     check: Annotated[bool, typer.Option("--check", help="Only check the files are current; exit 1 if not.")] = False,
 ) -> None:
-    """Write one JSON Schema file per message type (request, decision, connection-event, deadletter)."""
-    stale = []
-    for name, text in json_schema_files().items():
-        path = out / name
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        stale.append(path)
-        if not check:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                fail(f"cannot write {path}: {exc.strerror}")
+    """Write a JSON Schema per message type (request, decision, connection-event, deadletter) and asyncapi.json."""
+    files = contract_files()
+    stale = stale_files(out, files)
     if check and stale:
         typer.echo(f"out of date: {' '.join(str(p) for p in stale)} (run `fleetgate contract export`)", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{'checked' if check else 'wrote'} {len(json_schema_files())} schema files in {out}", err=True)
+    if not check:
+        for path in stale:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                path.write_text(files[path.name], encoding="utf-8")
+            except OSError as exc:
+                fail(f"cannot write {path}: {exc.strerror}")
+    done = f"checked {len(files)}" if check else f"wrote {len(stale)} of {len(files)}"
+    typer.echo(f"{done} contract files in {out}", err=True)

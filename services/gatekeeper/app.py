@@ -14,9 +14,16 @@ import logging
 
 from faststream import FastStream
 from faststream.redis import RedisBroker, StreamSub
+from faststream.specification import AsyncAPI
 from prometheus_client import start_http_server
 
-from schemas.messages import DecisionMessage, RequestMessage
+from schemas.messages import (
+    CONTRACT_VERSION,
+    ConnectionEventMessage,
+    DeadLetterMessage,
+    DecisionMessage,
+    RequestMessage,
+)
 from services.gatekeeper.upkeep import serve
 from services.gatekeeper.worker import Gatekeeper
 from services.logs import configure_logging
@@ -25,25 +32,33 @@ from services.registry.layout import Keys
 from services.settings import Settings
 
 log = logging.getLogger("fleetgate.gatekeeper")
+_ENVELOPE = " Each entry has one field `data`: this message as UTF-8 JSON."
 
 
 def create_app(settings: Settings | None = None) -> FastStream:
     settings = settings or Settings()
     keys = Keys(settings.key_prefix)
     broker = RedisBroker(settings.redis_url)
-    # Declared for the AsyncAPI document; the worker reads and writes these streams itself.
-    broker.publisher(
-        stream=StreamSub(keys.decisions),
-        title="decisions",
-        description="Exactly one decision per request_id (field `data`).",
-        schema=DecisionMessage,
+    # Declared for the AsyncAPI document only (`fleetgate contract export`): the worker reads and writes these
+    # streams itself, so none is a FastStream subscriber (one would start consuming when the app starts).
+    streams = (
+        (
+            keys.requests,
+            "requests",
+            RequestMessage,
+            f"In: any client writes; the gatekeeper group `{settings.group}` reads.",
+        ),
+        (keys.decisions, "decisions", DecisionMessage, "Out: exactly one decision per request_id, by the gatekeeper."),
+        (keys.deadletter, "deadletter", DeadLetterMessage, "Out: entries that failed too often, and why."),
+        (
+            keys.connection_events,
+            "connection-events",
+            ConnectionEventMessage,
+            "Out: every consent change, by the Connect service; the gatekeeper follows it to drop cached grants.",
+        ),
     )
-    broker.publisher(
-        stream=StreamSub(keys.requests),
-        title="requests",
-        description="Requests to decide (field `data`), consumed by the group `" + settings.group + "`.",
-        schema=RequestMessage,
-    )
+    for stream, title, schema, description in streams:
+        broker.publisher(stream=StreamSub(stream), title=title, description=description + _ENVELOPE, schema=schema)
     running: dict[str, object] = {}
 
     async def start() -> None:
@@ -77,5 +92,10 @@ def create_app(settings: Settings | None = None) -> FastStream:
             await task
             await gatekeeper.redis.aclose()
 
-    application = FastStream(broker, after_startup=[start], on_shutdown=[stop])
+    specification = AsyncAPI(
+        title="fleetgate",
+        version=str(CONTRACT_VERSION),
+        description="Redis Streams of the fleetgate gatekeeper: requests in, decisions out (docs/contract.md).",
+    )
+    application = FastStream(broker, after_startup=[start], on_shutdown=[stop], specification=specification)
     return application
