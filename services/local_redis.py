@@ -30,12 +30,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_redis_server(directory: Path, *extra: str) -> RedisServer:
-    """Start redis-server without persistence in `directory`, and wait until it answers PING."""
+def start_redis_server(directory: Path, *extra: str, port: int | None = None) -> RedisServer:
+    """Start redis-server in `directory` (no persistence unless `extra` asks), and wait until it answers PING.
+
+    `port` restarts a server where it was (its clients reconnect to the same address); default: a free one.
+    """
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not on PATH (`.ci/run` installs it; `apt-get install redis-server`)")
-    port = free_port()
+    port = port or free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     command += ["--dir", str(directory), "--logfile", str(directory / "redis.log"), *extra]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import logging
 import os
@@ -97,6 +98,13 @@ class Gatekeeper:
                     await self.process(entries)
                 failures = 0
             except RedisError as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    # The stream or group is gone (a Redis restarted without persistence, a FLUSHALL): create
+                    # it again at 0, so whatever is written from now on is decided instead of failing forever.
+                    log.warning("consumer group %s missing; creating it again", self.settings.group)
+                    with contextlib.suppress(RedisError):
+                        await self.ensure_group()
+                    continue
                 failures += 1
                 delay = min(0.05 * 2**failures, 5.0)
                 log.warning("redis error, retrying in %.2fs: %s", delay, exc)

@@ -1,0 +1,113 @@
+"""Helpers for the reliability suite: gatekeeper worker processes, request publishing, and exact counting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.registry import Keys
+
+FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
+
+
+def start_worker(redis_url: str, keys: Keys, **settings: str) -> subprocess.Popen[bytes]:
+    """`fleetgate gatekeeper run` on `keys.prefix`; settings become FLEETGATE_<NAME> variables."""
+    env = {
+        **os.environ,
+        "FLEETGATE_REDIS_URL": redis_url,
+        "FLEETGATE_KEY_PREFIX": keys.prefix,
+        "FLEETGATE_BLOCK_MS": "100",
+        **{f"FLEETGATE_{name.upper()}": value for name, value in settings.items()},
+    }
+    return subprocess.Popen(
+        [FLEETGATE, "gatekeeper", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def request_body(n: int, connection_id: str = "c-unknown", vehicle_id: str = "v-unknown") -> bytes:
+    return json.dumps(
+        {
+            "request_id": f"r{n}",
+            "connection_id": connection_id,
+            "vehicle_id": vehicle_id,
+            "kind": "signal",
+            "target": "odometer-traveleddistance",
+            "issued_at": "2026-11-28T12:00:00Z",
+        }
+    ).encode()
+
+
+async def publish(redis: Redis, keys: Keys, first: int, count: int) -> None:
+    """Requests r<first> .. r<first + count - 1>, pipelined; retried whole while Redis is away.
+
+    A retried chunk may publish some ids twice: the gatekeeper must still decide each once.
+    """
+    for start in range(first, first + count, 500):
+        while True:
+            try:
+                async with redis.pipeline(transaction=False) as pipe:
+                    for n in range(start, min(start + 500, first + count)):
+                        pipe.xadd(keys.requests, {"data": request_body(n)})
+                    await pipe.execute()
+                break
+            except RedisError:
+                await asyncio.sleep(0.1)
+
+
+async def decided_ids(redis: Redis, keys: Keys) -> Counter[str]:
+    """How many decisions each request id has on the decisions stream."""
+    counts: Counter[str] = Counter()
+    last = "-"
+    while True:
+        entries = await redis.xrange(keys.decisions, min=last, count=10_000) or []
+        if last != "-":
+            entries = entries[1:]  # the first is the one we ended on
+        if not entries:
+            return counts
+        for _entry_id, fields in entries:
+            counts[json.loads((fields or {})[b"data"])["request_id"]] += 1
+        last = entries[-1][0].decode() if isinstance(entries[-1][0], bytes) else str(entries[-1][0])
+
+
+async def wait_for_decisions(redis: Redis, keys: Keys, count: int, timeout: float) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    have = 0
+    while loop.time() < deadline:
+        try:
+            have = await redis.xlen(keys.decisions)
+        except RedisError:
+            have = 0
+        if have >= count:
+            break
+        await asyncio.sleep(0.1)
+    return have
+
+
+async def reconnected(redis: Redis, timeout: float = 10) -> None:
+    """Until the client's pool has a working connection again (the first command after a restart fails)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await redis.exists("fleetgate-reconnect-probe")  # any command; PING is loosely typed
+            return
+        except RedisError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+def stop(workers: list[subprocess.Popen[bytes]]) -> list[int]:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    return [worker.wait(30) for worker in workers]
