@@ -25,6 +25,8 @@ async def every(seconds: float, job: Callable[[], Awaitable[Any]], stopping: asy
             await job()
         except RedisError as exc:
             log.warning("%s failed: %s", getattr(job, "__name__", "job"), exc)
+        except Exception:  # a bug in one run must not end the job for good, silently
+            log.exception("%s failed", getattr(job, "__name__", "job"))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=seconds)
 
@@ -64,8 +66,9 @@ async def trim_requests(gatekeeper: Gatekeeper) -> int:
         name = group["name"].decode() if isinstance(group["name"], bytes) else str(group["name"])
         metrics.PENDING.labels(name).set(group["pending"])
         metrics.LAG.labels(name).set(group.get("lag") or 0)
-        if group["pending"]:
-            summary = await redis.xpending(stream, name)
+        # XINFO and XPENDING are two reads: entries pending in the first may be acknowledged by the second.
+        summary = await redis.xpending(stream, name) if group["pending"] else None
+        if summary and summary["min"] is not None:
             floors.append(_stream_id(summary["min"]))
         else:
             floors.append(_next_id(_stream_id(group["last-delivered-id"])))
