@@ -6,6 +6,7 @@ import typer
 
 from services.cli import access, catalog, connect, contract, demo, filters, gatekeeper, simulate, vehicles
 from services.cli._output import reporting_errors
+from services.consumers.cli import audit_app, tail_command
 
 app = typer.Typer(
     name="fleetgate",
@@ -23,6 +24,8 @@ app.add_typer(filters.app, name="filters")
 app.add_typer(gatekeeper.app, name="gatekeeper")
 app.add_typer(simulate.app, name="simulate")
 app.command("loadtest")(simulate.loadtest_command)
+app.command("tail")(tail_command)
+app.add_typer(audit_app, name="audit")
 app.command("demo")(demo.demo_command)
 
 

@@ -1,0 +1,206 @@
+"""The audit consumer: every decision and connection event, stored in SQLite (see audit_store.py).
+
+It is one consumer group (`audit` by default) on both `{prefix}:decisions` and `{prefix}:connection-events`,
+created at id 0 because an audit wants the history. Per read batch: parse, write in one SQLite transaction,
+commit, then XACK. A crash between the commit and the XACK leaves the batch pending; on start the consumer
+first re-reads its own pending entries (XREADGROUP from id 0), and it XAUTOCLAIMs entries that dead audit
+consumers left idle for over a minute. Stored rows are keyed, so a re-read batch adds nothing: no gap, no
+duplicate. An entry that is not a valid message is kept in the `unreadable` table and acknowledged.
+A Redis outage is waited out with backoff, except by a batch run (`until_idle`), which reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, cast
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import KeyT, StreamIdT
+
+from schemas.errors import describe_validation_error
+from schemas.messages import ConnectionEventMessage, DecisionMessage
+from services.consumers.audit_store import AuditStore, Batch
+from services.consumers.streams import StreamReply, as_reply, consumer_name, ensure_group
+from services.registry.layout import Keys
+
+log = logging.getLogger("fleetgate.audit")
+
+DEFAULT_GROUP = "audit"
+CLAIM_IDLE_MS = 60_000
+"""A pending entry idle this long belongs to a dead audit consumer; a live one acknowledges within a batch."""
+
+
+@dataclass
+class AuditStats:
+    read: int = 0
+    """Entries read, including re-reads of entries already stored."""
+    decisions: int = 0
+    """Decision rows added."""
+    events: int = 0
+    """Connection event rows added."""
+    unreadable: int = 0
+    """Entries kept as unreadable (no `data`, not JSON, not a valid message)."""
+
+
+class Auditor:
+    """One audit consumer: run() until stop(); the store is the caller's to open and close."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        store: AuditStore,
+        *,
+        group: str = DEFAULT_GROUP,
+        consumer: str | None = None,
+        batch_size: int = 500,
+        block_ms: int = 1000,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+        claim_interval_s: float = 30.0,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.store = store
+        self.group = group
+        self.consumer = consumer or consumer_name()
+        self.batch_size = batch_size
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.claim_interval_s = claim_interval_s
+        self.streams = (keys.decisions, keys.connection_events)
+        self.stats = AuditStats()
+        self.stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the batch in hand (stored and acknowledged), then return from run()."""
+        self.stopping.set()
+
+    async def run(self, *, until_idle: bool = False) -> AuditStats:
+        """Store entries until stop(), or (until_idle) until a read of new entries returns nothing."""
+        for stream in self.streams:
+            await ensure_group(self.redis, stream, self.group, "0")
+        await self.read_own_pending()
+        await self.claim_idle()
+        loop = asyncio.get_running_loop()
+        claimed_at, failures = loop.time(), 0
+        while not self.stopping.is_set():
+            try:
+                if loop.time() - claimed_at >= self.claim_interval_s:
+                    # Also reclaims this consumer's own batch left pending by a failed XACK below.
+                    await self.claim_idle()
+                    claimed_at = loop.time()
+                if not await self._read_new() and until_idle:
+                    break
+                failures = 0
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if until_idle:  # a batch job reports the outage; a long-running consumer waits it out
+                    raise
+                failures += 1
+                delay = min(0.1 * 2**failures, 5.0)
+                log.warning("redis error, retrying in %.1fs: %s", delay, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+        return self.stats
+
+    async def _read_new(self) -> bool:
+        """Read, store and acknowledge one batch of new entries; False if there was none."""
+        reply = as_reply(
+            await self.redis.xreadgroup(
+                self.group, self.consumer, dict.fromkeys(self.streams, ">"), count=self.batch_size, block=self.block_ms
+            )
+        )
+        if not any(entries for _, entries in reply):
+            return False
+        await self.handle(reply)
+        return True
+
+    async def read_own_pending(self) -> None:
+        """Store again what this consumer read but did not acknowledge before (it crashed after the commit)."""
+        cursors: dict[KeyT, StreamIdT] = dict.fromkeys(self.streams, "0")
+        while cursors and not self.stopping.is_set():
+            reply = as_reply(await self.redis.xreadgroup(self.group, self.consumer, cursors, count=self.batch_size))
+            if not reply:
+                break
+            for stream, entries in reply:
+                if entries:
+                    cursors[stream.decode()] = entries[-1][0]
+                else:  # this stream's pending list is read to its end
+                    cursors.pop(stream.decode(), None)
+            await self.handle(reply)
+
+    async def claim_idle(self) -> None:
+        """Take over entries idle past claim_idle_ms (their audit consumer died) and store them."""
+        for stream in self.streams:
+            cursor: bytes | str = "0-0"
+            while not self.stopping.is_set():
+                response = await self.redis.xautoclaim(
+                    stream,
+                    self.group,
+                    self.consumer,
+                    min_idle_time=self.claim_idle_ms,
+                    start_id=cursor,
+                    count=self.batch_size,
+                )
+                # The third part lists entries deleted from the stream while pending: XAUTOCLAIM has already
+                # dropped them from the pending list, and there is nothing left to store.
+                cursor, claimed = cast("tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]", response[:2])
+                if claimed:
+                    await self.handle([(stream.encode(), claimed)])
+                if cursor == b"0-0":
+                    break
+
+    async def handle(self, reply: StreamReply) -> None:
+        """Store one read's entries in one transaction, then acknowledge them (never before the commit)."""
+        batch = Batch()
+        read: dict[str, list[bytes]] = {}
+        for stream_name, entries in reply:
+            stream = stream_name.decode()
+            for entry_id, fields in entries:
+                read.setdefault(stream, []).append(entry_id)
+                if fields:  # empty: deleted from the stream while pending, nothing to store
+                    self._parse(stream, entry_id.decode(), fields, batch)
+        if not read:
+            return
+        written = self.store.write(batch)  # sqlite3 blocks the loop for a commit; one consumer, so that is fine
+        await self.ack(read)
+        self.stats.read += sum(len(ids) for ids in read.values())
+        self.stats.decisions += written.decisions
+        self.stats.events += written.events
+        self.stats.unreadable += written.unreadable
+
+    async def ack(self, read: dict[str, list[bytes]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in read.items():
+                pipe.xack(stream, self.group, *ids)
+            await pipe.execute()
+
+    def _parse(self, stream: str, entry_id: str, fields: dict[bytes, bytes], batch: Batch) -> None:
+        data = fields.get(b"data")
+        try:
+            if data is None:
+                raise ValueError("no `data` field")
+            if stream == self.keys.decisions:
+                batch.add_decision(entry_id, DecisionMessage.model_validate_json(data), data.decode())
+            else:
+                batch.add_event(entry_id, ConnectionEventMessage.model_validate_json(data), data.decode())
+        except ValueError as exc:  # pydantic's ValidationError and UnicodeDecodeError are ValueErrors
+            reason = (
+                describe_validation_error(exc).replace("\n", "; ") if isinstance(exc, ValidationError) else str(exc)
+            )
+            log.warning("%s entry %s is unreadable (%s); kept in the unreadable table", stream, entry_id, reason)
+            batch.add_unreadable(stream, entry_id, reason, fields)
+
+
+def summary(stats: AuditStats) -> dict[str, Any]:
+    return {
+        "read": stats.read,
+        "decisions_added": stats.decisions,
+        "events_added": stats.events,
+        "unreadable_added": stats.unreadable,
+    }

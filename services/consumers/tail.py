@@ -1,0 +1,175 @@
+"""`fleetgate tail`: a live, readable view of `{prefix}:decisions`, one line per decision.
+
+By default a plain XREAD from the stream's end: it takes nothing from anyone (no group, nothing to acknowledge).
+With a group it reads as one consumer of that group and acknowledges every entry it has handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.text import Text
+
+from schemas.problems import Outcome
+from services.consumers.streams import as_reply, consumer_name, ensure_group
+from services.registry.layout import Keys
+
+OUTCOME_STYLES = {
+    Outcome.ALLOWED: "green",
+    Outcome.PERMISSION_DENIED: "yellow",
+    Outcome.VEHICLE_NOT_CAPABLE: "magenta",
+    Outcome.UNAUTHORIZED: "red",
+    Outcome.REJECTED: "bold red",
+}
+_OUTCOME_WIDTH = max(len(o) for o in Outcome)
+
+
+@dataclass(frozen=True, slots=True)
+class TailOptions:
+    outcomes: frozenset[Outcome] = frozenset()
+    """Only these outcomes (empty: all)."""
+    vehicle: str | None = None
+    from_start: bool = False
+    """Begin at the stream's first entry (or, for a new group, create it there) instead of its end."""
+    group: str | None = None
+    count: int | None = None
+    """Return after this many matching decisions."""
+    batch_size: int = 100
+    block_ms: int = 250
+    """How long one read waits: also how soon a Ctrl-C is noticed."""
+
+    def matches(self, decision: dict[str, Any]) -> bool:
+        if self.outcomes and decision["outcome"] not in self.outcomes:
+            return False
+        return self.vehicle is None or decision.get("vehicle_id") == self.vehicle
+
+
+class Printer(Protocol):
+    def decision(self, decision: dict[str, Any]) -> None: ...
+
+    def warning(self, message: str) -> None: ...
+
+
+class LinePrinter:
+    """One readable line per decision, coloured when the output is a terminal; warnings on stderr."""
+
+    def __init__(self) -> None:
+        # soft_wrap: a long line stays one line (rich would wrap it at the terminal's width, or 80 in a pipe).
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def decision(self, decision: dict[str, Any]) -> None:
+        self.out.print(describe(decision))
+
+    def warning(self, message: str) -> None:
+        self.err.print(Text(f"warning: {message}", style="yellow"))
+
+
+class JsonPrinter(LinePrinter):
+    """Each decision's JSON object on one line (whatever spacing it was published with), for other programs."""
+
+    def decision(self, decision: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(decision, separators=(",", ":"), ensure_ascii=False) + "\n")
+        sys.stdout.flush()  # a pipe is block-buffered: a live view must not wait for 4 KiB
+
+
+def parse_outcomes(values: Iterable[str]) -> frozenset[Outcome]:
+    """Outcome names, any case; a ValueError names the bad one and lists the valid ones."""
+    outcomes = set()
+    for value in values:
+        try:
+            outcomes.add(Outcome(value.upper()))
+        except ValueError:
+            valid = ", ".join(Outcome)
+            raise ValueError(f"unknown outcome {value!r}; valid outcomes: {valid}") from None
+    return frozenset(outcomes)
+
+
+def read_decision(fields: dict[bytes, bytes]) -> dict[str, Any]:
+    """The decision an entry carries; ValueError says what is wrong with a malformed one."""
+    data = fields.get(b"data")
+    if data is None:
+        raise ValueError("has no `data` field")
+    try:
+        decision = json.loads(data)
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        raise ValueError(f"has a `data` field that is not JSON ({exc})") from None
+    if not isinstance(decision, dict) or not isinstance(decision.get("request_id"), str):
+        raise ValueError("has a `data` field that is not a decision (no request_id)")
+    if decision.get("outcome") not in set(Outcome):
+        raise ValueError(f"has a `data` field that is not a decision (outcome {decision.get('outcome')!r})")
+    return decision
+
+
+def describe(decision: dict[str, Any]) -> Text:
+    """`time  OUTCOME  request  vehicle  kind:target  permission  [error type/code: description]`."""
+    outcome = Outcome(decision["outcome"])
+    style = OUTCOME_STYLES[outcome]
+    line = Text()
+    line.append(str(decision.get("decided_at", "?")), style="dim")
+    line.append("  ")
+    line.append(outcome.value.ljust(_OUTCOME_WIDTH), style=style)
+    line.append(f"  {decision['request_id']}", style="bold")
+    line.append(f"  vehicle={decision.get('vehicle_id') or '-'}")
+    line.append(f"  {decision.get('kind') or '?'}:{decision.get('target') or '-'}")
+    line.append(f"  permission={decision.get('permission') or '-'}")
+    error = decision.get("error")
+    if isinstance(error, dict):
+        line.append(f"  {error.get('type')}/{error.get('code') or 'null'}: {error.get('description')}", style=style)
+    return line
+
+
+async def tail(
+    redis: Redis, keys: Keys, options: TailOptions, printer: Printer, stopping: asyncio.Event | None = None
+) -> int:
+    """Print matching decisions until `stopping` is set or `options.count` were printed; returns how many."""
+    stopping = stopping or asyncio.Event()
+    stream = keys.decisions
+    consumer = consumer_name()
+    position: bytes | str = "0-0"
+    if options.group is not None:
+        await ensure_group(redis, stream, options.group, "0" if options.from_start else "$")
+    elif not options.from_start:
+        # The current last id rather than `$`: with `$` each read would miss what arrived between two reads.
+        newest = await redis.xrevrange(stream, count=1)
+        if newest:
+            position = newest[0][0] or position
+    shown = 0
+    while not stopping.is_set() and (options.count is None or shown < options.count):
+        # Never read more than --count still needs: every entry read is then handled (shown or skipped, and in
+        # a group acknowledged); none is left pending by an early exit.
+        size = options.batch_size if options.count is None else min(options.batch_size, options.count - shown)
+        if options.group is not None:
+            reply = as_reply(
+                await redis.xreadgroup(options.group, consumer, {stream: ">"}, count=size, block=options.block_ms)
+            )
+        else:
+            reply = as_reply(await redis.xread({stream: position}, count=size, block=options.block_ms))
+        entries = [entry for _, batch in reply for entry in batch]
+        if not entries:
+            continue
+        for entry_id, fields in entries:
+            shown += _show(entry_id, fields, options, printer)
+        position = entries[-1][0]
+        if options.group is not None:
+            await redis.xack(stream, options.group, *(entry_id for entry_id, _ in entries))
+    return shown
+
+
+def _show(entry_id: bytes, fields: dict[bytes, bytes], options: TailOptions, printer: Printer) -> bool:
+    try:
+        decision = read_decision(fields)
+    except ValueError as exc:
+        printer.warning(f"entry {entry_id.decode()} {exc}; skipped")
+        return False
+    if not options.matches(decision):
+        return False
+    printer.decision(decision)
+    return True
