@@ -1,0 +1,144 @@
+"""The local stack (docker-compose.yml): valid Compose, real metrics on the dashboard, and each fleetgate
+service's exact command run as a process against a real redis-server, working together.
+
+Docker cannot run on the machines that test this, so the containers' commands are run as processes instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+
+import services.gatekeeper.metrics  # noqa: F401  (registers the metrics the dashboard must name)
+from services.local_redis import RedisServer, free_port
+from services.registry import Keys
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    """docker-compose.yml validates against the Compose specification's JSON Schema (tests/data/compose_spec.json)."""
+    schema = json.loads((ROOT / "tests/data/compose_spec.json").read_text())
+    jsonschema.Draft201909Validator(schema).validate(COMPOSE)
+
+
+def test_the_stack_has_what_it_promises() -> None:
+    """Two gatekeeper replicas with a health check, the simulator waits for them, metrics are scraped."""
+    services = COMPOSE["services"]
+    assert set(services) == {"redis", "gatekeeper", "simulator", "audit", "prometheus", "grafana"}
+    gatekeeper = services["gatekeeper"]
+    assert gatekeeper["deploy"]["replicas"] == 2
+    assert gatekeeper["healthcheck"]["test"] == ["CMD", "fleetgate", "gatekeeper", "check"]
+    assert services["simulator"]["depends_on"]["gatekeeper"]["condition"] == "service_healthy"
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["dns_sd_configs"][0]["port"] == int(gatekeeper["environment"]["FLEETGATE_METRICS_PORT"])
+
+
+def test_the_dashboard_queries_metrics_the_gatekeeper_exports() -> None:
+    """Every metric named in the Grafana dashboard exists in the gatekeeper's Prometheus registry."""
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/fleetgate.json").read_text())
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    named = {m for e in expressions for m in re.findall(r"\bfleetgate_\w+", e)}
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    exported = {m.name + suffix for m in REGISTRY.collect() for suffix in suffixes.get(m.type, ("",))}
+    assert named
+    assert named <= exported, named - exported
+
+
+def command_and_env(service: str, overrides: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The service's command as written (the image's `fleetgate` is this venv's) and its environment."""
+    spec: dict[str, Any] = COMPOSE["services"][service]
+    command = list(spec["command"])
+    assert command[0] == "fleetgate"
+    environment = {k: str(v) for k, v in spec["environment"].items()} | overrides
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETGATE_")} | environment
+    return [FLEETGATE, *command[1:]], env
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(180)
+async def test_the_stack_commands_work_together(
+    redis: Redis, keys: Keys, redis_server: RedisServer, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Two gatekeepers, the audit consumer and the simulator, as compose starts them: healthy, clean, audited."""
+    base = {"FLEETGATE_REDIS_URL": redis_server.url, "FLEETGATE_KEY_PREFIX": keys.prefix}
+    metrics_ports = [free_port(), free_port()]
+    for port in metrics_ports:  # two replicas on one host cannot share the container's port
+        command, env = command_and_env("gatekeeper", base | {"FLEETGATE_METRICS_PORT": str(port)})
+        processes.append(subprocess.Popen(command, env=env))
+    _, check_env = command_and_env("gatekeeper", base)
+    health = [FLEETGATE, *COMPOSE["services"]["gatekeeper"]["healthcheck"]["test"][2:]]
+    deadline = time.monotonic() + 30
+    while subprocess.run(health, env=check_env, capture_output=True, check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the gatekeepers never became healthy"
+        time.sleep(0.2)
+
+    database = tmp_path / "audit.sqlite"
+    command, env = command_and_env("audit", base | {"FLEETGATE_AUDIT_DB": str(database)})
+    audit = subprocess.Popen(command, env=env)
+    processes.append(audit)
+
+    loadtest = {
+        "FLEETGATE_LOADTEST_VEHICLES": "300",
+        "FLEETGATE_LOADTEST_RATE": "300",
+        "FLEETGATE_LOADTEST_DURATION": "3",
+    }
+    command = [c if c != "/reports" else str(tmp_path / "reports") for c in command_and_env("simulator", {})[0]]
+    _, env = command_and_env("simulator", base | loadtest)
+    simulator = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert simulator.returncode == 0, simulator.stdout + simulator.stderr
+    accounting = json.loads((tmp_path / "reports" / "report.json").read_text())["accounting"]
+    assert (accounting["lost"], accounting["duplicated"], accounting["mismatched"]) == (0, 0, 0)
+    assert accounting["requests"] > 500
+
+    for port in metrics_ports:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert "fleetgate_decisions_total{" in text  # both replicas decided some of the load
+
+    decisions = await redis.xlen(keys.decisions)
+    deadline = time.monotonic() + 30
+    while _audited(database) < decisions and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _audited(database) == decisions
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    assert [process.wait(30) for process in processes] == [0, 0, 0]
+
+
+def _audited(database: Path) -> int:
+    if not database.exists():
+        return 0
+    with sqlite3.connect(database) as db:
+        try:
+            return int(db.execute("SELECT count(*) FROM decisions").fetchone()[0])
+        except sqlite3.OperationalError:  # the table is created on the consumer's first batch
+            return 0
