@@ -23,7 +23,7 @@ RedisUrlOption = Annotated[
     str | None,
     typer.Option(
         "--redis-url",
-        help="Redis to use [default: $FLEETGATE_REDIS_URL, else redis://127.0.0.1:6379/0].",
+        help="Redis to use (default: $FLEETGATE_REDIS_URL, else redis://127.0.0.1:6379/0).",
         show_default=False,
     ),
 ]
