@@ -1,0 +1,131 @@
+"""Regenerate docs/reliability.md: run the reliability scenarios on private redis-servers and the reliability
+test suite, and write the figures (not a test; about three minutes):
+
+    .venv/bin/python -m bench.reliability [--out docs/reliability.md] [--json bench/results/reliability.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.reliability_doc import render
+from schemas.access import VehicleAccessConfig
+from services.local_redis import start_redis_server
+from services.redis_client import connect
+from services.registry import Keys, Registry
+from tests.reliability.scenarios import PERSISTENCE, crash_redis, crash_workers
+from tests.reliability.test_revocation_bound import revocation_delays
+from tests.reliability.workers import publish, start_worker, stop
+
+
+async def revocation(trials: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as directory:
+        server = start_redis_server(Path(directory))
+        redis, keys = connect(server.url), Keys("revoke")
+        registry = Registry(redis, keys)
+        await registry.publish_config(VehicleAccessConfig.select(signals=["odometer-traveleddistance"]))
+        worker = start_worker(server.url, keys)
+        stop_load = asyncio.Event()
+
+        async def load() -> None:
+            sent = 0
+            while not stop_load.is_set():
+                await publish(redis, keys, 1_000_000 + sent, 100)
+                sent += 100
+                await asyncio.sleep(0.05)
+
+        background = asyncio.create_task(load())
+        try:
+            delays = sorted(await revocation_delays(redis, keys, registry, trials))
+        finally:
+            stop_load.set()
+            await background
+            await asyncio.to_thread(stop, [worker])
+            await redis.aclose()
+            server.stop()
+
+    def pick(quantile: float) -> float:
+        return 1000 * delays[min(len(delays) - 1, int(quantile * len(delays)))]
+
+    return {"trials": trials, "p50 ms": pick(0.5), "p99 ms": pick(0.99), "max ms": 1000 * delays[-1]}
+
+
+async def scenarios(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        server = start_redis_server(Path(directory))
+        redis = connect(server.url)
+        try:
+            outcome = await crash_workers(redis, Keys("kills"), server.url, requests=50_000, kills=5, seed=args.seed)
+            results["worker kills"] = asdict(outcome) | {"lost": outcome.lost}
+        finally:
+            await redis.aclose()
+            server.stop()
+    results["redis crash"] = {}
+    for mode in PERSISTENCE:
+        with tempfile.TemporaryDirectory() as directory:
+            outcome = await crash_redis(Path(directory), mode, requests=20_000)
+            results["redis crash"][mode] = asdict(outcome) | {"lost": outcome.lost}
+    results["revocation"] = await revocation(args.revocations)
+    return results
+
+
+def run_suite() -> dict[str, Any]:
+    """The reliability tests, as pytest reports them."""
+    with tempfile.TemporaryDirectory() as directory:
+        report = Path(directory) / "junit.xml"
+        started = time.perf_counter()
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-m",
+            "reliability",
+            f"--junitxml={report}",
+            "-p",
+            "no:cacheprovider",
+        ]
+        subprocess.run(command, check=False, capture_output=True)
+        seconds = time.perf_counter() - started
+        cases = ET.parse(report).getroot().iter("testcase")
+        tests = {
+            f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}": (
+                "failed" if case.find("failure") is not None or case.find("error") is not None
+                else "skipped" if case.find("skipped") is not None else "passed"
+            )
+            for case in cases
+        }  # fmt: skip
+    return {"seconds": seconds, "tests": tests}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("docs/reliability.md"))
+    parser.add_argument("--json", type=Path, default=Path("bench/results/reliability.json"))
+    parser.add_argument("--seed", type=int, default=20261129)
+    parser.add_argument("--revocations", type=int, default=100)
+    args = parser.parse_args()
+    results = asyncio.run(scenarios(args))
+    results["suite"] = run_suite()
+    results["machine"] = {"python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.write_text(render(results))
+    print(json.dumps({k: v for k, v in results.items() if k != "suite"}, indent=2))
+    print(f"wrote {args.out} and {args.json}")
+
+
+if __name__ == "__main__":
+    main()
