@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from services.cli import app
 from services.local_redis import RedisServer
+from services.redis_client import redact
 from services.registry import Keys
 
 pytestmark = pytest.mark.redis
@@ -172,3 +173,19 @@ def test_unreachable_redis_is_a_clear_error_without_the_password(cli: Any) -> No
     assert code == 2
     assert "redis://app:***@127.0.0.1:1/0" in err
     assert "s3cret" not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://fleet:s3cret@db.internal:6380/1", "redis://fleet:***@db.internal:6380/1"),
+        (
+            "rediss://db.internal/0?ssl_ca_certs=/ca.crt&password=s3cret",
+            "rediss://db.internal/0?ssl_ca_certs=/ca.crt&password=***",
+        ),
+    ],
+)
+def test_redact_hides_passwords_wherever_the_url_carries_them(url: str, shown: str) -> None:
+    """In the user part or as a `password=` query parameter (redis-py accepts both)."""
+    assert redact(url) == shown

@@ -73,10 +73,24 @@ def _rejection(data: bytes, exc: ValidationError, unreadable_id: str) -> Rejecti
     if not isinstance(raw, dict):
         return Rejection(unreadable_id, f"The payload is a JSON {type(raw).__name__}, not an object.", {})
     request_id = raw.get("request_id")
-    echo = {key: raw[key] for key in _ECHOED if isinstance(raw.get(key), str) and len(raw[key]) <= 128}
-    readable_id = isinstance(request_id, str) and 0 < len(request_id) <= 128
+    echo = {key: raw[key] for key in _ECHOED if _echoable(raw.get(key))}
     return Rejection(
-        request_id if isinstance(request_id, str) and readable_id else unreadable_id,
+        request_id if _echoable(request_id) and request_id else unreadable_id,
         "Invalid request: " + describe_validation_error(exc).replace("\n", "; "),
         echo,
     )
+
+
+def _echoable(value: Any) -> bool:
+    """A string a decision can carry: short, and encodable as UTF-8.
+
+    Python's JSON decoder accepts lone surrogate escapes (`"\\ud800"`), which no UTF-8 output can hold: echoing
+    one made the decision unencodable, so the entry was retried and dead-lettered instead of REJECTED.
+    """
+    if not isinstance(value, str) or len(value) > 128:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

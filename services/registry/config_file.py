@@ -31,6 +31,8 @@ def parse_config(text: str, *, source: str = "<config>", as_json: bool = False) 
         raise ConfigFileError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(f"{source}: invalid TOML: {exc}") from exc  # tomllib names the line and column
+    except RecursionError as exc:  # both parsers recurse per nesting level: `[[[[...` would escape as a traceback
+        raise ConfigFileError(f"{source}: nested too deeply to read") from exc
     if not isinstance(data, dict):
         raise ConfigFileError(f"{source}: expected an object with `signals` and `commands`, got {type(data).__name__}")
     if "version" in data:
