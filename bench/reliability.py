@@ -116,7 +116,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench/results/reliability.json"))
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--revocations", type=int, default=100)
+    parser.add_argument("--render-only", action="store_true", help="Rewrite the doc from --json, running nothing.")
     args = parser.parse_args()
+    if args.render_only:
+        args.out.write_text(render(json.loads(args.json.read_text())))
+        print(f"wrote {args.out} from {args.json}")
+        return
     results = asyncio.run(scenarios(args))
     results["suite"] = run_suite()
     results["machine"] = {"python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}

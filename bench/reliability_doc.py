@@ -52,11 +52,13 @@ in {suite["seconds"]:.0f} s in this run.
   Decisions are counted as a live downstream consumer (XREAD) sees them.
   - **AOF `always`**: nothing lost, nothing duplicated: every acknowledged write (a request, a decision with its
     dedupe record and acknowledgement, which one script writes together) was on disk before Redis answered.
-  - **AOF `everysec`**: up to a second of writes can vanish. Requests published in that second are lost unless
-    their producer retries; decisions published in it are gone from the stream together with their dedupe record
-    and acknowledgement, so the request is delivered and decided again: a consumer that had already read the first
-    decision sees a duplicate (same `request_id`, new `decision_id`), which is why consumers dedupe on
-    `request_id` when they need exactly-once effects across Redis crashes.
+  - **AOF `everysec`**: nothing lost or duplicated here either, because killing the Redis *process* leaves
+    what it already wrote to the AOF in the kernel's page cache. The one-second window of `everysec` is for a
+    machine crash or power loss, which this test cannot cause: then up to a second of writes vanish. Requests
+    published in it are lost unless their producer retries; decisions published in it vanish together with their
+    dedupe record and acknowledgement, so the request is delivered and decided again, and a consumer that had
+    read the first decision sees a second one (same `request_id`, new `decision_id`). Consumers that need
+    exactly-once effects across such crashes dedupe on `request_id`.
   - **No persistence**: a restart loses every stream, group, dedupe record and the registry. Whatever was in
     flight is lost; the workers create their group again (they do not stop) and decide what arrives next.
 - Without a crash, a Redis restart with a clean shutdown (SIGTERM) persists everything with AOF in either mode.
@@ -74,13 +76,17 @@ the cache's TTL (`FLEETGATE_CACHE_TTL_S`) is only a safety net.
 
 - **Fail closed** (`tests/reliability/test_fail_closed.py`): requests that carry their own scopes (ignored),
   name another vehicle's connection, or a revoked or unknown one are never ALLOWED; while the registry cannot be
-  read, entries stay pending and are decided once it can, never on missing data.
+  read, entries stay pending and are decided once it can, never on missing data. Known limit: a failed registry
+  read counts as a delivery, so an outage longer than `FLEETGATE_MAX_DELIVERIES` reclaims (about 150 s with the
+  defaults) dead-letters valid requests: they get no decision, never a wrong one.
 - **Poison** (`tests/reliability/test_trimming_and_poison.py`): entries whose processing always fails go to the
   dead-letter stream after `FLEETGATE_MAX_DELIVERIES` with their fields and the last error, while the healthy
   traffic around them is decided.
-- **Fuzz** (`tests/reliability/test_fuzz.py`): generated and hand-written bad payloads (truncated and invalid
+- **Fuzz** (`tests/reliability/test_fuzz.py`): 100,000 entries through one worker process, generated (seeded)
+  and hand-written bad payloads (truncated and invalid
   JSON, wrong types, deep nesting, huge strings, invalid UTF-8, binary, a 10 MB value, missing and extra fields,
-  unknown `v`) each get a REJECTED decision or a dead-letter entry; the worker stays up with bounded memory. The
+  unknown `v`) each get a REJECTED decision or a dead-letter entry (last run: one decision for each of the
+  100,000, 0 dead letters, worker RSS 69 MiB at 20 % and 70 MiB at the end); the worker stays up. The
   scope parser, the config loader and the CLI answer errors, never tracebacks.
 - **Trimming** (same file as poison): with a slow downstream group on the requests stream, the stream is trimmed
   only below what every group acknowledged: the slow group still receives every entry, and the stream empties
