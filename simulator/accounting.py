@@ -48,6 +48,15 @@ class Accountant:
         self._sent_per_second: Counter[int] = Counter()
         self._decided_per_second: Counter[int] = Counter()
         self._latency_per_second: dict[int, LatencyHistogram] = defaultdict(LatencyHistogram)
+        self._applied: dict[str, tuple[float, float]] = {}
+
+    def change_started(self, connection_id: str, at: float) -> None:
+        """An owner's change to the connection is being made (epoch seconds): judge later decisions by it."""
+        self._applied[connection_id] = (at - self.started_at, float("inf"))
+
+    def change_finished(self, connection_id: str, at: float) -> None:
+        started, _ = self._applied[connection_id]
+        self._applied[connection_id] = (started, at - self.started_at)
 
     @property
     def sent(self) -> int:
@@ -97,6 +106,7 @@ class Accountant:
                 own_connection=not flags & FOREIGN_CONNECTION,
                 issued_s=issued_at - self.started_at,
                 decided_s=read_at - self.started_at,
+                applied=self._applied.get(vehicle.connection_id or ""),
             )
         if outcome not in acceptable:
             intended = " or ".join(sorted(acceptable))

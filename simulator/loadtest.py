@@ -135,7 +135,7 @@ async def _load(
             asyncio.create_task(
                 _read_decisions(redis, keys.decisions, group, accountant, samples=samples, stop=stop_reading)
             ),
-            asyncio.create_task(_owner_changes(Registry(redis, keys), world, started_at)),
+            asyncio.create_task(_owner_changes(Registry(redis, keys), world, started_at, accountant)),
         ]
         done = await _follow(producers, accountant, options, started_at, on_progress)
     finally:
@@ -229,11 +229,14 @@ def account_decisions(
             samples[outcome] = data.decode()
 
 
-async def _owner_changes(registry: Registry, world: World, started_at: float) -> None:
+async def _owner_changes(registry: Registry, world: World, started_at: float, accountant: Accountant) -> None:
+    """Make each owner's change at its time, telling the accountant when it was really made (it may run late)."""
     connect = ConnectService(registry)
     for change in world.changes:
         await asyncio.sleep(max(0.0, started_at + change.at_s - time.time()))
+        accountant.change_started(change.connection_id, time.time())
         await apply_change(connect, change)
+        accountant.change_finished(change.connection_id, time.time())
 
 
 def _report(

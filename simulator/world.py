@@ -75,19 +75,28 @@ class World:
         return self._change_by_connection.get(connection_id)
 
     def intended(
-        self, vehicle: SimVehicle, target: str, *, own_connection: bool, issued_s: float, decided_s: float
+        self,
+        vehicle: SimVehicle,
+        target: str,
+        *,
+        own_connection: bool,
+        issued_s: float,
+        decided_s: float,
+        applied: tuple[float, float] | None = None,
     ) -> frozenset[Intended]:
         """The outcomes acceptable for a request issued and decided at these times (seconds into the load).
 
-        One outcome, or both sides of an owner's change when the request was issued before the change (or just
-        after it) and decided after it: the gatekeeper decides on the registry as it is when it decides.
+        `applied` is when the owner's change to this connection was being made (its call's start and end, as
+        the load test recorded them; None: not made yet). One outcome, or both sides of the change when the
+        request was issued before it (or just after) and decided after it began: the gatekeeper decides on the
+        registry as it is when it decides.
         """
         grant = vehicle.grant if own_connection else None
         change = self.change_of(vehicle.connection_id) if own_connection and vehicle.connection_id else None
-        if change is None or decided_s < change.at_s - SETTLE_BEFORE_S:
+        if change is None or applied is None or decided_s < applied[0] - SETTLE_BEFORE_S:
             return frozenset({self._outcome(vehicle, grant, target)})
         after = self._outcome(vehicle, change.after, target)
-        if issued_s > change.at_s + SETTLE_AFTER_S:
+        if issued_s > applied[1] + SETTLE_AFTER_S:
             return frozenset({after})
         return frozenset({self._outcome(vehicle, grant, target), after})
 

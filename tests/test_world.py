@@ -15,23 +15,35 @@ WORLD = World(
 )
 
 
-def judge(target: str, *, own: bool = True, issued: float = 1.0, decided: float = 1.0) -> set[str]:
-    return set(WORLD.intended(BEV, target, own_connection=own, issued_s=issued, decided_s=decided))
+def judge(
+    target: str, *, own: bool = True, issued: float = 1.0, decided: float = 1.0, applied: tuple[float, float] | None
+) -> set[str]:
+    return set(WORLD.intended(BEV, target, own_connection=own, issued_s=issued, decided_s=decided, applied=applied))
 
 
 def test_precedence_without_changes() -> None:
     """Unknown target, foreign connection, missing capability, missing grant, then allowed: in that order."""
-    assert judge("no-such-signal") == {Intended.REJECTED}
-    assert judge("tractionbattery-stateofcharge", own=False) == {Intended.UNAUTHORIZED}
-    assert judge("internalcombustionengine-fuellevel") == {Intended.VEHICLE_NOT_CAPABLE}
-    assert judge("odometer-traveleddistance") == {Intended.PERMISSION_DENIED}
-    assert judge("tractionbattery-stateofcharge") == {Intended.ALLOWED}
+    assert judge("no-such-signal", applied=None) == {Intended.REJECTED}
+    assert judge("tractionbattery-stateofcharge", own=False, applied=None) == {Intended.UNAUTHORIZED}
+    assert judge("internalcombustionengine-fuellevel", applied=None) == {Intended.VEHICLE_NOT_CAPABLE}
+    assert judge("odometer-traveleddistance", applied=None) == {Intended.PERMISSION_DENIED}
+    assert judge("tractionbattery-stateofcharge", applied=None) == {Intended.ALLOWED}
 
 
-def test_a_revocation_is_judged_by_when_the_request_was_issued_and_decided() -> None:
+def test_a_revocation_is_judged_by_when_it_was_made_and_the_request_issued_and_decided() -> None:
     """Decided before the change: old outcome; issued before but decided after: either; issued well after: new."""
     target = "tractionbattery-stateofcharge"
-    assert judge(target, issued=5.0, decided=5.1) == {Intended.ALLOWED}
-    assert judge(target, issued=5.0, decided=12.0) == {Intended.ALLOWED, Intended.UNAUTHORIZED}
-    assert judge(target, issued=10.5, decided=10.6) == {Intended.ALLOWED, Intended.UNAUTHORIZED}
-    assert judge(target, issued=12.0, decided=12.1) == {Intended.UNAUTHORIZED}
+    made = (10.0, 10.01)  # the revoke call's start and end, seconds into the load
+    assert judge(target, issued=5.0, decided=5.1, applied=made) == {Intended.ALLOWED}
+    assert judge(target, issued=5.0, decided=12.0, applied=made) == {Intended.ALLOWED, Intended.UNAUTHORIZED}
+    assert judge(target, issued=10.5, decided=10.6, applied=made) == {Intended.ALLOWED, Intended.UNAUTHORIZED}
+    assert judge(target, issued=12.0, decided=12.1, applied=made) == {Intended.UNAUTHORIZED}
+
+
+def test_a_change_not_made_yet_does_not_count_however_late_its_schedule() -> None:
+    """The owner's change ran late (scheduled at 10 s, not made by 30 s): the old outcome is still the only one."""
+    assert judge("tractionbattery-stateofcharge", issued=30.0, decided=30.1, applied=None) == {Intended.ALLOWED}
+    assert judge("tractionbattery-stateofcharge", issued=30.0, decided=30.1, applied=(29.5, float("inf"))) == {
+        Intended.ALLOWED,
+        Intended.UNAUTHORIZED,
+    }
