@@ -15,11 +15,12 @@ from schemas.access import VehicleAccessConfig
 from schemas.decision import decide
 from schemas.powertrain import Powertrain
 from services.gatekeeper import worker as worker_module
+from services.gatekeeper.cache import RegistryCache
 from services.gatekeeper.upkeep import trim_by_age, trim_requests
 from services.gatekeeper.worker import Gatekeeper
 from services.registry import ConnectService, Keys, Registry
 from services.settings import Settings
-from tests.conftest import make_vehicle
+from tests.conftest import make_request, make_vehicle
 
 pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
@@ -229,3 +230,25 @@ async def test_decisions_and_dead_letters_are_dropped_by_age(
     gatekeeper = Gatekeeper(gatekeeper_settings.model_copy(update={"deadletter_max_age_s": 60}), redis)
     assert await trim_by_age(gatekeeper) == 2
     assert await redis.xlen(keys.deadletter) == 1
+
+
+async def test_a_batch_keeps_the_connection_it_was_checked_against(
+    registry: Registry, connect_service: ConnectService
+) -> None:
+    """A connection event handled while the batch's MGET is in flight does not turn the batch's lookup into None."""
+    await registry.add_vehicle(make_vehicle(Powertrain.BEV, vehicle_id="bev"))
+    await registry.publish_config(VehicleAccessConfig.select(signals=["odometer-traveleddistance"]))
+    cached = (await connect_service.authorize("bev")).id
+    cache = RegistryCache(registry, ttl=60)
+    await cache.load([make_request("odometer-traveleddistance", connection_id=cached, vehicle_id="bev")])
+    batch = [
+        make_request("odometer-traveleddistance", connection_id=cached, vehicle_id="bev"),
+        make_request("odometer-traveleddistance", connection_id="c-not-cached", vehicle_id="bev"),
+    ]
+    loading = asyncio.create_task(cache.load(batch))
+    await asyncio.sleep(0)  # the load runs up to its MGET for the connection it does not have
+    cache.forget_connection(cached)  # what the connection-events task does meanwhile
+    lookups = await loading
+    assert lookups.connections[cached] is not None
+    assert lookups.connections["c-not-cached"] is None
+    assert (lookups.hits, lookups.misses) == (3, 1)

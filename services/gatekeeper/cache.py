@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from schemas.connection import Connection
 from schemas.messages import RequestMessage
 from schemas.vehicle import Vehicle
 from services.registry.layout import Keys, decode_connection, decode_vehicle
 from services.registry.store import Registry
+
+
+@dataclass(slots=True)
+class Lookups:
+    """One batch's view of the registry: each id it names, with None for an unknown one."""
+
+    connections: dict[str, Connection | None]
+    vehicles: dict[str, Vehicle | None]
+    hits: int
+    misses: int
 
 
 class RegistryCache:
@@ -26,49 +37,51 @@ class RegistryCache:
         self._connections: dict[str, tuple[Connection | None, float]] = {}
         self._vehicles: dict[str, tuple[Vehicle | None, float]] = {}
 
-    async def load(self, requests: Iterable[RequestMessage]) -> tuple[int, int]:
-        """Make sure every request's connection and vehicle are cached: one MGET for whatever is missing.
+    async def load(self, requests: Iterable[RequestMessage]) -> Lookups:
+        """Every request's connection and vehicle, from the cache or one MGET for whatever is missing or stale.
 
-        Returns (hits, misses) of this load.
+        The answer is a snapshot for this batch: a connection event handled while the MGET is in flight (another
+        task) may drop a cache entry, and the batch must still see the record it was checked against.
         """
         now = time.monotonic()
         if len(self) > self.max_entries:
             # Bounded memory whatever ids arrive (fuzzed ones included); the next batches refill what is live.
             self._connections.clear()
             self._vehicles.clear()
-        connection_ids: set[str] = set()
-        vehicle_ids: set[str] = set()
-        looked_up = 0
+        found = Lookups({}, {}, 0, 0)
+        missing_connections: set[str] = set()
+        missing_vehicles: set[str] = set()
         for request in requests:
-            looked_up += 2
             cached = self._connections.get(request.connection_id)
             if cached is None or cached[1] < now:
-                connection_ids.add(request.connection_id)
+                missing_connections.add(request.connection_id)
+            else:
+                found.connections[request.connection_id] = cached[0]
             cached_vehicle = self._vehicles.get(request.vehicle_id)
             if cached_vehicle is None or cached_vehicle[1] < now:
-                vehicle_ids.add(request.vehicle_id)
-        wanted = len(connection_ids) + len(vehicle_ids)
-        if not wanted:
-            return looked_up, 0
-        connections, vehicles = sorted(connection_ids), sorted(vehicle_ids)
+                missing_vehicles.add(request.vehicle_id)
+            else:
+                found.vehicles[request.vehicle_id] = cached_vehicle[0]
+            found.hits += 2
+        if not missing_connections and not missing_vehicles:
+            return found
+        connections, vehicles = sorted(missing_connections), sorted(missing_vehicles)
         records = await self.registry.redis.mget(
             [self.keys.connection(c) for c in connections] + [self.keys.vehicle(v) for v in vehicles]
         )
         expires = now + self.ttl
         for connection_id, record in zip(connections, records[: len(connections)], strict=True):
-            value = None if record is None else decode_connection(connection_id, record)
-            self._connections[connection_id] = (value, expires)
+            connection = None if record is None else decode_connection(connection_id, record)
+            self._connections[connection_id] = (connection, expires)
+            found.connections[connection_id] = connection
         for vehicle_id, record in zip(vehicles, records[len(connections) :], strict=True):
-            self._vehicles[vehicle_id] = (None if record is None else decode_vehicle(vehicle_id, record), expires)
-        return looked_up - wanted, wanted
-
-    def connection(self, connection_id: str) -> Connection | None:
-        cached = self._connections.get(connection_id)
-        return None if cached is None else cached[0]
-
-    def vehicle(self, vehicle_id: str) -> Vehicle | None:
-        cached = self._vehicles.get(vehicle_id)
-        return None if cached is None else cached[0]
+            vehicle = None if record is None else decode_vehicle(vehicle_id, record)
+            self._vehicles[vehicle_id] = (vehicle, expires)
+            found.vehicles[vehicle_id] = vehicle
+        # Counted per lookup (two per request), as before: the ids fetched are the misses.
+        found.misses = len(connections) + len(vehicles)
+        found.hits -= found.misses
+        return found
 
     def forget_connection(self, connection_id: str) -> None:
         self._connections.pop(connection_id, None)

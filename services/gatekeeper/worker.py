@@ -30,7 +30,7 @@ from schemas.decision import decide, rfc3339
 from schemas.messages import DeadLetterMessage, RequestMessage
 from schemas.problems import Outcome
 from services.gatekeeper import metrics
-from services.gatekeeper.cache import RegistryCache
+from services.gatekeeper.cache import Lookups, RegistryCache
 from services.gatekeeper.intake import Rejection, read_entry
 from services.gatekeeper.scripts import DEAD_LETTER, DECIDE
 from services.gatekeeper.wire import Entry, Wire, WireScript
@@ -116,14 +116,14 @@ class Gatekeeper:
         intakes = [
             (entry_id, read_entry(entry_id, fields, self.settings.max_payload_bytes)) for entry_id, fields in entries
         ]
-        hits, misses = await self.cache.load(i for _, i in intakes if isinstance(i, RequestMessage))
+        lookups = await self.cache.load(i for _, i in intakes if isinstance(i, RequestMessage))
         decided_at = rfc3339(datetime.now(UTC))
         args: list[Any] = [self.settings.group, self.keys.dedupe_prefix, self.settings.dedupe_window_s]
         args.append(self.settings.decisions_maxlen)
         outcomes: list[str] = []
         for entry_id, intake in intakes:
             try:
-                outcome, triple = self._decided(entry_id, intake, decided_at)
+                outcome, triple = self._decided(entry_id, intake, decided_at, lookups)
             except Exception as exc:  # one bad entry must not stop the batch: it stays pending, to be retried
                 self._failures[entry_id] = f"{type(exc).__name__}: {exc}"
                 log.exception("entry %s failed; left pending for retry", entry_id.decode())
@@ -135,11 +135,13 @@ class Gatekeeper:
             flags = await self._decide_script(keys=[self.keys.decisions, self.keys.requests], args=args)
             published = flags.decode() if isinstance(flags, bytes) else str(flags)
         seconds = time.perf_counter() - started
-        metrics.observe_batch(len(entries), outcomes, published, seconds=seconds, cache_hits=hits, cache_misses=misses)
+        metrics.observe_batch(
+            len(entries), outcomes, published, seconds=seconds, cache_hits=lookups.hits, cache_misses=lookups.misses
+        )
         return published.count("1")
 
     def _decided(
-        self, entry_id: bytes, intake: RequestMessage | Rejection, decided_at: str
+        self, entry_id: bytes, intake: RequestMessage | Rejection, decided_at: str, lookups: Lookups
     ) -> tuple[Outcome, tuple[bytes, str, bytes]]:
         """The outcome and the DECIDE script's arguments for one entry."""
         decision_id = f"{self._tag}-{next(self._ids)}"
@@ -148,8 +150,8 @@ class Gatekeeper:
             payload = intake.encode(decision_id, decided_at, entry)
             outcome = Outcome.REJECTED
         else:
-            connection = self.cache.connection(intake.connection_id)
-            decision = decide(intake, connection, self.cache.vehicle(intake.vehicle_id))
+            connection = lookups.connections[intake.connection_id]
+            decision = decide(intake, connection, lookups.vehicles[intake.vehicle_id])
             payload = decision.encode(intake, decision_id, decided_at, entry)
             outcome = decision.outcome  # a StrEnum: already its value, without the enum's slow `.value`
         if self._failures:
