@@ -111,6 +111,11 @@ EXEMPT: dict[str, Exemption] = {
         "tests/test_gatekeeper.py",
         "def test_every_outcome_from_plain_xadd",
     ),
+    ".venv/bin/python -m bench.reliability": Exemption(
+        "about 5 minutes of crash scenarios, then the reliability suite; the suite runs in CI with the rest",
+        "tests/reliability/test_crash.py",
+        "def test_five_kill_9s_lose_and_duplicate_nothing",
+    ),
     "bash .ci/run": Exemption(
         "installs redis-server and a fresh virtualenv, then runs every check: it is CI itself",
         ".ci/run",
