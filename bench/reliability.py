@@ -20,38 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.reliability_doc import render
-from schemas.access import VehicleAccessConfig
 from services.local_redis import start_redis_server
 from services.redis_client import connect
-from services.registry import Keys, Registry
-from tests.reliability.scenarios import PERSISTENCE, crash_redis, crash_workers
-from tests.reliability.test_revocation_bound import revocation_delays
-from tests.reliability.workers import publish, start_worker, stop
+from services.registry import Keys
+from tests.reliability.scenarios import PERSISTENCE, crash_redis, crash_workers, revocations_under_load
 
 
 async def revocation(trials: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as directory:
         server = start_redis_server(Path(directory))
-        redis, keys = connect(server.url), Keys("revoke")
-        registry = Registry(redis, keys)
-        await registry.publish_config(VehicleAccessConfig.select(signals=["odometer-traveleddistance"]))
-        worker = start_worker(server.url, keys)
-        stop_load = asyncio.Event()
-
-        async def load() -> None:
-            sent = 0
-            while not stop_load.is_set():
-                await publish(redis, keys, 1_000_000 + sent, 100)
-                sent += 100
-                await asyncio.sleep(0.05)
-
-        background = asyncio.create_task(load())
+        redis = connect(server.url)
         try:
-            delays = sorted(await revocation_delays(redis, keys, registry, trials))
+            delays = await revocations_under_load(redis, Keys("revoke"), server.url, trials)
         finally:
-            stop_load.set()
-            await background
-            await asyncio.to_thread(stop, [worker])
             await redis.aclose()
             server.stop()
 

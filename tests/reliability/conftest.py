@@ -119,3 +119,10 @@ async def delete_prefix(redis: Redis, prefix: str) -> int:
     if batch:
         removed += int(await redis.unlink(*batch))
     return removed
+
+
+def valid_json(request_id: str) -> bytes:
+    """A valid request payload (the fuzzers start from it and break it)."""
+    body = {"v": 1, "request_id": request_id, "connection_id": "conn-1", "vehicle_id": "veh-1"}
+    body |= {"kind": "signal", "target": "odometer-traveleddistance", "issued_at": "2026-11-28T12:00:00Z"}
+    return json.dumps(body).encode()
