@@ -3,7 +3,7 @@
 FastStream hosts the worker's lifecycle (startup, signals, graceful shutdown) and declares the streams for the
 AsyncAPI document. The hot path itself is the worker's own batch loop (worker.py), not a FastStream subscriber:
 a subscriber costs at least one command per message (about 3k msg/s in `python -m bench.gatekeeper`, against
-58k for this loop), while the loop costs two or three round trips per batch of up to `batch_size` entries.
+43-65k for this loop), while the loop costs two or three round trips per batch of up to `batch_size` entries.
 """
 
 from __future__ import annotations
