@@ -41,7 +41,8 @@ def start_redis_server(directory: Path, *extra: str, port: int | None = None) ->
     port = port or free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     command += ["--dir", str(directory), "--logfile", str(directory / "redis.log"), *extra]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own session: a Ctrl-C at the terminal reaches the program that started it, which stops it in order.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     server = RedisServer(port, process)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -26,7 +26,10 @@ def start_gatekeepers(redis_url: str, prefix: str, workers: int) -> subprocess.P
     """`fleetgate gatekeeper run --workers N` on this prefix; its logs go to /dev/null (the load test reports)."""
     env = {**os.environ, "FLEETGATE_REDIS_URL": redis_url, "FLEETGATE_KEY_PREFIX": prefix}
     command = [sys.executable, "-m", "services.cli", "gatekeeper", "run", "--workers", str(workers)]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own session: a Ctrl-C at the terminal interrupts the load test, which then stops the workers in order.
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 async def wait_for_heartbeats(redis: Redis, keys: Keys, workers: int, process: subprocess.Popen[bytes]) -> None:
@@ -58,11 +61,12 @@ class Producers:
         self.queue: Queue[Any] = _SPAWN.Queue()
         self._go = _SPAWN.Event()
         self._started_at = _SPAWN.Value("d", 0.0)
+        self._stopping = _SPAWN.Event()
         self.processes: list[SpawnProcess] = []
         for job in jobs:
             process = _SPAWN.Process(
                 target=produce_in_process,
-                args=(job, self.queue, self._go, self._started_at),
+                args=(job, self.queue, self._go, self._started_at, self._stopping),
                 name=f"producer-{job.index}",
                 daemon=True,
             )
@@ -77,8 +81,11 @@ class Producers:
         return any(not p.is_alive() and p.exitcode not in (0, None) for p in self.processes)
 
     def stop(self) -> None:
-        self._go.set()  # a producer still waiting to start returns at once (its `end` is already past)
+        """Producers that finished have exited; one still running (the load was interrupted) is terminated."""
+        self._stopping.set()
+        self._go.set()
         for process in self.processes:
-            process.join(timeout=5)
+            process.join(timeout=1)
             if process.is_alive():
-                process.kill()
+                process.terminate()
+                process.join(timeout=5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from schemas.decision import rfc3339
 from services.redis_client import connect
@@ -62,15 +65,23 @@ class ProducerDone:
     """The longest any arrival waited past its scheduled time before it was published."""
 
 
-def produce_in_process(job: ProducerJob, out: Queue[Any], go: EventType, started_at: Synchronized[float]) -> None:
+def produce_in_process(
+    job: ProducerJob, out: Queue[Any], go: EventType, started_at: Synchronized[float], stopping: EventType
+) -> None:
     """Entry point of a producer process: ProducerReady, then (after `go`) lists of Sent, then ProducerDone.
 
     Starting a process and unpickling a large world takes seconds: the load's t = 0 (`started_at`, shared by all
     producers) is set by the parent only once every producer is ready.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the parent's to handle: it stops producers itself
     out.put(ProducerReady(job.index))
     go.wait()
-    asyncio.run(produce(job, out.put, started_at.value))
+    try:
+        asyncio.run(produce(job, out.put, started_at.value))
+    except RedisError:
+        if not stopping.is_set():
+            raise
+        # The load was interrupted and its Redis is going away: nothing left to report.
 
 
 async def produce(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,26 @@ async def test_demo_on_a_given_redis_leaves_no_keys_behind(redis: Redis, redis_s
     assert f"127.0.0.1:{redis_server.port}" in result.stdout
     assert_clean_run(result)
     assert [key async for key in redis.scan_iter(match="demo-given:*")] == []
+
+
+@pytest.mark.redis
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
+    """SIGINT to the demo's whole process group (a terminal's Ctrl-C) mid-load: exit 130, no traceback."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FLEETGATE_")}
+    stderr_path = tmp_path / "stderr"
+    with stderr_path.open("wb") as stderr:
+        demo = subprocess.Popen(
+            [FLEETGATE, "demo", "--duration", "30", "--vehicles", "100"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while b"load " not in stderr_path.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.killpg(demo.pid, signal.SIGINT)
+        stdout, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 130
+    assert b"interrupted" in stdout
+    assert b"Traceback" not in stderr_path.read_bytes()
