@@ -6,7 +6,7 @@ import typer
 
 from services.cli import access, catalog, connect, contract, demo, filters, gatekeeper, simulate, vehicles
 from services.cli._output import reporting_errors
-from services.consumers.cli import audit_app, tail_command
+from services.cli.consumers import audit_app, tail_command
 
 app = typer.Typer(
     name="fleetgate",

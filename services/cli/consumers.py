@@ -1,7 +1,4 @@
-"""The consumers' commands: `fleetgate tail` and `fleetgate audit run|query`.
-
-`services.cli` registers them; import the command line from there (this module uses its helpers).
-"""
+"""The consumers' commands: `fleetgate tail` and `fleetgate audit run|query` (the consumers: services/consumers/)."""
 
 from __future__ import annotations
 
