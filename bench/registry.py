@@ -20,15 +20,12 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from bench.workload import plain_fleet
 from schemas.access import VehicleAccessConfig
 from schemas.catalog import get_catalog
-from schemas.powertrain import Powertrain
-from schemas.vehicle import Vehicle, placeholder_vin
 from services.local_redis import start_redis_server
 from services.redis_client import connect
 from services.registry import Authorization, ConnectService, Keys, Registry
-
-POWERTRAINS = [Powertrain.ICE, Powertrain.HEV, Powertrain.PHEV, Powertrain.BEV]
 
 
 async def used_memory(redis: Redis) -> int:
@@ -42,17 +39,7 @@ async def measure(redis: Redis, count: int, lookups: int, seed: int) -> dict[str
     connect_service = ConnectService(registry)
     signals = rng.sample([s.code for s in get_catalog().signals], 6)
     await registry.publish_config(VehicleAccessConfig.select(signals=signals, commands=["lock"]))
-    vehicles = [
-        Vehicle.with_defaults(
-            id=f"veh-{i:06d}",
-            vin=placeholder_vin(f"veh-{i:06d}"),
-            make="Make",
-            model="Model",
-            year=2015 + i % 10,
-            powertrain=rng.choice(POWERTRAINS),
-        )
-        for i in range(count)
-    ]
+    vehicles = plain_fleet(count, rng)
     started = time.perf_counter()
     await registry.add_vehicles(vehicles)
     vehicle_seconds = time.perf_counter() - started

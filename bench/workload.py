@@ -18,15 +18,9 @@ POWERTRAINS = [Powertrain.ICE] * 40 + [Powertrain.HEV] * 15 + [Powertrain.PHEV] 
 POWERTRAINS.append(Powertrain.UNKNOWN)
 
 
-async def register_fleet(redis: Redis, keys: Keys, vehicles: int, seed: int) -> list[tuple[str, str]]:
-    """Register `vehicles` vehicles, each with one connection; returns (vehicle_id, connection_id) pairs."""
-    rng = random.Random(seed)
-    catalog = get_catalog()
-    registry = Registry(redis, keys)
-    signals = rng.sample([s.code for s in catalog.signals], 12)
-    commands = ["lock", "unlock", "start-charge"]
-    await registry.publish_config(VehicleAccessConfig.select(signals=signals, commands=commands))
-    fleet = [
+def plain_fleet(count: int, rng: random.Random) -> list[Vehicle]:
+    """`veh-000000` onwards, one make and model, powertrains in roughly the field's shares."""
+    return [
         Vehicle.with_defaults(
             id=f"veh-{i:06d}",
             vin=placeholder_vin(f"veh-{i:06d}"),
@@ -35,8 +29,19 @@ async def register_fleet(redis: Redis, keys: Keys, vehicles: int, seed: int) -> 
             year=2015 + i % 10,
             powertrain=rng.choice(POWERTRAINS),
         )
-        for i in range(vehicles)
+        for i in range(count)
     ]
+
+
+async def register_fleet(redis: Redis, keys: Keys, vehicles: int, seed: int) -> list[tuple[str, str]]:
+    """Register `vehicles` vehicles, each with one connection; returns (vehicle_id, connection_id) pairs."""
+    rng = random.Random(seed)
+    catalog = get_catalog()
+    registry = Registry(redis, keys)
+    signals = rng.sample([s.code for s in catalog.signals], 12)
+    commands = ["lock", "unlock", "start-charge"]
+    await registry.publish_config(VehicleAccessConfig.select(signals=signals, commands=commands))
+    fleet = plain_fleet(vehicles, rng)
     await registry.add_vehicles(fleet)
     permissions = {catalog.signal_or_command(name).permission for name in (*signals, *commands)}
     authorizations = [Authorization(v.id, unchecked=tuple(p for p in permissions if rng.random() < 0.1)) for v in fleet]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from schemas.access import VehicleAccessConfig
 from schemas.catalog import Catalog, get_catalog
 from schemas.connection import Connection, ConnectionStatus
 from schemas.messages import RequestMessage
@@ -107,6 +108,18 @@ def registry(redis: Redis, keys: Keys) -> Registry:
 @pytest.fixture
 def connect_service(registry: Registry) -> ConnectService:
     return ConnectService(registry)
+
+
+@pytest.fixture
+async def connection_id(registry: Registry, connect_service: ConnectService) -> str:
+    """A BEV `bev` connected with read_battery and read_odometer granted (read_charge unchecked)."""
+    await registry.add_vehicle(make_vehicle(Powertrain.BEV, vehicle_id="bev"))
+    await registry.publish_config(
+        VehicleAccessConfig.select(
+            signals=["tractionbattery-stateofcharge", "odometer-traveleddistance", "charge-ischarging"]
+        )
+    )
+    return (await connect_service.authorize("bev", unchecked=["read_charge"])).id
 
 
 @pytest.fixture

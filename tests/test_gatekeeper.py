@@ -40,18 +40,6 @@ def request(request_id: str, connection_id: str, target: str, kind: str = "signa
 
 
 @pytest.fixture
-async def connection_id(registry: Registry, connect_service: ConnectService) -> str:
-    """A BEV connected with read_battery and read_odometer granted (read_charge unchecked)."""
-    await registry.add_vehicle(make_vehicle(Powertrain.BEV, vehicle_id="bev"))
-    await registry.publish_config(
-        VehicleAccessConfig.select(
-            signals=["tractionbattery-stateofcharge", "odometer-traveleddistance", "charge-ischarging"]
-        )
-    )
-    return (await connect_service.authorize("bev", unchecked=["read_charge"])).id
-
-
-@pytest.fixture
 async def running(running_later: Runner) -> AsyncIterator[Gatekeeper]:
     async with running_later() as gatekeeper:
         yield gatekeeper

@@ -18,15 +18,12 @@ import pytest
 from redis.asyncio import Redis
 from typer.testing import CliRunner, Result
 
-from schemas.access import VehicleAccessConfig
 from schemas.messages import DecisionMessage
-from schemas.powertrain import Powertrain
 from schemas.problems import Outcome, permission_denied
 from services.cli import app
 from services.gatekeeper.worker import Gatekeeper
 from services.local_redis import RedisServer
-from services.registry import ConnectService, Keys, Registry
-from tests.conftest import make_vehicle
+from services.registry import Keys
 
 pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
@@ -85,36 +82,24 @@ def cli(redis_server: RedisServer, keys: Keys) -> Cli:
 
 
 @pytest.fixture
-async def world(registry: Registry, connect_service: ConnectService) -> str:
-    """A BEV `bev` connected with read_battery and read_odometer (read_charge unchecked); returns the connection id."""
-    await registry.add_vehicle(make_vehicle(Powertrain.BEV, vehicle_id="bev"))
-    await registry.publish_config(
-        VehicleAccessConfig.select(
-            signals=["tractionbattery-stateofcharge", "odometer-traveleddistance", "charge-ischarging"]
-        )
-    )
-    return (await connect_service.authorize("bev", unchecked=["read_charge"])).id
-
-
-@pytest.fixture
-async def decided(redis: Redis, keys: Keys, world: str, running_later: Runner) -> str:
+async def decided(redis: Redis, keys: Keys, connection_id: str, running_later: Runner) -> str:
     """Real decisions of every kind, then one ALLOWED `last` for `bev` after them all; yields the connection id."""
     sent = [
-        ("allowed", world, "tractionbattery-stateofcharge", "bev"),
-        ("denied", world, "charge-ischarging", "bev"),
-        ("not-capable", world, "internalcombustionengine-fuellevel", "bev"),
+        ("allowed", connection_id, "tractionbattery-stateofcharge", "bev"),
+        ("denied", connection_id, "charge-ischarging", "bev"),
+        ("not-capable", connection_id, "internalcombustionengine-fuellevel", "bev"),
         ("unauthorized", "c-unknown", "odometer-traveleddistance", "other"),
-        ("unknown-target", world, "warp-drive", "bev"),
+        ("unknown-target", connection_id, "warp-drive", "bev"),
     ]
     async with running_later():
-        for request_id, connection_id, target, vehicle_id in sent:
-            await redis.xadd(keys.requests, {"data": request_data(request_id, connection_id, target, vehicle_id)})
+        for request_id, connection, target, vehicle_id in sent:
+            await redis.xadd(keys.requests, {"data": request_data(request_id, connection, target, vehicle_id)})
         assert len(await wait_for_decisions(redis, keys, len(sent))) == len(sent)
         # Sent once the others are decided, so that it is the stream's last entry: a tail counting up to it
         # has read every other entry on the way.
-        await redis.xadd(keys.requests, {"data": request_data("last", world, "odometer-traveleddistance")})
+        await redis.xadd(keys.requests, {"data": request_data("last", connection_id, "odometer-traveleddistance")})
         assert len(await wait_for_decisions(redis, keys, len(sent) + 1)) == len(sent) + 1
-    return world
+    return connection_id
 
 
 def printed_ids(stdout: str) -> list[str]:
@@ -265,15 +250,15 @@ async def test_ctrl_c_exits_cleanly(redis_server: RedisServer, redis: Redis, key
 
 
 async def test_redis_cli_reads_decisions_without_python(
-    redis_server: RedisServer, redis: Redis, keys: Keys, world: str, running_later: Runner
+    redis_server: RedisServer, redis: Redis, keys: Keys, connection_id: str, running_later: Runner
 ) -> None:
     """The plain redis-cli binary reads the decisions stream: each entry's `data` names its request and outcome."""
     expected = {"ok": "ALLOWED", "no": "PERMISSION_DENIED", "ghost": "UNAUTHORIZED"}
     targets = {"ok": "odometer-traveleddistance", "no": "charge-ischarging", "ghost": "odometer-traveleddistance"}
     async with running_later():
         for request_id, target in targets.items():
-            connection_id = "c-unknown" if request_id == "ghost" else world
-            await redis.xadd(keys.requests, {"data": request_data(request_id, connection_id, target)})
+            connection = "c-unknown" if request_id == "ghost" else connection_id
+            await redis.xadd(keys.requests, {"data": request_data(request_id, connection, target)})
         assert len(await wait_for_decisions(redis, keys, 3)) == 3
     binary = shutil.which("redis-cli")
     assert binary is not None, "redis-cli is not on PATH"
