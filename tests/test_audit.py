@@ -104,6 +104,14 @@ def rows(db: Path, sql: str) -> list[Any]:
         return connection.execute(sql).fetchall()
 
 
+def stored(db: Path) -> int:
+    """Decisions stored so far by a running audit: 0 until it has created its file and tables."""
+    try:
+        return int(rows(db, "SELECT COUNT(*) FROM decisions")[0][0]) if db.exists() else 0
+    except sqlite3.OperationalError:  # the file exists a moment before its tables do
+        return 0
+
+
 async def pending(redis: Redis, keys: Keys, group: str = "audit") -> list[int]:
     """Entries pending in the group on the decisions and the connection-events streams."""
     return [int((await redis.xpending(s, group))["pending"]) for s in (keys.decisions, keys.connection_events)]
@@ -255,11 +263,11 @@ async def test_sigterm_finishes_the_batch_and_exits_cleanly(
     )
     try:
         deadline = asyncio.get_running_loop().time() + 20
-        while not db.exists() or rows(db, "SELECT COUNT(*) FROM decisions") != [(20,)]:
+        while stored(db) != 20:
             assert asyncio.get_running_loop().time() < deadline, "the audit never stored the 20 decisions"
             await asyncio.sleep(0.1)
         await redis.xadd(keys.decisions, {"data": decision_data("late")})  # still running: this one is stored too
-        while rows(db, "SELECT COUNT(*) FROM decisions") != [(21,)]:
+        while stored(db) != 21:
             assert asyncio.get_running_loop().time() < deadline, "the audit stopped storing"
             await asyncio.sleep(0.1)
         process.send_signal(signal.SIGTERM)
