@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.registry.layout import Keys
+from services.registry.sharding import parse_shards
 
 
 class Settings(BaseSettings):
@@ -15,6 +18,13 @@ class Settings(BaseSettings):
     """Redis to use; may carry a user and password (`redis://user:pass@host:port/db`) or TLS (`rediss://`)."""
     key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "fleetgate"
     """Every key and stream fleetgate uses starts with this and a colon."""
+    redis_cluster: bool = False
+    """`redis_url` names a node of a Redis Cluster: use a cluster client (needs `shards` of 2 or more)."""
+    shards: Annotated[int, Field(ge=1, le=1024)] = 1
+    """Split the streams and connections into this many shards, each under its own hash tag (docs/contract.md).
+    1 keeps the unsharded key names; every process of a deployment must agree on it."""
+    worker_shards: str = ""
+    """The shards a gatekeeper worker consumes, as `0-2` or `0,3,5` (empty: every shard)."""
 
     # --- the gatekeeper
     group: Annotated[str, Field(min_length=1)] = "gatekeeper"
@@ -53,3 +63,21 @@ class Settings(BaseSettings):
     """Serve Prometheus metrics on this port (0: no metrics server)."""
     log_json: bool = False
     """Log one JSON object per line instead of text."""
+
+    @model_validator(mode="after")
+    def _check_shards(self) -> Settings:
+        if self.redis_cluster and self.shards == 1:
+            raise ValueError(
+                "FLEETGATE_REDIS_CLUSTER needs FLEETGATE_SHARDS of 2 or more: the unsharded key names span "
+                "cluster slots (about 2 shards per master spreads the load)"
+            )
+        parse_shards(self.worker_shards or "0", self.shards)  # a clear error now, not when a worker starts
+        return self
+
+    @property
+    def worker_shard_numbers(self) -> list[int]:
+        return parse_shards(self.worker_shards, self.shards) if self.worker_shards else list(range(self.shards))
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.key_prefix, self.shards)

@@ -13,8 +13,8 @@ from redis.exceptions import RedisError
 from schemas.connection import Connection
 from schemas.vehicle import Vehicle
 from services.errors import RedisUnavailableError
-from services.redis_client import connect, redact
-from services.registry import Keys, Registry
+from services.redis_client import client_for, redact
+from services.registry import Registry
 from services.settings import Settings
 
 T = TypeVar("T")
@@ -34,9 +34,9 @@ def run(redis_url: str | None, work: Callable[[Registry], Awaitable[T]]) -> T:
     settings = Settings() if redis_url is None else Settings(redis_url=redis_url)
 
     async def main() -> T:
-        client = connect(settings.redis_url)
+        client = client_for(settings)
         try:
-            return await work(Registry(client, Keys(settings.key_prefix)))
+            return await work(Registry(client, settings.keys))
         except RedisError as exc:
             # redis-py's messages name host and port, never the password; the URL is redacted all the same.
             raise RedisUnavailableError(f"Redis at {redact(settings.redis_url)}: {exc}") from exc

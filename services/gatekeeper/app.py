@@ -27,8 +27,7 @@ from schemas.messages import (
 from services.gatekeeper.upkeep import serve
 from services.gatekeeper.worker import Gatekeeper
 from services.logs import configure_logging
-from services.redis_client import connect, redact
-from services.registry.layout import Keys
+from services.redis_client import client_for, redact
 from services.settings import Settings
 
 log = logging.getLogger("fleetgate.gatekeeper")
@@ -37,28 +36,34 @@ _ENVELOPE = " Each entry has one field `data`: this message as UTF-8 JSON."
 
 def create_app(settings: Settings | None = None) -> FastStream:
     settings = settings or Settings()
-    keys = Keys(settings.key_prefix)
+    keys = settings.keys
+    shard = keys.shard(0)
     broker = RedisBroker(settings.redis_url)
     # Declared for the AsyncAPI document only (`fleetgate contract export`): the worker reads and writes these
     # streams itself, so none is a FastStream subscriber (one would start consuming when the app starts).
+    sharded = (
+        f" Shard 0 of {keys.shards}: every shard has one such stream under its own hash tag." if keys.sharded else ""
+    )
     streams = (
         (
-            keys.requests,
+            shard.requests,
             "requests",
             RequestMessage,
             f"In: any client writes; the gatekeeper group `{settings.group}` reads.",
         ),
-        (keys.decisions, "decisions", DecisionMessage, "Out: exactly one decision per request_id, by the gatekeeper."),
-        (keys.deadletter, "deadletter", DeadLetterMessage, "Out: entries that failed too often, and why."),
+        (shard.decisions, "decisions", DecisionMessage, "Out: exactly one decision per request_id, by the gatekeeper."),
+        (shard.deadletter, "deadletter", DeadLetterMessage, "Out: entries that failed too often, and why."),
         (
-            keys.connection_events,
+            shard.connection_events,
             "connection-events",
             ConnectionEventMessage,
             "Out: every consent change, by the Connect service; the gatekeeper follows it to drop cached grants.",
         ),
     )
     for stream, title, schema, description in streams:
-        broker.publisher(stream=StreamSub(stream), title=title, description=description + _ENVELOPE, schema=schema)
+        broker.publisher(
+            stream=StreamSub(stream), title=title, description=description + sharded + _ENVELOPE, schema=schema
+        )
     running: dict[str, object] = {}
 
     async def start() -> None:
@@ -70,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastStream:
         gc.set_threshold(50_000, 20, 10)
         if settings.metrics_port:
             start_http_server(settings.metrics_port)
-        redis = connect(settings.redis_url)
+        redis = client_for(settings)
         gatekeeper = Gatekeeper(settings, redis)
         running["gatekeeper"], running["redis"] = gatekeeper, redis
         task = asyncio.create_task(serve(gatekeeper))

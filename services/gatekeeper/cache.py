@@ -1,4 +1,5 @@
-"""The gatekeeper's in-process view of the registry: connections and vehicles, fetched per batch in one MGET.
+"""The gatekeeper's in-process view of the registry: connections and vehicles, fetched per batch in one MGET
+(one per slot on a Redis Cluster, sent together).
 
 Entries are dropped when `{prefix}:connection-events` says their connection changed (so a revocation is
 honoured as soon as its event is read), and re-read after `ttl` seconds in any case (vehicles have no events).
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from schemas.connection import Connection
 from schemas.messages import RequestMessage
 from schemas.vehicle import Vehicle
+from services.redis_client import get_many
 from services.registry.layout import Keys, decode_connection, decode_vehicle
 from services.registry.store import Registry
 
@@ -66,8 +68,9 @@ class RegistryCache:
         if not missing_connections and not missing_vehicles:
             return found
         connections, vehicles = sorted(missing_connections), sorted(missing_vehicles)
-        records = await self.registry.redis.mget(
-            [self.keys.connection(c) for c in connections] + [self.keys.vehicle(v) for v in vehicles]
+        records = await get_many(
+            self.registry.redis,
+            [self.keys.connection(c) for c in connections] + [self.keys.vehicle(v) for v in vehicles],
         )
         expires = now + self.ttl
         for connection_id, record in zip(connections, records[: len(connections)], strict=True):

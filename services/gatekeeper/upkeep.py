@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from services.gatekeeper import metrics
 from services.gatekeeper.worker import Gatekeeper
+from services.redis_client import Client
 
 log = logging.getLogger("fleetgate.gatekeeper")
 
@@ -32,15 +33,23 @@ async def every(seconds: float, job: Callable[[], Awaitable[Any]], stopping: asy
 
 
 async def follow_connection_events(gatekeeper: Gatekeeper, block_ms: int = 200) -> None:
-    """Drop cached connections as their events arrive, so a revocation applies within about `block_ms`."""
-    redis, stream = gatekeeper.redis, gatekeeper.keys.connection_events
-    # Start at the stream's current end: the cache is empty now, so nothing older matters.
-    last: bytes | str = "0-0"
-    newest = await redis.xrevrange(stream, count=1)
-    if newest:
-        last = newest[0][0] or last
+    """Drop cached connections as their events arrive, so a revocation applies within about `block_ms`.
+
+    The cache holds connections of every shard, so every shard's event stream is followed, each by its own
+    reader (on a cluster the streams live on different servers: one XREAD cannot span them).
+    """
+    streams = [shard.connection_events for shard in gatekeeper.keys.all_shards]
+    await asyncio.gather(*(_follow(gatekeeper, stream, block_ms) for stream in streams))
+
+
+async def _follow(gatekeeper: Gatekeeper, stream: str, block_ms: int) -> None:
+    redis = gatekeeper.redis
+    last: bytes | str = "$"  # until the first read: the stream's end (the cache is empty now; nothing older matters)
     while not gatekeeper.stopping.is_set():
         try:
+            if last == "$":
+                newest = await redis.xrevrange(stream, count=1)
+                last = (newest[0][0] if newest else None) or "0-0"
             response = await redis.xread({stream: last}, count=1000, block=block_ms)
         except RedisError as exc:
             log.warning("reading connection events failed: %s", exc)
@@ -56,16 +65,28 @@ async def follow_connection_events(gatekeeper: Gatekeeper, block_ms: int = 200) 
 
 
 async def trim_requests(gatekeeper: Gatekeeper) -> int:
-    """Trim `{prefix}:requests` below what every group has acknowledged; report pending and lag per group."""
-    redis, stream = gatekeeper.redis, gatekeeper.keys.requests
+    """Trim each consumed shard's requests below what every group has acknowledged; report pending and lag per
+    group (summed over this worker's shards)."""
+    trimmed = 0
+    pending: dict[str, int] = {}
+    lag: dict[str, int] = {}
+    for shard in gatekeeper.shards:
+        trimmed += await _trim_stream(gatekeeper.redis, shard.keys.requests, pending, lag)
+    for name, count in pending.items():
+        metrics.PENDING.labels(name).set(count)
+        metrics.LAG.labels(name).set(lag[name])
+    return trimmed
+
+
+async def _trim_stream(redis: Client, stream: str, pending: dict[str, int], lag: dict[str, int]) -> int:
     groups = await redis.xinfo_groups(stream)
     if not groups:
         return 0
     floors = []
     for group in groups:
         name = group["name"].decode() if isinstance(group["name"], bytes) else str(group["name"])
-        metrics.PENDING.labels(name).set(group["pending"])
-        metrics.LAG.labels(name).set(group.get("lag") or 0)
+        pending[name] = pending.get(name, 0) + int(group["pending"])
+        lag[name] = lag.get(name, 0) + int(group.get("lag") or 0)
         # XINFO and XPENDING are two reads: entries pending in the first may be acknowledged by the second.
         summary = await redis.xpending(stream, name) if group["pending"] else None
         if summary and summary["min"] is not None:
@@ -79,18 +100,22 @@ async def trim_requests(gatekeeper: Gatekeeper) -> int:
 
 async def trim_by_age(gatekeeper: Gatekeeper) -> int:
     """Drop decisions and dead letters older than their `*_max_age_s` (MINID: stream ids start with the time)."""
-    settings, keys = gatekeeper.settings, gatekeeper.keys
-    seconds, micros = await gatekeeper.redis.time()  # the clock that stamped the ids, not this host's
-    now_ms = seconds * 1000 + micros // 1000
+    settings = gatekeeper.settings
+    if not settings.decisions_max_age_s and not settings.deadletter_max_age_s:
+        return 0
     removed = 0
-    for stream, max_age_s in (
-        (keys.decisions, settings.decisions_max_age_s),
-        (keys.deadletter, settings.deadletter_max_age_s),
-    ):
-        if max_age_s:
-            removed += int(
-                await gatekeeper.redis.xtrim(stream, minid=f"{now_ms - 1000 * max_age_s}-0", approximate=False)
-            )
+    for shard in gatekeeper.shards:
+        # The clock that stamped the ids (the shard's server), not this host's.
+        seconds, micros = await shard.wire.call("TIME")
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        for stream, max_age_s in (
+            (shard.keys.decisions, settings.decisions_max_age_s),
+            (shard.keys.deadletter, settings.deadletter_max_age_s),
+        ):
+            if max_age_s:
+                removed += int(
+                    await gatekeeper.redis.xtrim(stream, minid=f"{now_ms - 1000 * max_age_s}-0", approximate=False)
+                )
     return removed
 
 
@@ -137,7 +162,8 @@ async def serve(gatekeeper: Gatekeeper) -> None:
         asyncio.create_task(every(settings.trim_interval_ms / 1000, lambda: trim_by_age(gatekeeper), stopping)),
         asyncio.create_task(every(settings.heartbeat_ttl_s / 3, lambda: beat(gatekeeper), stopping)),
     ]
-    log.info("gatekeeper %s consuming %s as group %s", gatekeeper.consumer, gatekeeper.keys.requests, settings.group)
+    streams = ", ".join(shard.keys.requests for shard in gatekeeper.shards)
+    log.info("gatekeeper %s consuming %s as group %s", gatekeeper.consumer, streams, settings.group)
     try:
         await gatekeeper.consume()
     finally:

@@ -2,7 +2,8 @@
 
 redis-py packs every argument in Python and turns each stream entry into a dict: for a 500-entry batch that
 was about a third of the worker's CPU (`python -m bench.gatekeeper`). Only XREADGROUP and the DECIDE script
-go through here; everything else uses redis-py as usual, on the same connection pool.
+go through here; everything else uses redis-py as usual, on the same connection pool. On a Redis Cluster the
+commands go to the master of one shard's hash tag, on the cluster client's own connections to that node.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, cast
 
 import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -20,13 +22,25 @@ Arg = bytes | str | int | float
 
 
 class Wire:
+    """Commands on a standalone Redis's connection pool."""
+
     def __init__(self, redis: Redis) -> None:
         self.pool = redis.connection_pool
+
+    async def _acquire(self) -> AbstractConnection:
+        connection: AbstractConnection = await self.pool.get_connection()  # type: ignore[no-untyped-call]
+        return connection
+
+    async def _release(self, connection: AbstractConnection) -> None:
+        await self.pool.release(connection)
+
+    async def refresh(self) -> None:
+        """After an error: learn where the data lives now (only a cluster's topology changes)."""
 
     async def call(self, *args: Arg) -> Any:
         """One command, its reply as hiredis parsed it; an error reply is raised as redis-py's exception."""
         packed = hiredis.pack_command(args)  # type: ignore[arg-type]  # its stub types a 1-tuple; any length works
-        connection: AbstractConnection = await self.pool.get_connection()  # type: ignore[no-untyped-call]
+        connection = await self._acquire()
         try:
             await connection.send_packed_command(packed, check_health=False)
             return await connection.read_response()
@@ -37,7 +51,7 @@ class Wire:
             await connection.disconnect()
             raise
         finally:
-            await self.pool.release(connection)
+            await self._release(connection)
 
     async def read_group(self, stream: str, group: str, consumer: str, count: int, block_ms: int) -> list[Entry]:
         """New entries for `consumer` (XREADGROUP ... >), waiting up to `block_ms` when there are none."""
@@ -48,6 +62,36 @@ class Wire:
             return []
         entries = cast("list[tuple[bytes, list[bytes]]]", reply[0][1])
         return [(entry_id, _as_dict(fields)) for entry_id, fields in entries]
+
+
+class ClusterWire(Wire):
+    """Commands to the master serving `route_key`'s slot on a Redis Cluster, found again after a failover."""
+
+    def __init__(self, cluster: RedisCluster, route_key: str) -> None:
+        # No pool of its own: the connections are the cluster client's, to whichever node serves the key now.
+        self.cluster = cluster
+        self.route_key = route_key
+        self._nodes: dict[AbstractConnection, ClusterNode] = {}
+
+    async def _acquire(self) -> AbstractConnection:
+        node = self.cluster.get_node_from_key(self.route_key)
+        if node is None:
+            raise ResponseError(f"CLUSTERDOWN no node serves the slot of {self.route_key}")
+        connection = node.acquire_connection()
+        self._nodes[connection] = node
+        return connection
+
+    async def _release(self, connection: AbstractConnection) -> None:
+        self._nodes.pop(connection).release(connection)  # type: ignore[arg-type]
+
+    async def refresh(self) -> None:
+        # MOVED, a refused connection or CLUSTERDOWN: a failover or a resharding; read the slot map again.
+        await self.cluster.nodes_manager.initialize()
+
+
+def wire_for(redis: Redis | RedisCluster, route_key: str) -> Wire:
+    """The hot path's wire to the server holding `route_key` (and every key sharing its hash tag)."""
+    return ClusterWire(redis, route_key) if isinstance(redis, RedisCluster) else Wire(redis)
 
 
 def _as_dict(fields: list[bytes]) -> dict[bytes, bytes]:

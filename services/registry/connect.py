@@ -8,11 +8,15 @@ stream replays to the stored record, and a revoked connection stays revoked.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
 
 from schemas.access import derive
 from schemas.connection import Connection, ConnectionStatus
@@ -98,18 +102,31 @@ class ConnectService:
                     updated_at=now,
                 )
             )
-        keys = self.registry.keys
         for chunk in chunked(connections):
-            async with self.registry.redis.pipeline(transaction=False) as pipe:
-                for connection in chunk:
-                    args = [b"", encode_connection(connection), _event(ConnectionEventType.CREATED, connection)]
-                    await self._compare_and_set(
-                        keys=[keys.connection(connection.id), keys.connection_events], args=args, client=pipe
-                    )
-                written = await pipe.execute()
+            written = await self._create_all(chunk)
             if not all(written):  # a 64-bit random id collided: astronomically unlikely, never silent
                 raise ServiceError("a new connection id was already taken; nothing else was overwritten")
         return connections
+
+    async def _create_all(self, connections: Sequence[Connection]) -> list[Any]:
+        """Write new connections with their events: pipelined, or concurrently on a cluster (whose pipelines
+        refuse scripts)."""
+        redis = self.registry.redis
+        calls = [
+            (self._cas_keys(c.id), [b"", encode_connection(c), _event(ConnectionEventType.CREATED, c)])
+            for c in connections
+        ]
+        if isinstance(redis, RedisCluster):
+            return list(await asyncio.gather(*(self._compare_and_set(keys=k, args=a) for k, a in calls)))
+        async with redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                await self._compare_and_set(keys=keys, args=args, client=pipe)
+            return list(await pipe.execute())
+
+    def _cas_keys(self, connection_id: str) -> list[str]:
+        """The connection and its shard's event stream: one hash tag, so one slot on a cluster."""
+        keys = self.registry.keys
+        return [keys.connection(connection_id), keys.shard_of_connection(connection_id).connection_events]
 
     async def reauthorize(
         self, connection_id: str, *, scope: str | None = None, unchecked: Iterable[str] = ()
@@ -153,7 +170,7 @@ class ConnectService:
             vehicle = await self.registry.vehicle(current.vehicle_id)
             updated = change(current, vehicle, _now())
             args = [record, encode_connection(updated), _event(event, updated)]
-            if await self._compare_and_set(keys=[keys.connection(connection_id), keys.connection_events], args=args):
+            if await self._compare_and_set(keys=self._cas_keys(connection_id), args=args):
                 return updated
         raise ServiceError(f"connection {connection_id!r} kept changing under {MAX_ATTEMPTS} attempts; try again")
 

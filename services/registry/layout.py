@@ -30,7 +30,7 @@ from its powertrain's defaults (`adds`, `lacks`), so the usual vehicle is a shor
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from schemas.catalog import get_catalog
@@ -38,6 +38,7 @@ from schemas.connection import Connection, ConnectionStatus
 from schemas.permissions import PermissionSet
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle
+from services.registry.sharding import shard_of, shard_tag
 
 CONNECTION_FORMAT = b"1"
 _STATUS_CODES = {ConnectionStatus.ACTIVE: "a", ConnectionStatus.REVOKED: "r"}
@@ -45,10 +46,71 @@ _STATUS_OF_CODE = {code: status for status, code in _STATUS_CODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
+class ShardKeys:
+    """The keys of one shard: its streams, and the prefix of its dedupe keys, all under one hash tag."""
+
+    index: int
+    requests: str
+    decisions: str
+    deadletter: str
+    dedupe_prefix: str
+    """`dedupe_prefix + request_id` remembers a decided request id for the dedupe window."""
+    connection_events: str
+    """The `connection.*` events of the connections of this shard."""
+
+
+@dataclass(frozen=True, slots=True)
 class Keys:
-    """Every key name fleetgate uses, under one prefix."""
+    """Every key name fleetgate uses, under one prefix, for `shards` shards (sharding.py).
+
+    With one shard the names are the unsharded ones of the table above. With more, each shard's streams, dedupe
+    keys and connections carry the shard's hash tag (`P:{s3.3}:requests`, `P:{s3.3}:conn:{connection_id}`) and
+    the Vehicle Access keys the tag `{access}`, so that every script's keys share a slot on a Redis Cluster.
+    Vehicles keep their own names: each is read and written alone, and spreads over the cluster by its id.
+    """
 
     prefix: str = "fleetgate"
+    shards: int = 1
+    _shard_keys: tuple[ShardKeys, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.shards < 1:
+            raise ValueError(f"shards must be at least 1, not {self.shards}")
+        object.__setattr__(self, "_shard_keys", tuple(self._build_shard(i) for i in range(self.shards)))
+
+    def _build_shard(self, index: int) -> ShardKeys:
+        base = self._tagged(index)
+        return ShardKeys(
+            index=index,
+            requests=f"{base}requests",
+            decisions=f"{base}decisions",
+            deadletter=f"{base}deadletter",
+            dedupe_prefix=f"{base}dedupe:",
+            connection_events=f"{base}connection-events",
+        )
+
+    def _tagged(self, index: int) -> str:
+        """`P:` unsharded, `P:{tag}:` for a shard of several."""
+        return f"{self.prefix}:" if self.shards == 1 else f"{self.prefix}:{{{shard_tag(index, self.shards)}}}:"
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards > 1
+
+    @property
+    def all_shards(self) -> tuple[ShardKeys, ...]:
+        return self._shard_keys
+
+    def shard(self, index: int) -> ShardKeys:
+        return self._shard_keys[index]
+
+    def shard_of_vehicle(self, vehicle_id: str) -> ShardKeys:
+        """Where a vehicle's requests go (and so its decisions come from): one shard, so they stay in order."""
+        return self._shard_keys[shard_of(vehicle_id, self.shards)]
+
+    def shard_of_connection(self, connection_id: str) -> ShardKeys:
+        """The shard holding a connection's record and its events."""
+        return self._shard_keys[shard_of(connection_id, self.shards)]
 
     def vehicle(self, vehicle_id: str) -> str:
         return f"{self.prefix}:vehicle:{vehicle_id}"
@@ -58,47 +120,61 @@ class Keys:
         return f"{self.prefix}:vehicle:*"
 
     def connection(self, connection_id: str) -> str:
-        return f"{self.prefix}:conn:{connection_id}"
+        if self.shards == 1:
+            return f"{self.prefix}:conn:{connection_id}"
+        return f"{self._tagged(shard_of(connection_id, self.shards))}conn:{connection_id}"
 
     def config(self, version: int) -> str:
         return f"{self.config_prefix}{version}"
 
     @property
+    def _access(self) -> str:
+        return f"{self.prefix}:access:" if self.shards == 1 else f"{self.prefix}:{{access}}:access:"
+
+    @property
     def config_prefix(self) -> str:
-        return f"{self.prefix}:access:config:"
+        return f"{self._access}config:"
 
     @property
     def current_config(self) -> str:
-        return f"{self.prefix}:access:current"
+        return f"{self._access}current"
 
     @property
     def config_version(self) -> str:
-        return f"{self.prefix}:access:version"
+        return f"{self._access}version"
 
     @property
     def filters(self) -> str:
-        return f"{self.prefix}:access:filters"
+        return f"{self._access}filters"
+
+    # The unsharded streams: with several shards each lives in `shard(i)`, and asking for "the" one is a bug.
 
     @property
     def connection_events(self) -> str:
-        return f"{self.prefix}:connection-events"
+        return self._only_shard.connection_events
 
     @property
     def requests(self) -> str:
-        return f"{self.prefix}:requests"
+        return self._only_shard.requests
 
     @property
     def decisions(self) -> str:
-        return f"{self.prefix}:decisions"
+        return self._only_shard.decisions
 
     @property
     def deadletter(self) -> str:
-        return f"{self.prefix}:deadletter"
+        return self._only_shard.deadletter
 
     @property
     def dedupe_prefix(self) -> str:
         """`P:dedupe:{request_id}` remembers a decided request id for the dedupe window."""
-        return f"{self.prefix}:dedupe:"
+        return self._only_shard.dedupe_prefix
+
+    @property
+    def _only_shard(self) -> ShardKeys:
+        if self.shards != 1:
+            raise ValueError(f"with {self.shards} shards each has its own streams: name one with keys.shard(i)")
+        return self._shard_keys[0]
 
     def heartbeat(self, consumer: str) -> str:
         return f"{self.heartbeat_prefix}{consumer}"

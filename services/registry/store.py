@@ -10,13 +10,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import TypeVar
 
-from redis.asyncio import Redis
-
 from schemas.access import VehicleAccessConfig
 from schemas.connection import Connection
 from schemas.grant import ConnectionFilters
 from schemas.vehicle import Vehicle
 from services.errors import NotFoundError, ServiceError
+from services.redis_client import Client, get_many
 from services.registry.layout import Keys, decode_connection, decode_vehicle, encode_vehicle
 
 PIPELINE_CHUNK = 1000
@@ -40,7 +39,7 @@ return version
 
 
 class Registry:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Client, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
         self._publish = redis.register_script(_PUBLISH)
@@ -71,10 +70,8 @@ class Registry:
         return decode_vehicle(vehicle_id, record)
 
     async def vehicles_by_id(self, vehicle_ids: Sequence[str]) -> list[Vehicle | None]:
-        """Many vehicles in one round trip (MGET); None where unknown."""
-        if not vehicle_ids:
-            return []
-        records = await self.redis.mget([self.keys.vehicle(v) for v in vehicle_ids])
+        """Many vehicles in one round trip per server (MGET); None where unknown."""
+        records = await get_many(self.redis, [self.keys.vehicle(v) for v in vehicle_ids])
         return [None if r is None else decode_vehicle(v, r) for v, r in zip(vehicle_ids, records, strict=True)]
 
     async def vehicle_ids(self, limit: int | None = None) -> list[str]:
@@ -125,8 +122,8 @@ class Registry:
         return decode_connection(connection_id, record)
 
     async def lookup(self, connection_id: str, vehicle_id: str) -> tuple[Connection | None, Vehicle | None]:
-        """A request's connection and vehicle, in one round trip; None for what is not registered."""
-        conn, vehicle = await self.redis.mget([self.keys.connection(connection_id), self.keys.vehicle(vehicle_id)])
+        """A request's connection and vehicle, in one round trip per server; None for what is not registered."""
+        conn, vehicle = await get_many(self.redis, [self.keys.connection(connection_id), self.keys.vehicle(vehicle_id)])
         return (
             None if conn is None else decode_connection(connection_id, conn),
             None if vehicle is None else decode_vehicle(vehicle_id, vehicle),
