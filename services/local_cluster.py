@@ -74,6 +74,15 @@ class RedisClusterProcesses:
         text = _command(port, "CLUSTER", "INFO")
         return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
+    def errors(self, code: str) -> int:
+        """How many `code` error replies (CROSSSLOT, MOVED...) the live nodes have sent since they started."""
+        total = 0
+        for node in self.nodes:
+            if not node.killed:
+                stats = _command(node.port, "INFO", "errorstats")  # redis-py parses INFO into a dict
+                total += int(stats.get(f"errorstat_{code}", {}).get("count", 0))
+        return total
+
     def refresh_roles(self) -> None:
         """Re-read node ids, roles and masters from `CLUSTER NODES` on a live node."""
         by_port = {node.port: node for node in self.nodes}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +24,12 @@ from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle
 from services.gatekeeper.upkeep import serve
 from services.gatekeeper.worker import Gatekeeper
+from services.local_cluster import RedisClusterProcesses, start_redis_cluster
 from services.local_redis import RedisServer, start_redis_server
-from services.redis_client import connect
+from services.redis_client import Client, connect
 from services.registry import ConnectService, Keys, Registry
 from services.settings import Settings
+from tests.deployment import Deployment
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -87,6 +91,42 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+def start_cluster_or_skip(directory: Path) -> RedisClusterProcesses:
+    missing = [name for name in ("redis-server", "redis-cli") if shutil.which(name) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not on PATH: the cluster tests start a local Redis Cluster with them")
+    return start_redis_cluster(directory)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """Three masters and three replicas for the whole session (tests keep apart by key prefix)."""
+    cluster = start_cluster_or_skip(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["redis", pytest.param("cluster", marks=pytest.mark.cluster)])
+async def deployment(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[Deployment]:
+    """The session's redis-server with one shard, then the session's Redis Cluster with six (tests/deployment.py)."""
+    if request.param != "cluster":
+        opened = await Deployment.open("redis", redis_server.url, cluster=False)
+        yield opened
+        await opened.client.aclose()
+        return
+    cluster: RedisClusterProcesses = request.getfixturevalue("redis_cluster")
+    caplog: pytest.LogCaptureFixture = request.getfixturevalue("caplog")
+    crossslot_before = cluster.errors("CROSSSLOT")
+    opened = await Deployment.open("cluster", cluster.url, cluster=True)
+    yield opened
+    await opened.client.aclose()
+    # Every multi-key command of the test stayed in one slot. A worker's background job logs an error and goes
+    # on, so look at the server's error counts (CROSSSLOT) and at the log (redis-py's own check, which refuses
+    # such a command before sending it).
+    assert cluster.errors("CROSSSLOT") == crossslot_before
+    assert "same key slot" not in caplog.text
+
+
 @pytest.fixture
 def keys() -> Keys:
     """A fresh key prefix per test, so tests never see each other's data and nothing needs flushing."""
@@ -122,23 +162,27 @@ async def connection_id(registry: Registry, connect_service: ConnectService) -> 
     return (await connect_service.authorize("bev", unchecked=["read_charge"])).id
 
 
+# Test timings: quick reads, reclaim after 200 ms idle, dead-letter after 2 deliveries.
+TEST_TIMINGS: dict[str, Any] = {
+    "block_ms": 50,
+    "min_idle_ms": 200,
+    "reclaim_interval_ms": 100,
+    "trim_interval_ms": 100_000,
+    "max_deliveries": 2,
+    "max_payload_bytes": 1024,
+}
+
+
 @pytest.fixture
 def gatekeeper_settings(redis_server: RedisServer, keys: Keys) -> Settings:
-    """Settings with test timings: quick reads, reclaim after 200 ms idle, dead-letter after 2 deliveries."""
-    return Settings(
-        redis_url=redis_server.url,
-        key_prefix=keys.prefix,
-        block_ms=50,
-        min_idle_ms=200,
-        reclaim_interval_ms=100,
-        trim_interval_ms=100_000,
-        max_deliveries=2,
-        max_payload_bytes=1024,
-    )
+    """Settings with the test timings, on the session's redis-server."""
+    return Settings(redis_url=redis_server.url, key_prefix=keys.prefix, **TEST_TIMINGS)
 
 
 @pytest.fixture
-def running_later(redis: Redis, gatekeeper_settings: Settings) -> Callable[[], AbstractAsyncContextManager[Gatekeeper]]:
+def running_later(
+    redis: Client, gatekeeper_settings: Settings
+) -> Callable[[], AbstractAsyncContextManager[Gatekeeper]]:
     """An async context manager that runs a gatekeeper worker for the block's duration, then stops it cleanly."""
 
     @contextlib.asynccontextmanager

@@ -1,4 +1,8 @@
-"""The gatekeeper worker on a real redis-server: outcomes end to end, exactly-once, reclaim, dead-letter."""
+"""The gatekeeper worker end to end: outcomes, exactly-once, reclaim, dead-letter, revocation, trimming.
+
+Each test runs twice (the `deployment` fixture): on the session's redis-server unsharded, and on the local Redis
+Cluster with six shards (where no command may raise CROSSSLOT).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from schemas.access import VehicleAccessConfig
 from schemas.decision import decide
@@ -18,9 +21,12 @@ from services.gatekeeper import worker as worker_module
 from services.gatekeeper.cache import RegistryCache
 from services.gatekeeper.upkeep import trim_by_age, trim_requests
 from services.gatekeeper.worker import Gatekeeper
+from services.redis_client import Client
 from services.registry import ConnectService, Keys, Registry
+from services.registry.layout import ShardKeys
 from services.settings import Settings
-from tests.conftest import make_request, make_vehicle
+from tests.conftest import TEST_TIMINGS, make_request, make_vehicle
+from tests.deployment import Deployment
 
 pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
@@ -40,27 +46,48 @@ def request(request_id: str, connection_id: str, target: str, kind: str = "signa
 
 
 @pytest.fixture
+def redis(deployment: Deployment) -> Client:
+    return deployment.client
+
+
+@pytest.fixture
+def keys(deployment: Deployment) -> Keys:
+    return deployment.keys
+
+
+@pytest.fixture
+def lane(keys: Keys) -> ShardKeys:
+    """The streams of the test vehicle `bev`'s shard: the unsharded ones on one Redis."""
+    return keys.shard_of_vehicle("bev")
+
+
+@pytest.fixture
+def gatekeeper_settings(deployment: Deployment) -> Settings:
+    return deployment.settings(**TEST_TIMINGS)
+
+
+@pytest.fixture
 async def running(running_later: Runner) -> AsyncIterator[Gatekeeper]:
     async with running_later() as gatekeeper:
         yield gatekeeper
 
 
-async def decisions(redis: Redis, keys: Keys, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+async def decisions(redis: Client, lane: ShardKeys, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
     """Wait until at least `count` decisions are on the stream; return them all, decoded."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        entries = await redis.xrange(keys.decisions) or []
+        entries = await redis.xrange(lane.decisions) or []
         if len(entries) >= count or asyncio.get_running_loop().time() > deadline:
             return [json.loads((fields or {})[b"data"]) for _, fields in entries]
         await asyncio.sleep(0.02)
 
 
-async def pending(redis: Redis, keys: Keys, group: str = "gatekeeper") -> int:
-    return int((await redis.xpending(keys.requests, group))["pending"])
+async def pending(redis: Client, lane: ShardKeys, group: str = "gatekeeper") -> int:
+    return int((await redis.xpending(lane.requests, group))["pending"])
 
 
 @pytest.mark.usefixtures("running")
-async def test_every_outcome_from_plain_xadd(redis: Redis, keys: Keys, connection_id: str) -> None:
+async def test_every_outcome_from_plain_xadd(redis: Client, lane: ShardKeys, connection_id: str) -> None:
     """Plain XADDs of good and bad requests each get exactly one decision with the right outcome."""
     sent = {
         "allowed": request("allowed", connection_id, "tractionbattery-stateofcharge"),
@@ -72,12 +99,12 @@ async def test_every_outcome_from_plain_xadd(redis: Redis, keys: Keys, connectio
         "carries-scopes": request("carries-scopes", connection_id, "charge-ischarging", scope="read_charge"),
     }
     for data in sent.values():
-        await redis.xadd(keys.requests, {"data": data})
-    await redis.xadd(keys.requests, {"other": "no data field"})
-    await redis.xadd(keys.requests, {"data": b"{not json"})
-    await redis.xadd(keys.requests, {"data": b"\xff\xfe\x00binary"})
-    await redis.xadd(keys.requests, {"data": b"x" * 2000})
-    got = {d["request_id"]: d for d in await decisions(redis, keys, len(sent) + 4)}
+        await redis.xadd(lane.requests, {"data": data})
+    await redis.xadd(lane.requests, {"other": "no data field"})
+    await redis.xadd(lane.requests, {"data": b"{not json"})
+    await redis.xadd(lane.requests, {"data": b"\xff\xfe\x00binary"})
+    await redis.xadd(lane.requests, {"data": b"x" * 2000})
+    got = {d["request_id"]: d for d in await decisions(redis, lane, len(sent) + 4)}
     assert {rid: got[rid]["outcome"] for rid in sent} == {
         "allowed": "ALLOWED",
         "denied": "PERMISSION_DENIED",
@@ -93,52 +120,52 @@ async def test_every_outcome_from_plain_xadd(redis: Redis, keys: Keys, connectio
     assert got["denied"]["error"]["type"] == "PERMISSION"
     assert got["wrong-type"]["vehicle_id"] == "bev"  # echoed where readable
     assert len(got) == len(sent) + 4
-    assert await pending(redis, keys) == 0
+    assert await pending(redis, lane) == 0
 
 
 async def test_backlog_before_the_first_worker_is_decided(
-    redis: Redis, keys: Keys, connection_id: str, running_later: Runner
+    redis: Client, lane: ShardKeys, connection_id: str, running_later: Runner
 ) -> None:
     """Entries written before any worker (and before the group) existed are decided."""
     for i in range(50):
-        await redis.xadd(keys.requests, {"data": request(f"early-{i}", connection_id, "odometer-traveleddistance")})
+        await redis.xadd(lane.requests, {"data": request(f"early-{i}", connection_id, "odometer-traveleddistance")})
     async with running_later():
-        got = await decisions(redis, keys, 50)
+        got = await decisions(redis, lane, 50)
     assert sorted(d["request_id"] for d in got) == sorted(f"early-{i}" for i in range(50))
 
 
 @pytest.mark.usefixtures("running")
-async def test_duplicate_publishes_get_one_decision(redis: Redis, keys: Keys, connection_id: str) -> None:
+async def test_duplicate_publishes_get_one_decision(redis: Client, lane: ShardKeys, connection_id: str) -> None:
     """The same request_id published five times is decided once; every entry is acknowledged."""
     for _ in range(5):
-        await redis.xadd(keys.requests, {"data": request("dup", connection_id, "odometer-traveleddistance")})
-    await redis.xadd(keys.requests, {"data": request("marker", connection_id, "odometer-traveleddistance")})
-    got = await decisions(redis, keys, 2)
+        await redis.xadd(lane.requests, {"data": request("dup", connection_id, "odometer-traveleddistance")})
+    await redis.xadd(lane.requests, {"data": request("marker", connection_id, "odometer-traveleddistance")})
+    got = await decisions(redis, lane, 2)
     await asyncio.sleep(0.2)
-    got = await decisions(redis, keys, 2)
+    got = await decisions(redis, lane, 2)
     assert sorted(d["request_id"] for d in got) == ["dup", "marker"]
-    assert await pending(redis, keys) == 0
+    assert await pending(redis, lane) == 0
 
 
 async def test_entries_of_a_dead_consumer_are_reclaimed_once(
-    redis: Redis, keys: Keys, gatekeeper_settings: Settings, connection_id: str, running_later: Runner
+    redis: Client, lane: ShardKeys, gatekeeper_settings: Settings, connection_id: str, running_later: Runner
 ) -> None:
     """A consumer that read entries and died leaves them pending; a worker reclaims and decides each once."""
     settings = gatekeeper_settings
     await Gatekeeper(settings, redis).ensure_group()
     for i in range(20):
-        await redis.xadd(keys.requests, {"data": request(f"r{i}", connection_id, "odometer-traveleddistance")})
-    await redis.xreadgroup(settings.group, "dead-consumer", {keys.requests: ">"}, count=100)
-    assert await pending(redis, keys) == 20
+        await redis.xadd(lane.requests, {"data": request(f"r{i}", connection_id, "odometer-traveleddistance")})
+    await redis.xreadgroup(settings.group, "dead-consumer", {lane.requests: ">"}, count=100)
+    assert await pending(redis, lane) == 20
     async with running_later():
-        got = await decisions(redis, keys, 20)
+        got = await decisions(redis, lane, 20)
         await asyncio.sleep(0.3)
     assert sorted(d["request_id"] for d in got) == sorted(f"r{i}" for i in range(20))
-    assert await pending(redis, keys) == 0
+    assert await pending(redis, lane) == 0
 
 
 async def test_poison_entry_goes_to_dead_letter_and_the_rest_flows(
-    redis: Redis, keys: Keys, connection_id: str, monkeypatch: pytest.MonkeyPatch, running_later: Runner
+    redis: Client, lane: ShardKeys, connection_id: str, monkeypatch: pytest.MonkeyPatch, running_later: Runner
 ) -> None:
     """An entry whose processing keeps failing is dead-lettered after max_deliveries with the reason; others pass."""
     real_decide = decide
@@ -149,75 +176,75 @@ async def test_poison_entry_goes_to_dead_letter_and_the_rest_flows(
         return real_decide(request, connection, vehicle)
 
     monkeypatch.setattr(worker_module, "decide", failing_decide)
-    await redis.xadd(keys.requests, {"data": request("poison", connection_id, "odometer-traveleddistance")})
+    await redis.xadd(lane.requests, {"data": request("poison", connection_id, "odometer-traveleddistance")})
     for i in range(10):
-        await redis.xadd(keys.requests, {"data": request(f"ok{i}", connection_id, "odometer-traveleddistance")})
+        await redis.xadd(lane.requests, {"data": request(f"ok{i}", connection_id, "odometer-traveleddistance")})
     async with running_later():
-        got = await decisions(redis, keys, 10)
+        got = await decisions(redis, lane, 10)
         deadline = asyncio.get_running_loop().time() + 10
-        while not await redis.xlen(keys.deadletter) and asyncio.get_running_loop().time() < deadline:
+        while not await redis.xlen(lane.deadletter) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
     assert sorted(d["request_id"] for d in got) == sorted(f"ok{i}" for i in range(10))
-    (_, fields), *_ = await redis.xrange(keys.deadletter) or []
+    (_, fields), *_ = await redis.xrange(lane.deadletter) or []
     letter = json.loads((fields or {})[b"data"])
     assert letter["deliveries"] == 3
     assert "RuntimeError: boom" in letter["reason"]
     assert json.loads(letter["fields"]["data"])["request_id"] == "poison"
-    assert await pending(redis, keys) == 0
+    assert await pending(redis, lane) == 0
 
 
 @pytest.mark.usefixtures("running")
 async def test_revocation_applies_within_a_second(
-    redis: Redis, keys: Keys, connection_id: str, connect_service: ConnectService
+    redis: Client, lane: ShardKeys, connection_id: str, connect_service: ConnectService
 ) -> None:
     """After the revocation event, requests are UNAUTHORIZED within 1 s (the cache follows connection events)."""
-    await redis.xadd(keys.requests, {"data": request("before", connection_id, "odometer-traveleddistance")})
-    assert (await decisions(redis, keys, 1))[0]["outcome"] == "ALLOWED"
+    await redis.xadd(lane.requests, {"data": request("before", connection_id, "odometer-traveleddistance")})
+    assert (await decisions(redis, lane, 1))[0]["outcome"] == "ALLOWED"
     await connect_service.revoke(connection_id)
     loop = asyncio.get_running_loop()
     revoked_at = loop.time()
     outcome, n = "ALLOWED", 0
     while outcome == "ALLOWED" and loop.time() - revoked_at < 1.0:
         n += 1
-        await redis.xadd(keys.requests, {"data": request(f"after-{n}", connection_id, "odometer-traveleddistance")})
-        outcome = (await decisions(redis, keys, n + 1))[-1]["outcome"]
+        await redis.xadd(lane.requests, {"data": request(f"after-{n}", connection_id, "odometer-traveleddistance")})
+        outcome = (await decisions(redis, lane, n + 1))[-1]["outcome"]
     assert outcome == "UNAUTHORIZED"
 
 
 async def test_trim_keeps_what_any_group_has_not_acknowledged(
-    redis: Redis, keys: Keys, connection_id: str, running_later: Runner
+    redis: Client, lane: ShardKeys, connection_id: str, running_later: Runner
 ) -> None:
     """Trimming removes only entries every group acknowledged: a slow group holds the floor."""
-    await redis.xgroup_create(keys.requests, "slow-audit", id="0", mkstream=True)
+    await redis.xgroup_create(lane.requests, "slow-audit", id="0", mkstream=True)
     for i in range(30):
-        await redis.xadd(keys.requests, {"data": request(f"t{i}", connection_id, "odometer-traveleddistance")})
+        await redis.xadd(lane.requests, {"data": request(f"t{i}", connection_id, "odometer-traveleddistance")})
     async with running_later() as gatekeeper:
-        await decisions(redis, keys, 30)
+        await decisions(redis, lane, 30)
         assert await trim_requests(gatekeeper) == 0  # slow-audit has read nothing
-        await redis.xreadgroup("slow-audit", "a", {keys.requests: ">"}, count=10)
+        await redis.xreadgroup("slow-audit", "a", {lane.requests: ">"}, count=10)
         assert await trim_requests(gatekeeper) == 0  # ten delivered but still pending
-        delivered = await redis.xpending_range(keys.requests, "slow-audit", min="-", max="+", count=10)
-        await redis.xack(keys.requests, "slow-audit", *[p["message_id"] for p in delivered])
+        delivered = await redis.xpending_range(lane.requests, "slow-audit", min="-", max="+", count=10)
+        await redis.xack(lane.requests, "slow-audit", *[p["message_id"] for p in delivered])
         assert await trim_requests(gatekeeper) == 10
-    assert await redis.xlen(keys.requests) == 20
+    assert await redis.xlen(lane.requests) == 20
 
 
 async def test_decisions_and_dead_letters_are_dropped_by_age(
-    redis: Redis, keys: Keys, gatekeeper_settings: Settings
+    redis: Client, lane: ShardKeys, gatekeeper_settings: Settings
 ) -> None:
     """With a max age set, entries older than it go at the next trim; newer ones and unset streams stay."""
     seconds, _ = await redis.time()
     now_ms = seconds * 1000
     for age_s in (7200, 3000, 10):
-        await redis.xadd(keys.decisions, {"data": b"{}"}, id=f"{now_ms - age_s * 1000}-0")
-        await redis.xadd(keys.deadletter, {"data": b"{}"}, id=f"{now_ms - age_s * 1000}-0")
+        await redis.xadd(lane.decisions, {"data": b"{}"}, id=f"{now_ms - age_s * 1000}-0")
+        await redis.xadd(lane.deadletter, {"data": b"{}"}, id=f"{now_ms - age_s * 1000}-0")
     gatekeeper = Gatekeeper(gatekeeper_settings.model_copy(update={"decisions_max_age_s": 3600}), redis)
     assert await trim_by_age(gatekeeper) == 1
-    assert await redis.xlen(keys.decisions) == 2
-    assert await redis.xlen(keys.deadletter) == 3  # no age limit set for dead letters
+    assert await redis.xlen(lane.decisions) == 2
+    assert await redis.xlen(lane.deadletter) == 3  # no age limit set for dead letters
     gatekeeper = Gatekeeper(gatekeeper_settings.model_copy(update={"deadletter_max_age_s": 60}), redis)
     assert await trim_by_age(gatekeeper) == 2
-    assert await redis.xlen(keys.deadletter) == 1
+    assert await redis.xlen(lane.deadletter) == 1
 
 
 async def test_a_batch_keeps_the_connection_it_was_checked_against(

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,22 +24,32 @@ app = typer.Typer(help="The gatekeeper: decides every request on the requests st
 @app.command("run")
 def run_command(
     workers: Annotated[int, typer.Option(help="Worker processes to run (each one consumer in the group).", min=1)] = 1,
+    shards: Annotated[
+        str | None,
+        typer.Option(
+            help="The shards to consume, as 0-2 or 0,3 (default: $FLEETGATE_WORKER_SHARDS, else every shard).",
+            show_default=False,
+        ),
+    ] = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
     """Run gatekeeper workers until SIGTERM or Ctrl-C; each finishes its batch and leaves nothing pending."""
+    overrides: dict[str, Any] = {"redis_url": redis_url, "worker_shards": shards}
     with reporting_errors():
-        settings = Settings() if redis_url is None else Settings(redis_url=redis_url)
+        settings = Settings(**{name: value for name, value in overrides.items() if value is not None})
     if workers == 1:
         asyncio.run(create_app(settings).run())
         return
-    raise typer.Exit(_supervise(workers, redis_url))
+    raise typer.Exit(_supervise(workers, redis_url, shards))
 
 
-def _supervise(workers: int, redis_url: str | None) -> int:
+def _supervise(workers: int, redis_url: str | None, shards: str | None) -> int:
     """Start `workers` single-worker processes, forward SIGTERM/SIGINT to them, and wait for all."""
     command = [sys.executable, "-m", "services.cli", "gatekeeper", "run", "--workers", "1"]
     if redis_url is not None:
         command += ["--redis-url", redis_url]
+    if shards is not None:
+        command += ["--shards", shards]
     children = [subprocess.Popen(command) for _ in range(workers)]
 
     def forward(signum: int, _frame: FrameType | None) -> None:
