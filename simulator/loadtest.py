@@ -3,6 +3,7 @@ every request, and report.
 
     setup: fleet -> registry, app config published, owners connect   (timed: `setup_s`)
     load:  producers (processes) -> {prefix}:requests -> gatekeeper -> {prefix}:decisions -> accountant
+           (with shards: each vehicle's shard's requests; the accountant reads every shard's decisions)
            owners revoke and re-auth on schedule, meanwhile
     drain: until every request is decided or the grace period ends
 """
@@ -19,11 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from redis.asyncio import Redis
-
 from schemas.access import derive
 from schemas.decision import rfc3339
-from services.redis_client import connect
+from services.redis_client import Client, connect, connect_cluster
 from services.registry import ConnectService, Keys, Registry
 from simulator.accounting import Accountant, Sent
 from simulator.errors import LoadTestError
@@ -54,6 +53,16 @@ class LoadTestOptions:
     mix: FleetMix | None = None
     owners: OwnerBehaviour = field(default_factory=OwnerBehaviour)
     workload: WorkloadMix = field(default_factory=WorkloadMix)
+    shards: int = 1
+    redis_cluster: bool = False
+    """`redis_url` is a node of a Redis Cluster."""
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.prefix, self.shards)
+
+    def client(self) -> Client:
+        return connect_cluster(self.redis_url) if self.redis_cluster else connect(self.redis_url)
 
 
 @dataclass
@@ -74,12 +83,12 @@ class Progress:
 
 
 async def run_load_test(options: LoadTestOptions, on_progress: Callable[[Progress], None]) -> LoadReport:
-    redis = connect(options.redis_url)
-    keys = Keys(options.prefix)
+    redis = options.client()
+    keys = options.keys
     gatekeepers = None
     try:
         if options.gatekeepers:
-            gatekeepers = start_gatekeepers(options.redis_url, options.prefix, options.gatekeepers)
+            gatekeepers = start_gatekeepers(options.redis_url, keys, options.gatekeepers, cluster=options.redis_cluster)
         on_progress(Progress("setting up the fleet and its owners"))
         setup_started = time.perf_counter()
         world = await set_up(redis, keys, options)
@@ -95,7 +104,7 @@ async def run_load_test(options: LoadTestOptions, on_progress: Callable[[Progres
         await redis.aclose()
 
 
-async def set_up(redis: Redis, keys: Keys, options: LoadTestOptions) -> World:
+async def set_up(redis: Client, keys: Keys, options: LoadTestOptions) -> World:
     registry = Registry(redis, keys)
     fleet = generate_fleet(options.vehicles, options.seed, options.mix)
     await registry.add_vehicles(fleet)
@@ -105,7 +114,7 @@ async def set_up(redis: Redis, keys: Keys, options: LoadTestOptions) -> World:
 
 
 async def _load(
-    redis: Redis,
+    redis: Client,
     keys: Keys,
     options: LoadTestOptions,
     world: World,
@@ -115,10 +124,12 @@ async def _load(
 ) -> LoadReport:
     run_id = secrets.token_hex(3)
     group = f"loadtest-{run_id}"
-    await redis.xgroup_create(keys.decisions, group, id="$", mkstream=True)
+    for shard in keys.all_shards:
+        await redis.xgroup_create(shard.decisions, group, id="$", mkstream=True)
     jobs = [
-        ProducerJob(options.redis_url, options.prefix, n, options.rate / options.producers, options.duration_s,
-                    options.seed, run_id, world, options.workload)
+        ProducerJob(options.redis_url, options.prefix, options.shards, options.redis_cluster, n,
+                    options.rate / options.producers, options.duration_s, options.seed, run_id, world,
+                    options.workload)
         for n in range(options.producers)
     ]  # fmt: skip
     producers = Producers(jobs)
@@ -132,19 +143,23 @@ async def _load(
         accountant = Accountant(world, started_at)
         samples: dict[str, str] = {}
         background = [
-            asyncio.create_task(
-                _read_decisions(redis, keys.decisions, group, accountant, samples=samples, stop=stop_reading)
-            ),
             asyncio.create_task(_owner_changes(Registry(redis, keys), world, started_at, accountant)),
+            *(
+                asyncio.create_task(
+                    _read_decisions(redis, shard.decisions, group, accountant, samples=samples, stop=stop_reading)
+                )
+                for shard in keys.all_shards
+            ),
         ]
         done = await _follow(producers, accountant, options, started_at, on_progress)
     finally:
         stop_reading.set()
-        for task in background[1:]:
-            task.cancel()
+        for task in background[:1]:
+            task.cancel()  # the owners' changes; the readers stop on `stop_reading`, after their last read
         await asyncio.gather(*background, return_exceptions=True)
         producers.stop()
-        await redis.xgroup_destroy(keys.decisions, group)
+        for shard in keys.all_shards:
+            await redis.xgroup_destroy(shard.decisions, group)
     return _report(options, accountant, done, setup_s=setup_s, started_at=started_at, samples=samples)
 
 
@@ -206,9 +221,9 @@ def _drain_queue(queue: Any, accountant: Accountant, done: list[ProducerDone]) -
 
 
 async def _read_decisions(
-    redis: Redis, stream: str, group: str, accountant: Accountant, *, samples: dict[str, str], stop: asyncio.Event
+    redis: Client, stream: str, group: str, accountant: Accountant, *, samples: dict[str, str], stop: asyncio.Event
 ) -> None:
-    """The accounting consumer: its own group on the decisions stream, NOACK (it keeps nothing pending)."""
+    """The accounting consumer of one decisions stream: its own group, NOACK (it keeps nothing pending)."""
     while not stop.is_set():
         response = await redis.xreadgroup(group, "accountant", {stream: ">"}, count=5000, block=100, noack=True)
         read_at = time.time()

@@ -12,8 +12,7 @@ from multiprocessing.context import SpawnProcess
 from multiprocessing.queues import Queue
 from typing import Any
 
-from redis.asyncio import Redis
-
+from services.redis_client import Client
 from services.registry import Keys
 from simulator.errors import LoadTestError
 from simulator.producer import ProducerJob, produce_in_process
@@ -22,9 +21,15 @@ from simulator.producer import ProducerJob, produce_in_process
 _SPAWN = multiprocessing.get_context("spawn")
 
 
-def start_gatekeepers(redis_url: str, prefix: str, workers: int) -> subprocess.Popen[bytes]:
-    """`fleetgate gatekeeper run --workers N` on this prefix; its logs go to /dev/null (the load test reports)."""
-    env = {**os.environ, "FLEETGATE_REDIS_URL": redis_url, "FLEETGATE_KEY_PREFIX": prefix}
+def start_gatekeepers(redis_url: str, keys: Keys, workers: int, *, cluster: bool) -> subprocess.Popen[bytes]:
+    """`fleetgate gatekeeper run --workers N` on these keys; its logs go to /dev/null (the load test reports)."""
+    env = {
+        **os.environ,
+        "FLEETGATE_REDIS_URL": redis_url,
+        "FLEETGATE_KEY_PREFIX": keys.prefix,
+        "FLEETGATE_SHARDS": str(keys.shards),
+        "FLEETGATE_REDIS_CLUSTER": str(cluster).lower(),
+    }
     command = [sys.executable, "-m", "services.cli", "gatekeeper", "run", "--workers", str(workers)]
     # Its own session: a Ctrl-C at the terminal interrupts the load test, which then stops the workers in order.
     return subprocess.Popen(
@@ -32,7 +37,7 @@ def start_gatekeepers(redis_url: str, prefix: str, workers: int) -> subprocess.P
     )
 
 
-async def wait_for_heartbeats(redis: Redis, keys: Keys, workers: int, process: subprocess.Popen[bytes]) -> None:
+async def wait_for_heartbeats(redis: Client, keys: Keys, workers: int, process: subprocess.Popen[bytes]) -> None:
     """Until `workers` gatekeepers beat (they have created the group and are reading), or fail if they died."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30

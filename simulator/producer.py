@@ -23,7 +23,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from schemas.decision import rfc3339
-from services.redis_client import connect
+from services.redis_client import connect, connect_cluster
 from services.registry import Keys
 from simulator.accounting import Sent
 from simulator.workload import RequestMaker, WorkloadMix
@@ -38,6 +38,8 @@ MAX_BATCH = 1000
 class ProducerJob:
     redis_url: str
     prefix: str
+    shards: int
+    redis_cluster: bool
     index: int
     rate: float
     """This producer's share of the arrivals per second."""
@@ -87,13 +89,15 @@ def produce_in_process(
 async def produce(
     job: ProducerJob, report: Callable[[list[Sent] | ProducerDone], Any], started_at: float
 ) -> ProducerDone:
-    redis = connect(job.redis_url)
-    stream = Keys(job.prefix).requests
+    redis = connect_cluster(job.redis_url) if job.redis_cluster else connect(job.redis_url)
+    keys = Keys(job.prefix, job.shards)
+    # Each vehicle's requests go to its shard's stream (one stream unsharded): its order is kept there.
+    streams = [keys.shard_of_vehicle(vehicle.id).requests for vehicle in job.world.vehicles]
     maker = RequestMaker(job.world, job.mix, seed=job.seed * 1000 + job.index, id_prefix=f"{job.run_id}-{job.index}-")
     rng = random.Random(job.seed * 7919 + job.index)
     end = started_at + job.duration_s
     next_at = started_at + rng.expovariate(job.rate)
-    recent: deque[bytes] = deque(maxlen=1000)
+    recent: deque[tuple[str, bytes]] = deque(maxlen=1000)  # (stream, payload) of the last requests
     sent = duplicates = 0
     behind = 0.0
     try:
@@ -111,8 +115,8 @@ async def produce(
             again = [rng.choice(recent) for _ in due if recent and rng.random() < job.mix.duplicate_share]
             async with redis.pipeline(transaction=False) as pipe:
                 for request in planned:
-                    pipe.xadd(stream, {"data": request.payload})
-                for payload in again:
+                    pipe.xadd(streams[request.vehicle], {"data": request.payload})
+                for stream, payload in again:
                     pipe.xadd(stream, {"data": payload})
                 entry_ids = await pipe.execute()
             report(
@@ -127,7 +131,7 @@ async def produce(
                     for request, at, entry_id in zip(planned, due, entry_ids, strict=False)
                 ]
             )
-            recent.extend(request.payload for request in planned if not request.unreadable)
+            recent.extend((streams[r.vehicle], r.payload) for r in planned if not r.unreadable)
             sent += len(planned)
             duplicates += len(again)
     finally:

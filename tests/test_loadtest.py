@@ -1,4 +1,4 @@
-"""The load test end to end on a real redis-server: every request accounted for, and tampering is caught."""
+"""The load test end to end on a real Redis (and a cluster): every request accounted for, and tampering is caught."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from simulator.loadtest import LoadTestOptions, Progress, account_decisions, run
 from simulator.owners import OwnerBehaviour
 from simulator.producer import ProducerDone, ProducerJob, produce
 from simulator.workload import WorkloadMix
+from tests.deployment import Deployment
 
 pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
@@ -37,11 +38,14 @@ EVERY_KIND = WorkloadMix(
 CHURN = OwnerBehaviour(uncheck=0.3, revoke=0.1, reauth=0.1)
 
 
-async def test_a_short_run_accounts_for_every_request(redis_server: RedisServer, keys: Keys, tmp_path: Path) -> None:
-    """A gatekeeper process, a spawned producer, owners revoking and re-authorizing: nothing lost, doubled or wrong."""
+async def test_a_short_run_accounts_for_every_request(deployment: Deployment, tmp_path: Path) -> None:
+    """A gatekeeper process, a spawned producer, owners revoking and re-authorizing: nothing lost, doubled or wrong
+    (on one Redis, and on the cluster with six shards)."""
     options = LoadTestOptions(
-        redis_url=redis_server.url,
-        prefix=keys.prefix,
+        redis_url=deployment.url,
+        prefix=deployment.keys.prefix,
+        shards=deployment.keys.shards,
+        redis_cluster=deployment.cluster,
         vehicles=300,
         rate=400,
         duration_s=4,
@@ -75,7 +79,7 @@ async def test_a_short_run_accounts_for_every_request(redis_server: RedisServer,
 async def _produce_and_decide(redis: Redis, keys: Keys, redis_server: RedisServer, running_later: Runner) -> list[Sent]:
     options = LoadTestOptions(redis_server.url, keys.prefix, vehicles=100, rate=300, duration_s=1, seed=3)
     world = await set_up(redis, keys, options)
-    job = ProducerJob(redis_server.url, keys.prefix, 0, 300, 1.0, 3, "t", world, EVERY_KIND)
+    job = ProducerJob(redis_server.url, keys.prefix, 1, False, 0, 300, 1.0, 3, "t", world, EVERY_KIND)
     sent: list[Sent] = []
 
     def collect(item: list[Sent] | ProducerDone) -> None:

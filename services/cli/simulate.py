@@ -119,6 +119,8 @@ def loadtest_command(
             mix=load_mix(mix),
             owners=OwnerBehaviour(uncheck=uncheck, revoke=revoke, reauth=reauth),
             workload=WorkloadMix(),
+            shards=settings.shards,
+            redis_cluster=settings.redis_cluster,
         )
         console = Console(stderr=True)
         with LiveProgress(console, options) as live:

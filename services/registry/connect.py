@@ -42,6 +42,8 @@ redis.call('XADD', KEYS[2], '*', 'data', ARGV[3])
 return 1
 """
 MAX_ATTEMPTS = 50
+CLUSTER_CONCURRENCY = 50
+"""Scripts in flight at once on a cluster: each holds a connection, and a node allows the client 100."""
 
 # How an update turns the stored connection (and its vehicle) into the new one, at a given time.
 _Change = Callable[[Connection, Vehicle, datetime], Connection]
@@ -117,7 +119,10 @@ class ConnectService:
             for c in connections
         ]
         if isinstance(redis, RedisCluster):
-            return list(await asyncio.gather(*(self._compare_and_set(keys=k, args=a) for k, a in calls)))
+            written: list[Any] = []
+            for group in chunked(calls, CLUSTER_CONCURRENCY):
+                written += await asyncio.gather(*(self._compare_and_set(keys=k, args=a) for k, a in group))
+            return written
         async with redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 await self._compare_and_set(keys=keys, args=args, client=pipe)
