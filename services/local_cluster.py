@@ -7,6 +7,7 @@ and the replicas. Everything here is synchronous and blocking: it runs in fixtur
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ class ClusterNode:
     """One redis-server of the cluster; `role` and `master_id` are as of the last `refresh_roles`."""
 
     server: RedisServer
+    directory: Path
+    options: tuple[str, ...]
     node_id: str = ""
     role: Role = "master"
     master_id: str | None = None  # the node id of a replica's master
@@ -66,6 +69,11 @@ class RedisClusterProcesses:
         """A URL for `RedisCluster.from_url`: the first live master (the client discovers the rest)."""
         return f"redis://127.0.0.1:{self.masters[0].port}/0"
 
+    @property
+    def all_nodes_url(self) -> str:
+        """Every live node in one URL (`redis://h:p1,h:p2/0`): a client started while one is down still connects."""
+        return "redis://" + ",".join(f"{host}:{port}" for host, port in self.startup_nodes) + "/0"
+
     def node(self, port: int) -> ClusterNode:
         return next(node for node in self.nodes if node.port == port)
 
@@ -101,12 +109,58 @@ class RedisClusterProcesses:
         """The port of the master serving `key` (hash tags respected, as the server computes them)."""
         return self.master_for_slot(key_slot(key.encode() if isinstance(key, str) else key))
 
+    def replicas_of(self, master_port: int) -> list[int]:
+        master_id = self.node(master_port).node_id
+        return [node.port for node in self.nodes if node.master_id == master_id and not node.killed]
+
+    def replication_offset(self, port: int) -> int:
+        """A master's replication stream offset, or how far into it a replica has processed."""
+        info = _command(port, "INFO", "replication")
+        return int(info["master_repl_offset"] if info["role"] == "master" else info["slave_repl_offset"])
+
+    def pause(self, port: int) -> None:
+        """SIGSTOP a node: it keeps its sockets but answers nothing (a replica falling behind, a hung host)."""
+        self.node(port).process.send_signal(signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        self.node(port).process.send_signal(signal.SIGCONT)
+
+    def cut_replication(self, master_port: int) -> int:
+        """Freeze the master's replicas and close their links: from now on its writes exist only on it (a replica
+        partitioned away). Returns the master's replication offset at the cut; `resume` the replicas after.
+
+        Freezing alone is not enough: the master keeps sending into the frozen replica's socket buffers, which
+        it reads once resumed. Closed links carry nothing more, and a frozen replica cannot reconnect.
+        """
+        for replica in self.replicas_of(master_port):
+            self.pause(replica)
+        _command(master_port, "CLIENT", "KILL", "TYPE", "replica")
+        return self.replication_offset(master_port)
+
     def kill(self, port: int) -> None:
         """SIGKILL one node: no shutdown, no last words to its replicas (a crash, not a stop)."""
         node = self.node(port)
         node.process.kill()
         node.process.wait(timeout=10)
         node.killed = True
+
+    def rejoin(self, port: int, timeout: float = 30) -> None:
+        """Start a killed node again where it was: it rejoins as a replica of the master that replaced it, and
+        this returns once it has synced (until then a master that lost its only replica has none: WAIT fails)."""
+        node = self.node(port)
+        masters = len(self.masters)  # counted while it is still out: it comes back as a replica
+        node.server = start_redis_server(node.directory, *node.options, port=port)
+        node.killed = False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if _settled(port, masters, len(self.nodes)) and _command(port, "ROLE")[0] == "slave":
+                    self.refresh_roles()
+                    return
+            except RedisError:
+                pass  # still loading its config or syncing
+            time.sleep(0.1)
+        raise RuntimeError(f"node {port} did not rejoin as a synced replica within {timeout} s")
 
     def wait_for_failover(self, old_master_port: int, timeout: float = 20) -> int:
         """Wait until a replica of the killed master is a master and every live node is `cluster_state:ok`.
@@ -188,7 +242,8 @@ def start_redis_cluster(directory: Path, masters: int = 3, replicas_per_master: 
             options += ["--cluster-node-timeout", "2000", "--cluster-port", str(bus_port)]
             # A replica's first full sync otherwise waits 5 s for more replicas to share the transfer.
             options += ["--repl-diskless-sync-delay", "0"]
-            cluster.nodes.append(ClusterNode(start_redis_server(node_dir, *options, port=port)))
+            server = start_redis_server(node_dir, *options, port=port)
+            cluster.nodes.append(ClusterNode(server, node_dir, tuple(options)))
         create = [cli, "--cluster", "create", *(f"127.0.0.1:{node.port}" for node in cluster.nodes)]
         create += ["--cluster-replicas", str(replicas_per_master), "--cluster-yes"]
         result = subprocess.run(create, capture_output=True, text=True, timeout=30, check=False)

@@ -7,13 +7,18 @@ from typing import TYPE_CHECKING, TypeAlias, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 if TYPE_CHECKING:
     from services.settings import Settings
 
 Client: TypeAlias = Redis | RedisCluster
 """A standalone Redis or a Redis Cluster: what everything but the gatekeeper's hot path talks to."""
+
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
+"""What an unreachable Redis raises: redis-py's cluster client raises RedisClusterException, which is not a
+RedisError, when none of the nodes it knows answers (a worker started while its startup node is down)."""
 
 
 def connect(url: str) -> Redis:
@@ -26,8 +31,30 @@ def connect(url: str) -> Redis:
 
 
 def connect_cluster(url: str) -> RedisCluster:
-    """A cluster client from any node's URL (it discovers the rest), with `connect`'s options."""
-    return RedisCluster.from_url(url, decode_responses=False, protocol=2)
+    """A cluster client from a node's URL (it discovers the rest), with `connect`'s options.
+
+    `redis://host1:7000,host2:7001/0` names several startup nodes: a process started while one of them is down
+    (a master that just failed) still finds the cluster through another.
+    """
+    others = urlsplit(url).netloc.rpartition("@")[2].split(",")[1:]
+    startup_nodes = [ClusterNode(*_host_and_port(address)) for address in others]
+    return RedisCluster.from_url(
+        first_node_url(url), startup_nodes=startup_nodes or None, decode_responses=False, protocol=2
+    )
+
+
+def first_node_url(url: str) -> str:
+    """The URL with only its first host, for what takes one (`redis://a:1,b:2/0` -> `redis://a:1/0`)."""
+    parts = urlsplit(url)
+    credentials, at, hosts = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{credentials}{at}{hosts.split(',')[0]}"))
+
+
+def _host_and_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"{address!r} in the Redis URL is not host:port")
+    return host, int(port)
 
 
 def client_for(settings: Settings) -> Client:
@@ -53,9 +80,7 @@ def redact(url: str) -> str:
         f"{name}=***" if name.lower() == "password" else f"{name}={value}" if sep else name
         for name, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
     )
-    netloc = parts.netloc
-    if parts.password is not None:
-        user = parts.username or ""
-        host = parts.hostname or ""
-        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    credentials, at, hosts = parts.netloc.rpartition("@")  # hosts: one, or several for a cluster
+    user, colon, _password = credentials.partition(":")
+    netloc = f"{user}:***@{hosts}" if colon else f"{credentials}{at}{hosts}"
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -20,10 +20,8 @@ from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from schemas.decision import rfc3339
-from services.redis_client import connect, connect_cluster
+from services.redis_client import REDIS_ERRORS, connect, connect_cluster
 from services.registry import Keys
 from simulator.accounting import Sent
 from simulator.workload import RequestMaker, WorkloadMix
@@ -80,7 +78,7 @@ def produce_in_process(
     go.wait()
     try:
         asyncio.run(produce(job, out.put, started_at.value))
-    except RedisError:
+    except REDIS_ERRORS:
         if not stopping.is_set():
             raise
         # The load was interrupted and its Redis is going away: nothing left to report.

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from services.cli import app
 from services.local_redis import RedisServer
-from services.redis_client import redact
+from services.redis_client import connect_cluster, first_node_url, redact
 from services.registry import Keys
 
 pytestmark = pytest.mark.redis
@@ -184,8 +184,25 @@ def test_unreachable_redis_is_a_clear_error_without_the_password(cli: Any) -> No
             "rediss://db.internal/0?ssl_ca_certs=/ca.crt&password=s3cret",
             "rediss://db.internal/0?ssl_ca_certs=/ca.crt&password=***",
         ),
+        ("redis://:s3cret@db.internal:6380", "redis://:***@db.internal:6380"),
+        ("redis://fleet:s3cret@a:7000,b:7001/0", "redis://fleet:***@a:7000,b:7001/0"),
     ],
 )
 def test_redact_hides_passwords_wherever_the_url_carries_them(url: str, shown: str) -> None:
-    """In the user part or as a `password=` query parameter (redis-py accepts both)."""
+    """In the user part or as a `password=` query parameter (redis-py accepts both), one host or several."""
     assert redact(url) == shown
+
+
+def test_a_cluster_url_with_several_nodes_makes_each_a_startup_node_with_the_credentials() -> None:
+    """`redis://user:pass@a:7000,b:7001/0`: a client started while `a` is down still finds the cluster via `b`."""
+    url = "redis://fleet:s3cret@a.internal:7000,b.internal:7001/0"
+    assert first_node_url(url) == "redis://fleet:s3cret@a.internal:7000/0"
+    client = connect_cluster(url)
+    nodes = {(node.host, node.port): node.connection_kwargs for node in client.startup_nodes}
+    assert set(nodes) == {("a.internal", 7000), ("b.internal", 7001)}
+    assert all(kwargs["password"] == "s3cret" and kwargs["username"] == "fleet" for kwargs in nodes.values())
+
+
+def test_a_malformed_cluster_node_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="'b.internal' in the Redis URL is not host:port"):
+        connect_cluster("redis://a.internal:7000,b.internal/0")

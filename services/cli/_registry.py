@@ -8,12 +8,11 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
-from redis.exceptions import RedisError
 
 from schemas.connection import Connection
 from schemas.vehicle import Vehicle
 from services.errors import RedisUnavailableError
-from services.redis_client import client_for, redact
+from services.redis_client import REDIS_ERRORS, client_for, redact
 from services.registry import Registry
 from services.settings import Settings
 
@@ -37,7 +36,7 @@ def run(redis_url: str | None, work: Callable[[Registry], Awaitable[T]]) -> T:
         client = client_for(settings)
         try:
             return await work(Registry(client, settings.keys))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             # redis-py's messages name host and port, never the password; the URL is redacted all the same.
             raise RedisUnavailableError(f"Redis at {redact(settings.redis_url)}: {exc}") from exc
         finally:

@@ -27,7 +27,7 @@ from schemas.messages import (
 from services.gatekeeper.upkeep import serve
 from services.gatekeeper.worker import Gatekeeper
 from services.logs import configure_logging
-from services.redis_client import client_for, redact
+from services.redis_client import client_for, first_node_url, redact
 from services.settings import Settings
 
 log = logging.getLogger("fleetgate.gatekeeper")
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastStream:
     settings = settings or Settings()
     keys = settings.keys
     shard = keys.shard(0)
-    broker = RedisBroker(settings.redis_url)
+    broker = RedisBroker(first_node_url(settings.redis_url))  # it takes one host; it never sends a command
     # Declared for the AsyncAPI document only (`fleetgate contract export`): the worker reads and writes these
     # streams itself, so none is a FastStream subscriber (one would start consuming when the app starts).
     sharded = (

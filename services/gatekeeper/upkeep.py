@@ -10,11 +10,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from redis.exceptions import RedisError
-
 from services.gatekeeper import metrics
 from services.gatekeeper.worker import Gatekeeper
-from services.redis_client import Client
+from services.redis_client import REDIS_ERRORS, Client
 
 log = logging.getLogger("fleetgate.gatekeeper")
 
@@ -24,7 +22,7 @@ async def every(seconds: float, job: Callable[[], Awaitable[Any]], stopping: asy
     while not stopping.is_set():
         try:
             await job()
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("%s failed: %s", getattr(job, "__name__", "job"), exc)
         except Exception:  # a bug in one run must not end the job for good, silently
             log.exception("%s failed", getattr(job, "__name__", "job"))
@@ -51,8 +49,13 @@ async def _follow(gatekeeper: Gatekeeper, stream: str, block_ms: int) -> None:
                 newest = await redis.xrevrange(stream, count=1)
                 last = (newest[0][0] if newest else None) or "0-0"
             response = await redis.xread({stream: last}, count=1000, block=block_ms)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("reading connection events failed: %s", exc)
+            await asyncio.sleep(0.5)
+            continue
+        except Exception:  # this reader must outlive anything: without it, revocations wait for the cache TTL
+            # redis-py's cluster client can fail with AttributeError on a connection closed by a topology refresh.
+            log.exception("reading connection events failed")
             await asyncio.sleep(0.5)
             continue
         for _stream, events in cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]", response or []):
@@ -142,7 +145,7 @@ async def _until_redis_answers(gatekeeper: Gatekeeper) -> None:
             await gatekeeper.ensure_group()
             await beat(gatekeeper)
             return
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("waiting for Redis (%s); retrying in %.1fs", exc, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(gatekeeper.stopping.wait(), timeout=delay)

@@ -15,6 +15,7 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -53,6 +54,23 @@ class Wire:
         finally:
             await self._release(connection)
 
+    async def pipeline(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
+        """Several commands on one connection, sent together, their replies in order (an error reply raises).
+
+        One connection matters for WAIT: it waits for the replication of the writes made on its own connection.
+        """
+        packed = b"".join(hiredis.pack_command(command) for command in commands)  # type: ignore[arg-type]
+        connection = await self._acquire()
+        try:
+            await connection.send_packed_command(packed, check_health=False)
+            replies = [await connection.read_response() for _ in commands]
+        except BaseException:
+            await connection.disconnect()  # replies may be left unread: never reuse it
+            raise
+        finally:
+            await self._release(connection)
+        return replies
+
     async def read_group(self, stream: str, group: str, consumer: str, count: int, block_ms: int) -> list[Entry]:
         """New entries for `consumer` (XREADGROUP ... >), waiting up to `block_ms` when there are none."""
         reply = await self.call(
@@ -84,9 +102,26 @@ class ClusterWire(Wire):
     async def _release(self, connection: AbstractConnection) -> None:
         self._nodes.pop(connection).release(connection)  # type: ignore[arg-type]
 
+    async def call(self, *args: Arg) -> Any:
+        try:
+            return await super().call(*args)
+        except _TORN_DOWN as exc:
+            raise RedisConnectionError(f"connection to the master of {self.route_key} torn down: {exc!r}") from exc
+
+    async def pipeline(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
+        try:
+            return await super().pipeline(commands)
+        except _TORN_DOWN as exc:
+            raise RedisConnectionError(f"connection to the master of {self.route_key} torn down: {exc!r}") from exc
+
     async def refresh(self) -> None:
         # MOVED, a refused connection or CLUSTERDOWN: a failover or a resharding; read the slot map again.
         await self.cluster.nodes_manager.initialize()
+
+
+# Reading the slot map again closes the connections of nodes that left it, those in use included: a command
+# in flight on one then fails inside redis-py with one of these instead of a ConnectionError.
+_TORN_DOWN = (AttributeError, OSError)
 
 
 def wire_for(redis: Redis | RedisCluster, route_key: str) -> Wire:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from schemas.decision import decide, rfc3339
 from schemas.messages import DeadLetterMessage, RequestMessage
@@ -38,7 +38,7 @@ from services.gatekeeper.cache import Lookups, RegistryCache
 from services.gatekeeper.intake import Rejection, read_entry
 from services.gatekeeper.scripts import DEAD_LETTER, DECIDE
 from services.gatekeeper.wire import Entry, Wire, WireScript, wire_for
-from services.redis_client import Client
+from services.redis_client import REDIS_ERRORS, Client
 from services.registry.layout import ShardKeys
 from services.registry.store import Registry
 from services.settings import Settings
@@ -120,19 +120,19 @@ class Gatekeeper:
                 if entries:
                     await self.process(entries, shard)
                 failures = 0
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                     # The stream or group is gone (a Redis restarted without persistence, a FLUSHALL): create
                     # it again at 0, so whatever is written from now on is decided instead of failing forever.
                     log.warning("consumer group %s missing; creating it again", self.settings.group)
-                    with contextlib.suppress(RedisError):
+                    with contextlib.suppress(*REDIS_ERRORS):
                         await self.ensure_group()
                     continue
                 failures += 1
                 delay = min(0.05 * 2**failures, 5.0)
                 log.warning("redis error on %s, retrying in %.2fs: %s", shard.keys.requests, delay, exc)
                 await asyncio.sleep(delay)
-                with contextlib.suppress(RedisError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await shard.wire.refresh()
 
     async def process(self, entries: list[Entry], shard: Shard | None = None) -> int:
