@@ -6,12 +6,11 @@ import json
 import random
 from itertools import count as counter
 
-from redis.asyncio import Redis
-
 from schemas.access import VehicleAccessConfig
 from schemas.catalog import get_catalog
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle, placeholder_vin
+from services.redis_client import Client
 from services.registry import Authorization, ConnectService, Keys, Registry
 
 POWERTRAINS = [Powertrain.ICE] * 40 + [Powertrain.HEV] * 15 + [Powertrain.PHEV] * 15 + [Powertrain.BEV] * 29
@@ -33,7 +32,7 @@ def plain_fleet(count: int, rng: random.Random) -> list[Vehicle]:
     ]
 
 
-async def register_fleet(redis: Redis, keys: Keys, vehicles: int, seed: int) -> list[tuple[str, str]]:
+async def register_fleet(redis: Client, keys: Keys, vehicles: int, seed: int) -> list[tuple[str, str]]:
     """Register `vehicles` vehicles, each with one connection; returns (vehicle_id, connection_id) pairs."""
     rng = random.Random(seed)
     catalog = get_catalog()
@@ -111,7 +110,7 @@ def with_issued_at(payload: bytes, issued_at: str) -> bytes:
     return payload.replace(b'"issued_at":"2026-11-28T12:00:00Z"', b'"issued_at":"' + issued_at.encode() + b'"')
 
 
-async def fill(redis: Redis, stream: str, payloads: list[bytes], chunk: int = 2000) -> None:
+async def fill(redis: Client, stream: str, payloads: list[bytes], chunk: int = 2000) -> None:
     """XADD every payload as field `data`, pipelined."""
     for start in range(0, len(payloads), chunk):
         async with redis.pipeline(transaction=False) as pipe:

@@ -1,4 +1,4 @@
-"""The audit consumer on a real redis-server: exact and idempotent storage, crash recovery, and its queries."""
+"""The audit consumer on a real redis-server: exact and idempotent storage, crash recovery, shards, its queries."""
 
 from __future__ import annotations
 
@@ -10,28 +10,34 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from typer.testing import CliRunner, Result
 
 from schemas.access import VehicleAccessConfig
+from schemas.messages import ConnectionEventMessage, ConnectionEventType
+from schemas.permissions import PermissionSet
 from schemas.powertrain import Powertrain
 from schemas.problems import Outcome
 from services.cli import app
 from services.consumers.audit import Auditor
-from services.consumers.audit_store import AuditStore
+from services.consumers.audit_store import AuditStore, Batch
+from services.consumers.streams import hash_tag
 from services.gatekeeper.worker import Gatekeeper
 from services.local_redis import RedisServer
 from services.registry import ConnectService, Keys, Registry
 from tests.conftest import make_vehicle
-from tests.test_tail import decision_data, request_data, wait_for_decisions
+from tests.test_tail import SHARDS, cli_for, decision_data, publish_per_shard, request_data, wait_for_decisions
 
 pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
@@ -91,6 +97,33 @@ def cli(redis_server: RedisServer, keys: Keys) -> Cli:
         return CliRunner().invoke(app, list(args), env=env)
 
     return invoke
+
+
+@pytest.fixture
+def sharded_keys(keys: Keys) -> Keys:
+    """This test's prefix with six shards: each shard has its own decisions and connection-events streams."""
+    return Keys(prefix=keys.prefix, shards=SHARDS)
+
+
+def event_data(connection_id: str, vehicle_id: str = "veh-1") -> bytes:
+    """A `connection.created` event as the Connect service publishes it, for tests that write the stream directly."""
+    return ConnectionEventMessage(
+        event_id=uuid.uuid4().hex,
+        type=ConnectionEventType.CREATED,
+        connection_id=connection_id,
+        vehicle_id=vehicle_id,
+        permissions=PermissionSet.optional(["read_odometer"]),
+        config_version=1,
+        scope=None,
+        occurred_at=datetime.now(UTC),
+    ).encode()
+
+
+async def group_state(redis: Redis | RedisCluster, stream: str, group: str = "audit") -> tuple[int, int | None]:
+    """(pending, entries-read) of the group on the stream: what it was delivered and did not acknowledge, and
+    how far it has read (None while it has read nothing of a stream that is empty)."""
+    (state,) = [g for g in await redis.xinfo_groups(stream) if g["name"] == group.encode()]
+    return int(state["pending"]), state["entries-read"]
 
 
 def text(value: bytes | str | None) -> str:
@@ -280,3 +313,123 @@ async def test_sigterm_finishes_the_batch_and_exits_cleanly(
     assert json.loads(stdout)["decisions_added"] == 21
     assert b"Traceback" not in stderr
     assert await pending(redis, keys) == [0, 0]
+
+
+async def test_sharded_run_stores_every_shard_and_acknowledges_per_shard(
+    redis_server: RedisServer, redis: Redis, sharded_keys: Keys, tmp_path: Path
+) -> None:
+    """With six shards, `audit run` stores every shard's decisions and events, and each shard's group has read and
+    acknowledged exactly what its streams hold; events of two shards with the same entry id are both kept."""
+    published = await publish_per_shard(redis, sharded_keys, [0, 2, 3, 5], per_shard=3)
+    events = {1: "c-one", 4: "c-four", 3: "c-three"}
+    for index, connection_id in events.items():
+        # Entry ids are unique per stream only: two shards' streams may well hold the same one.
+        entry_id = "1000-1" if index != 3 else "*"
+        await redis.xadd(sharded_keys.shard(index).connection_events, {"data": event_data(connection_id)}, id=entry_id)
+    db = tmp_path / "audit.db"
+    cli = cli_for(redis_server.url, sharded_keys)
+
+    summary = await audit_run(cli, db)
+    assert summary == {"read": 12 + 3, "decisions_added": 12, "events_added": 3, "unreadable_added": 0}
+    expected = sorted(request_id for ids in published.values() for request_id in ids)
+    assert sorted(r[0] for r in rows(db, "SELECT request_id FROM decisions")) == expected
+    stored_events = rows(db, "SELECT shard_tag, entry_id, connection_id FROM connection_events")
+    assert sorted(connection_id for _, _, connection_id in stored_events) == sorted(events.values())
+    assert {tag for tag, entry_id, _ in stored_events if entry_id == "1000-1"} == {
+        hash_tag(sharded_keys.shard(1).connection_events),
+        hash_tag(sharded_keys.shard(4).connection_events),
+    }
+    for shard in sharded_keys.all_shards:
+        decisions = len(published.get(shard.index, []))
+        assert await group_state(redis, shard.decisions) == (0, decisions or None)
+        assert await group_state(redis, shard.connection_events) == (0, 1 if shard.index in events else None)
+
+    again = await audit_run(cli, db)
+    assert again == {"read": 0, "decisions_added": 0, "events_added": 0, "unreadable_added": 0}
+
+
+@pytest.mark.parametrize("restart_as", ["same-consumer", "another-consumer"])
+async def test_sharded_crash_between_commit_and_ack_loses_and_duplicates_nothing(
+    redis: Redis, sharded_keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restart_as: str
+) -> None:
+    """A shard's batch committed but not acknowledged is re-read on restart, on that shard only, stored once."""
+    published = await publish_per_shard(redis, sharded_keys, [2], per_shard=7)
+    published |= await publish_per_shard(redis, sharded_keys, [4], per_shard=3)
+    await redis.xadd(sharded_keys.shard(4).connection_events, {"data": event_data("c-four")})
+    db = tmp_path / "audit.db"
+
+    async def crash(_self: Auditor, _read: dict[str, list[bytes]]) -> None:
+        raise RuntimeError("killed between commit and XACK")
+
+    store = AuditStore.open(db)
+    with monkeypatch.context() as patch:
+        patch.setattr(Auditor, "ack", crash)
+        with pytest.raises(RuntimeError, match="killed"):
+            await Auditor(redis, sharded_keys, store, consumer="first", batch_size=5, block_ms=10).run(until_idle=True)
+    assert rows(db, "SELECT COUNT(*) FROM decisions") == [(5,)]  # shard 2's first batch was committed
+    assert await group_state(redis, sharded_keys.shard(2).decisions) == (5, 5)  # and not acknowledged
+
+    consumer, claim_idle_ms = ("first", 60_000) if restart_as == "same-consumer" else ("second", 0)
+    restarted = Auditor(
+        redis, sharded_keys, store, consumer=consumer, batch_size=5, block_ms=10, claim_idle_ms=claim_idle_ms
+    )
+    stats = await restarted.run(until_idle=True)
+    store.close()
+    assert (stats.read, stats.decisions, stats.events) == (5 + 5 + 1, 5, 1)  # the 5 re-read, stored before
+    expected = sorted(request_id for ids in published.values() for request_id in ids)
+    assert sorted(r[0] for r in rows(db, "SELECT request_id FROM decisions")) == expected
+    for shard in sharded_keys.all_shards:
+        assert (await group_state(redis, shard.decisions))[0] == 0
+        assert (await group_state(redis, shard.connection_events))[0] == 0
+
+
+# The connection_events table as an audit file from before shards has it: keyed by entry id alone.
+UNSHARDED_EVENTS_TABLE = """
+CREATE TABLE connection_events (
+    entry_id TEXT PRIMARY KEY, entry_ms INTEGER NOT NULL, entry_seq INTEGER NOT NULL, event_id TEXT NOT NULL,
+    type TEXT NOT NULL, connection_id TEXT NOT NULL, vehicle_id TEXT NOT NULL, permissions TEXT NOT NULL,
+    config_version INTEGER, scope TEXT, occurred_at TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX events_by_connection ON connection_events (connection_id, entry_ms, entry_seq);
+INSERT INTO connection_events VALUES
+    ('5-0', 5, 0, 'e-old', 'connection.created', 'c-1', 'veh-1', 'read_odometer', 1, NULL, '2026-01-01', '{}');
+"""
+
+
+def test_opening_a_file_from_before_shards_upgrades_it_and_keeps_its_events(tmp_path: Path) -> None:
+    """Its events stay (as the unsharded stream's, tag ""): re-stored from that stream they add nothing; the same
+    entry id from a shard's stream is another event."""
+    db = tmp_path / "audit.db"
+    with contextlib.closing(sqlite3.connect(db)) as old:
+        old.executescript(UNSHARDED_EVENTS_TABLE)
+    store = AuditStore.open(db)
+    try:
+        assert rows(db, "SELECT shard_tag, entry_id, event_id FROM connection_events") == [("", "5-0", "e-old")]
+        tables = {name for (name,) in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert tables == {"decisions", "connection_events", "unreadable"}  # the old table is gone
+        assert rows(db, "SELECT tbl_name FROM sqlite_master WHERE name = 'events_by_connection'") == [
+            ("connection_events",)
+        ]
+        event = ConnectionEventMessage.model_validate_json(event_data("c-1"))
+        batch = Batch()
+        batch.add_event("p:connection-events", "5-0", event, "{}")
+        assert store.write(batch).events == 0
+        batch = Batch()
+        batch.add_event("p:{s1.0}:connection-events", "5-0", event, "{}")
+        assert store.write(batch).events == 1
+    finally:
+        store.close()
+    AuditStore.open(db).close()  # an upgraded file opens as it is
+    assert rows(db, "SELECT shard_tag, entry_id FROM connection_events ORDER BY shard_tag") == [
+        ("", "5-0"),
+        ("s1.0", "5-0"),
+    ]
+
+
+def test_hash_tag_follows_redis_rule() -> None:
+    """The text between the first `{` and the next `}`, if not empty; else none."""
+    assert hash_tag("p:{s3.3}:decisions") == "s3.3"
+    assert hash_tag("p:decisions") == ""
+    assert hash_tag("p:{}:decisions") == ""
+    assert hash_tag("p:{a}{b}") == "a"
+    assert hash_tag("p:{a") == ""

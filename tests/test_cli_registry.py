@@ -204,5 +204,5 @@ def test_a_cluster_url_with_several_nodes_makes_each_a_startup_node_with_the_cre
 
 
 def test_a_malformed_cluster_node_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="'b.internal' in the Redis URL is not host:port"):
+    with pytest.raises(ValueError, match=r"'b\.internal' in the Redis URL is not host:port"):
         connect_cluster("redis://a.internal:7000,b.internal/0")

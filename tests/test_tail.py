@@ -1,4 +1,4 @@
-"""`fleetgate tail` on a real redis-server: filters, start position, groups, JSON, bad entries; plain redis-cli."""
+"""`fleetgate tail` on a real redis-server: filters, start position, groups, JSON, bad entries, shards; redis-cli."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from typer.testing import CliRunner, Result
 
 from schemas.messages import DecisionMessage
 from schemas.problems import Outcome, permission_denied
 from services.cli import app
+from services.consumers.streams import sweep_block_ms
 from services.gatekeeper.worker import Gatekeeper
 from services.local_redis import RedisServer
 from services.registry import Keys
@@ -28,6 +30,7 @@ from services.registry import Keys
 pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
 Cli = Callable[..., Result]
+SHARDS = 6
 
 
 def request_data(request_id: str, connection_id: str, target: str, vehicle_id: str = "bev") -> bytes:
@@ -70,15 +73,52 @@ async def wait_for_decisions(redis: Redis, keys: Keys, count: int, timeout: floa
         await asyncio.sleep(0.02)
 
 
-@pytest.fixture
-def cli(redis_server: RedisServer, keys: Keys) -> Cli:
-    """Run `fleetgate ...` against the test server under this test's key prefix (call it in a thread from async)."""
+def cli_for(url: str, keys: Keys, *, cluster: bool = False) -> Cli:
+    """Run `fleetgate ...` on `url` with the keys' prefix and shards (call it in a thread from async)."""
+    env = {"FLEETGATE_REDIS_URL": url, "FLEETGATE_KEY_PREFIX": keys.prefix, "FLEETGATE_SHARDS": str(keys.shards)}
+    if cluster:
+        env["FLEETGATE_REDIS_CLUSTER"] = "true"
 
     def invoke(*args: str) -> Result:
-        env = {"FLEETGATE_REDIS_URL": redis_server.url, "FLEETGATE_KEY_PREFIX": keys.prefix}
         return CliRunner().invoke(app, list(args), env=env)
 
     return invoke
+
+
+@pytest.fixture
+def cli(redis_server: RedisServer, keys: Keys) -> Cli:
+    """Run `fleetgate ...` against the test server under this test's key prefix (call it in a thread from async)."""
+    return cli_for(redis_server.url, keys)
+
+
+@pytest.fixture
+def sharded_keys(keys: Keys) -> Keys:
+    """This test's prefix with six shards: each shard has its own decisions stream."""
+    return Keys(prefix=keys.prefix, shards=SHARDS)
+
+
+@pytest.fixture
+def sharded_cli(redis_server: RedisServer, sharded_keys: Keys) -> Cli:
+    """Run `fleetgate ...` with FLEETGATE_SHARDS=6 against the test server."""
+    return cli_for(redis_server.url, sharded_keys)
+
+
+async def publish_per_shard(
+    redis: Redis | RedisCluster, keys: Keys, shards: list[int], per_shard: int, label: str = "r"
+) -> dict[int, list[str]]:
+    """`per_shard` decisions into each chosen shard's decisions stream, round-robin; their request ids by shard."""
+    published: dict[int, list[str]] = {shard: [] for shard in shards}
+    for n in range(per_shard):
+        for shard in shards:
+            request_id = f"{label}{shard}-{n}"
+            await redis.xadd(keys.shard(shard).decisions, {"data": decision_data(request_id)})
+            published[shard].append(request_id)
+    return published
+
+
+def in_shard_order(shown: list[str], published: dict[int, list[str]]) -> bool:
+    """Whether each shard's decisions were shown in the order that shard's stream holds them."""
+    return all([i for i in shown if i in ids] == ids for ids in published.values())
 
 
 @pytest.fixture
@@ -268,3 +308,72 @@ async def test_redis_cli_reads_decisions_without_python(
     assert all(f'"request_id":"{request_id}"' in output for request_id in expected)
     found = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert {d["request_id"]: d["outcome"] for d in found} == expected
+
+
+async def test_sharded_tail_shows_every_shards_decisions_once(
+    redis: Redis, sharded_keys: Keys, sharded_cli: Cli
+) -> None:
+    """With six shards, --from-start shows the decisions of every shard's stream, each once, each shard in order."""
+    published = await publish_per_shard(redis, sharded_keys, [0, 2, 3, 5], per_shard=3)
+    expected = [request_id for ids in published.values() for request_id in ids]
+    result = await asyncio.to_thread(sharded_cli, "tail", "--from-start", "--json", "--count", str(len(expected)))
+    assert result.exit_code == 0, result.output
+    shown = [json.loads(line)["request_id"] for line in result.stdout.splitlines()]
+    assert sorted(shown) == sorted(expected)
+    assert in_shard_order(shown, published)
+
+
+async def test_sharded_tail_starts_at_every_streams_end(redis: Redis, sharded_keys: Keys, sharded_cli: Cli) -> None:
+    """Without --from-start, only decisions published after tail started show, from every shard, none skipped."""
+    await publish_per_shard(redis, sharded_keys, list(range(SHARDS)), per_shard=2, label="old")
+    following = asyncio.ensure_future(asyncio.to_thread(sharded_cli, "tail", "--count", str(2 * SHARDS)))
+    published: dict[int, list[str]] = {shard: [] for shard in range(SHARDS)}
+    n = 0
+    while not following.done():  # keep publishing, over every shard, until the tail has seen enough
+        shard = n % SHARDS
+        request_id = f"new{shard}-{n // SHARDS}"
+        await redis.xadd(sharded_keys.shard(shard).decisions, {"data": decision_data(request_id)})
+        published[shard].append(request_id)
+        n += 1
+        await asyncio.sleep(0.02)
+    result = await following
+    assert result.exit_code == 0, result.output
+    shown = printed_ids(result.stdout)
+    assert len(shown) == 2 * SHARDS
+    assert all(request_id.startswith("new") for request_id in shown)
+    assert len({request_id.split("-")[0] for request_id in shown}) > 1  # more than one shard's stream was read
+    for ids in published.values():  # per shard: a run of consecutive decisions, nothing skipped between reads
+        seen = [request_id for request_id in shown if request_id in ids]
+        first = ids.index(seen[0]) if seen else 0
+        assert seen == ids[first : first + len(seen)]
+
+
+async def test_sharded_group_acknowledges_per_shard_and_reads_no_more_than_count(
+    redis: Redis, sharded_keys: Keys, sharded_cli: Cli
+) -> None:
+    """--group makes the group on every shard's stream; --count stops mid-way with nothing left pending anywhere."""
+    published = await publish_per_shard(redis, sharded_keys, [1, 4, 5], per_shard=2)
+    args = ["tail", "--group", "viewers", "--from-start"]
+    first = await asyncio.to_thread(sharded_cli, *args, "--count", "3")
+    assert first.exit_code == 0, first.output
+    assert len(printed_ids(first.stdout)) == 3
+    for shard in sharded_keys.all_shards:
+        (group,) = await redis.xinfo_groups(shard.decisions)
+        assert group["name"] == b"viewers"
+        assert group["pending"] == 0  # acknowledged on the shard it was read from, and never read beyond --count
+    rest = await asyncio.to_thread(sharded_cli, *args, "--count", "3")
+    assert rest.exit_code == 0, rest.output
+    shown = printed_ids(first.stdout) + printed_ids(rest.stdout)
+    assert sorted(shown) == sorted(request_id for ids in published.values() for request_id in ids)
+    assert in_shard_order(shown, published)
+    for index, ids in published.items():
+        (group,) = await redis.xinfo_groups(sharded_keys.shard(index).decisions)
+        assert (group["pending"], group["entries-read"]) == (0, len(ids))
+
+
+def test_a_sweep_waits_about_block_ms_in_all_and_not_at_all_after_finding_entries() -> None:
+    """Each shard's read waits its share of the wait (at least 1 ms: 0 is forever); none waits in a busy sweep."""
+    assert sweep_block_ms(250, 1, found=False) == 250
+    assert sweep_block_ms(250, 6, found=False) == 41
+    assert sweep_block_ms(250, 1024, found=False) == 1
+    assert sweep_block_ms(250, 6, found=True) is None

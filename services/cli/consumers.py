@@ -20,7 +20,7 @@ from services.consumers.audit import DEFAULT_GROUP, Auditor, summary
 from services.consumers.audit_store import AuditStore, DenialGrouping
 from services.consumers.streams import stop_on_signals
 from services.consumers.tail import OUTCOME_STYLES, JsonPrinter, LinePrinter, TailOptions, parse_outcomes, tail
-from services.registry import Registry
+from services.registry import Keys, Registry
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 DbOption = Annotated[
@@ -77,7 +77,9 @@ def audit_run_command(
     until_idle: Annotated[
         bool, typer.Option("--until-idle", help="Exit once a read finds nothing new (batch use).")
     ] = False,
-    group: Annotated[str, typer.Option("--group", help="The consumer group on both streams.")] = DEFAULT_GROUP,
+    group: Annotated[
+        str, typer.Option("--group", help="The consumer group on the decisions and connection-events streams.")
+    ] = DEFAULT_GROUP,
     consumer: Annotated[
         str | None, typer.Option("--consumer", help="This consumer's name (default: host-pid).", show_default=False)
     ] = None,
@@ -93,8 +95,7 @@ def audit_run_command(
                 registry.redis, registry.keys, store, group=group, consumer=consumer, batch_size=batch_size
             )
             typer.echo(
-                f"auditing {registry.keys.decisions} and {registry.keys.connection_events} into {db}"
-                f" (group {group}, consumer {auditor.consumer})",
+                f"auditing {_audited_streams(registry.keys)} into {db} (group {group}, consumer {auditor.consumer})",
                 err=True,
             )
             with stop_on_signals(auditor.stopping):
@@ -106,6 +107,13 @@ def audit_run_command(
             pass
         finally:
             store.close()
+
+
+def _audited_streams(keys: Keys) -> str:
+    """The streams an audit reads, for its start message: named when unsharded, counted when sharded."""
+    if not keys.sharded:
+        return f"{keys.decisions} and {keys.connection_events}"
+    return f"the decisions and connection-events streams of {keys.shards} shards ({keys.shard(0).decisions}, ...)"
 
 
 @query_app.callback()

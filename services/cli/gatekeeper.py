@@ -11,11 +11,15 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from redis.crc import key_slot
+from rich.console import Console
+from rich.table import Table
 
-from services.cli._output import reporting_errors
+from services.cli._output import print_json, reporting_errors
 from services.cli._registry import RedisUrlOption, run
 from services.gatekeeper.app import create_app
 from services.registry import Registry
+from services.registry.sharding import SLOTS
 from services.settings import Settings
 
 app = typer.Typer(help="The gatekeeper: decides every request on the requests stream.", no_args_is_help=True)
@@ -60,6 +64,43 @@ def _supervise(workers: int, redis_url: str | None, shards: str | None) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     return max(child.wait() for child in children)
+
+
+@app.command("shards")
+def shards_command(
+    shards: Annotated[
+        int | None, typer.Option("--count", help="Shards (default: $FLEETGATE_SHARDS).", min=1, show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The streams of every shard and the cluster slot of each: what producers and consumers name (no Redis needed)."""
+    with reporting_errors():
+        settings = Settings() if shards is None else Settings(shards=shards)
+    count = settings.keys.shards
+    vehicle_slots = [(i * SLOTS // count, (i + 1) * SLOTS // count - 1) for i in range(count)]
+    rows = [
+        {
+            "shard": shard.index,
+            "vehicle_slots": list(vehicle_slots[shard.index]),
+            "slot": key_slot(shard.requests.encode()),
+            "requests": shard.requests,
+            "decisions": shard.decisions,
+            "deadletter": shard.deadletter,
+            "connection_events": shard.connection_events,
+        }
+        for shard in settings.keys.all_shards
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("shard", "vehicle ids of slots", "its keys' slot", "requests stream", box=None)
+    for row, (low, high) in zip(rows, vehicle_slots, strict=True):
+        table.add_row(str(row["shard"]), f"{low}-{high}", str(row["slot"]), str(row["requests"]))
+    console = Console()
+    console.print(table)
+    console.print(
+        "Each shard's decisions, deadletter and connection-events streams share its requests stream's prefix."
+    )
 
 
 @app.command("check")

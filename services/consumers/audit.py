@@ -1,12 +1,13 @@
 """The audit consumer: every decision and connection event, stored in SQLite (see audit_store.py).
 
-It is one consumer group (`audit` by default) on both `{prefix}:decisions` and `{prefix}:connection-events`,
-created at id 0 because an audit wants the history. Per read batch: parse, write in one SQLite transaction,
-commit, then XACK. A crash between the commit and the XACK leaves the batch pending; on start the consumer
-first re-reads its own pending entries (XREADGROUP from id 0), and it XAUTOCLAIMs entries that dead audit
-consumers left idle for over a minute. Stored rows are keyed, so a re-read batch adds nothing: no gap, no
-duplicate. An entry that is not a valid message is kept in the `unreadable` table and acknowledged.
-A Redis outage is waited out with backoff, except by a batch run (`until_idle`), which reports it.
+It is one consumer group (`audit` by default) on both `{prefix}:decisions` and `{prefix}:connection-events`
+(on each shard's pair of them), created at id 0 because an audit wants the history. It reads the shards in turn:
+one XREADGROUP names one shard's two streams, which share its hash tag (one slot on a Redis Cluster). Per read
+batch: parse, write in one SQLite transaction, commit, then XACK. A crash between the commit and the XACK leaves
+the batch pending; on start the consumer first re-reads its own pending entries (XREADGROUP from id 0), and it
+XAUTOCLAIMs entries that dead audit consumers left idle for over a minute. Stored rows are keyed, so a re-read
+batch adds nothing: no gap, no duplicate. An entry that is not a valid message is kept in the `unreadable` table
+and acknowledged. A Redis outage is waited out with backoff, except by a batch run (`until_idle`), which reports it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import KeyT, StreamIdT
@@ -26,8 +26,9 @@ from redis.typing import KeyT, StreamIdT
 from schemas.errors import describe_validation_error
 from schemas.messages import ConnectionEventMessage, DecisionMessage
 from services.consumers.audit_store import AuditStore, Batch
-from services.consumers.streams import StreamReply, as_reply, consumer_name, ensure_group
-from services.registry.layout import Keys
+from services.consumers.streams import StreamReply, as_reply, consumer_name, ensure_group, sweep_block_ms
+from services.redis_client import Client
+from services.registry.layout import Keys, ShardKeys
 
 log = logging.getLogger("fleetgate.audit")
 
@@ -53,7 +54,7 @@ class Auditor:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         keys: Keys,
         store: AuditStore,
         *,
@@ -73,7 +74,9 @@ class Auditor:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.claim_interval_s = claim_interval_s
-        self.streams = (keys.decisions, keys.connection_events)
+        self.shards = keys.all_shards
+        self.streams = tuple(stream for shard in self.shards for stream in _streams_of(shard))
+        self.decision_streams = frozenset(shard.decisions for shard in self.shards)
         self.stats = AuditStats()
         self.stopping = asyncio.Event()
 
@@ -82,20 +85,22 @@ class Auditor:
         self.stopping.set()
 
     async def run(self, *, until_idle: bool = False) -> AuditStats:
-        """Store entries until stop(), or (until_idle) until a read of new entries returns nothing."""
+        """Store entries until stop(), or (until_idle) until a sweep of the shards that waited finds nothing new."""
         for stream in self.streams:
             await ensure_group(self.redis, stream, self.group, "0")
         await self.read_own_pending()
         await self.claim_idle()
         loop = asyncio.get_running_loop()
-        claimed_at, failures = loop.time(), 0
+        claimed_at, failures, found = loop.time(), 0, False
         while not self.stopping.is_set():
             try:
                 if loop.time() - claimed_at >= self.claim_interval_s:
                     # Also reclaims this consumer's own batch left pending by a failed XACK below.
                     await self.claim_idle()
                     claimed_at = loop.time()
-                if not await self._read_new() and until_idle:
+                block_ms = sweep_block_ms(self.block_ms, len(self.shards), found=found)
+                found = await self._read_new(block_ms)
+                if not found and block_ms is not None and until_idle:
                     break
                 failures = 0
             except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -108,12 +113,19 @@ class Auditor:
                     await asyncio.wait_for(self.stopping.wait(), timeout=delay)
         return self.stats
 
-    async def _read_new(self) -> bool:
-        """Read, store and acknowledge one batch of new entries; False if there was none."""
+    async def _read_new(self, block_ms: int | None) -> bool:
+        """Read, store and acknowledge one batch of new entries per shard, in turn; False if none had any."""
+        found = False
+        for shard in self.shards:
+            if self.stopping.is_set():
+                break
+            found = await self._read_new_of(shard, block_ms) or found
+        return found
+
+    async def _read_new_of(self, shard: ShardKeys, block_ms: int | None) -> bool:
+        streams: dict[KeyT, StreamIdT] = dict.fromkeys(_streams_of(shard), ">")
         reply = as_reply(
-            await self.redis.xreadgroup(
-                self.group, self.consumer, dict.fromkeys(self.streams, ">"), count=self.batch_size, block=self.block_ms
-            )
+            await self.redis.xreadgroup(self.group, self.consumer, streams, count=self.batch_size, block=block_ms)
         )
         if not any(entries for _, entries in reply):
             return False
@@ -122,7 +134,11 @@ class Auditor:
 
     async def read_own_pending(self) -> None:
         """Store again what this consumer read but did not acknowledge before (it crashed after the commit)."""
-        cursors: dict[KeyT, StreamIdT] = dict.fromkeys(self.streams, "0")
+        for shard in self.shards:
+            await self._read_own_pending_of(shard)
+
+    async def _read_own_pending_of(self, shard: ShardKeys) -> None:
+        cursors: dict[KeyT, StreamIdT] = dict.fromkeys(_streams_of(shard), "0")
         while cursors and not self.stopping.is_set():
             reply = as_reply(await self.redis.xreadgroup(self.group, self.consumer, cursors, count=self.batch_size))
             if not reply:
@@ -185,16 +201,21 @@ class Auditor:
         try:
             if data is None:
                 raise ValueError("no `data` field")
-            if stream == self.keys.decisions:
+            if stream in self.decision_streams:
                 batch.add_decision(entry_id, DecisionMessage.model_validate_json(data), data.decode())
             else:
-                batch.add_event(entry_id, ConnectionEventMessage.model_validate_json(data), data.decode())
+                batch.add_event(stream, entry_id, ConnectionEventMessage.model_validate_json(data), data.decode())
         except ValueError as exc:  # pydantic's ValidationError and UnicodeDecodeError are ValueErrors
             reason = (
                 describe_validation_error(exc).replace("\n", "; ") if isinstance(exc, ValidationError) else str(exc)
             )
             log.warning("%s entry %s is unreadable (%s); kept in the unreadable table", stream, entry_id, reason)
             batch.add_unreadable(stream, entry_id, reason, fields)
+
+
+def _streams_of(shard: ShardKeys) -> tuple[str, str]:
+    """What the audit reads of a shard: two streams under one hash tag, so one XREADGROUP may name both."""
+    return shard.decisions, shard.connection_events
 
 
 def summary(stats: AuditStats) -> dict[str, Any]:

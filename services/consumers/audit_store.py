@@ -1,7 +1,8 @@
 """The audit log's SQLite file: one row per decision and per connection event, written in one transaction per batch.
 
-Rows are keyed by what makes them unique (a decision's `decision_id`, an event's stream entry id) and written
-with INSERT OR IGNORE, so storing a batch twice (a crash between commit and XACK, then a re-read) changes nothing.
+Rows are keyed by what makes them unique (a decision's `decision_id`, an event's stream entry id with its shard)
+and written with INSERT OR IGNORE, so storing a batch twice (a crash between commit and XACK, then a re-read)
+changes nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 from schemas.messages import ConnectionEventMessage, DecisionMessage
 from schemas.scope import render_scope
-from services.consumers.streams import split_id
+from services.consumers.streams import hash_tag, split_id
 from services.errors import ServiceError
 
 DenialGrouping = Literal["permission", "outcome"]
@@ -41,7 +42,8 @@ CREATE INDEX IF NOT EXISTS decisions_by_vehicle ON decisions (vehicle_id, decide
 CREATE INDEX IF NOT EXISTS denials ON decisions (permission, outcome) WHERE outcome <> 'ALLOWED';
 
 CREATE TABLE IF NOT EXISTS connection_events (
-    entry_id TEXT PRIMARY KEY,           -- event ids are not promised unique; stream entry ids are
+    shard_tag TEXT NOT NULL,             -- the hash tag of its shard's stream ('' unsharded): entry ids are unique
+    entry_id TEXT NOT NULL,              -- per stream only (and event ids are not promised unique at all)
     entry_ms INTEGER NOT NULL,
     entry_seq INTEGER NOT NULL,
     event_id TEXT NOT NULL,
@@ -52,7 +54,8 @@ CREATE TABLE IF NOT EXISTS connection_events (
     config_version INTEGER,
     scope TEXT,
     occurred_at TEXT NOT NULL,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    PRIMARY KEY (shard_tag, entry_id)
 );
 CREATE INDEX IF NOT EXISTS events_by_connection ON connection_events (connection_id, entry_ms, entry_seq);
 
@@ -84,6 +87,7 @@ _DECISION_COLUMNS = (
     "data",
 )
 _EVENT_COLUMNS = (
+    "shard_tag",
     "entry_id",
     "entry_ms",
     "entry_seq",
@@ -98,6 +102,19 @@ _EVENT_COLUMNS = (
     "data",
 )
 _UNREADABLE_COLUMNS = ("stream", "entry_id", "reason", "fields")
+
+# A file written before shards keyed connection events by entry id alone; they all came from the unsharded
+# stream, whose tag is "". Its table is renamed and its rows copied into the new one once that exists (_SCHEMA).
+_UNSHARDED_EVENTS = "connection_events_unsharded"
+_SET_ASIDE_UNSHARDED_EVENTS = f"""
+ALTER TABLE connection_events RENAME TO {_UNSHARDED_EVENTS};
+DROP INDEX events_by_connection;
+"""
+_COPY_UNSHARDED_EVENTS = f"""
+INSERT INTO connection_events ({", ".join(_EVENT_COLUMNS)})
+SELECT '', {", ".join(_EVENT_COLUMNS[1:])} FROM {_UNSHARDED_EVENTS};
+DROP TABLE {_UNSHARDED_EVENTS};
+"""
 
 
 class AuditStoreError(ServiceError):
@@ -132,9 +149,10 @@ class Batch:
             )
         )
 
-    def add_event(self, entry_id: str, event: ConnectionEventMessage, data: str) -> None:
+    def add_event(self, stream: str, entry_id: str, event: ConnectionEventMessage, data: str) -> None:
         self.events.append(
             (
+                hash_tag(stream),
                 entry_id,
                 *split_id(entry_id),
                 event.event_id,
@@ -178,7 +196,7 @@ class AuditStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(_SCHEMA)
+            _create_or_upgrade(db)
         except sqlite3.Error as exc:
             raise AuditStoreError(f"cannot open the audit database {path}: {exc}") from exc
         return cls(db, path)
@@ -241,6 +259,25 @@ class AuditStore:
             return self.db.execute(sql, parameters).fetchall()
         except sqlite3.Error as exc:
             raise AuditStoreError(f"cannot read the audit database {self.path}: {exc}") from exc
+
+
+def _create_or_upgrade(db: sqlite3.Connection) -> None:
+    """Create the tables, or bring a file from before shards up to date: in one transaction, all or nothing."""
+    upgrading = _table_exists(db, "connection_events") and "shard_tag" not in _columns(db, "connection_events")
+    script = (_SET_ASIDE_UNSHARDED_EVENTS + _SCHEMA + _COPY_UNSHARDED_EVENTS) if upgrading else _SCHEMA
+    try:
+        db.executescript(f"BEGIN;\n{script}\nCOMMIT;")
+    except sqlite3.Error:
+        db.rollback()  # a script stops at its failing statement, inside its own BEGIN: undo what came before
+        raise
+
+
+def _table_exists(db: sqlite3.Connection, table: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
 
 def _insert(table: str, columns: tuple[str, ...]) -> str:

@@ -1,4 +1,4 @@
-"""What both consumers need from Redis Streams: consumer names, groups, entry ids, and a stop on signals."""
+"""What both consumers need from Redis Streams: consumer names, groups, entry ids, shard sweeps, a stop on signals."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+
+from services.redis_client import Client
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 StreamReply = list[tuple[bytes, list[Entry]]]
@@ -23,7 +24,7 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-async def ensure_group(redis: Redis, stream: str, group: str, start_id: str) -> bool:
+async def ensure_group(redis: Client, stream: str, group: str, start_id: str) -> bool:
     """Create `group` on `stream` at `start_id` (and the stream if need be); False if it already existed.
 
     An existing group keeps its position: `start_id` only applies to a group created now.
@@ -35,6 +36,24 @@ async def ensure_group(redis: Redis, stream: str, group: str, start_id: str) -> 
             raise
         return False
     return True
+
+
+def sweep_block_ms(block_ms: int, shards: int, *, found: bool) -> int | None:
+    """How long each shard's read waits in the next sweep over the shards (one read per shard, in turn).
+
+    One read cannot name the streams of two shards on a Redis Cluster (they lie in different slots), so the
+    consumers read the shards one after the other. After a sweep that found entries none waits (None): more are
+    likely, and a wait on an idle shard would hold up a busy one. After an empty sweep each waits its share of
+    `block_ms`, so that a whole sweep waits about `block_ms`; never 0, which to Redis means "forever".
+    """
+    return None if found else max(1, block_ms // shards)
+
+
+def hash_tag(key: str) -> str:
+    """The hash tag of a key (what its cluster slot is computed from), or "" if it has none: Redis's rule."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if start != -1 and end > start + 1 else ""
 
 
 def as_reply(response: Any) -> StreamReply:

@@ -1,7 +1,8 @@
-"""`fleetgate tail`: a live, readable view of `{prefix}:decisions`, one line per decision.
+"""`fleetgate tail`: a live, readable view of `{prefix}:decisions` (every shard's), one line per decision.
 
-By default a plain XREAD from the stream's end: it takes nothing from anyone (no group, nothing to acknowledge).
-With a group it reads as one consumer of that group and acknowledges every entry it has handled.
+By default a plain XREAD from the streams' ends: it takes nothing from anyone (no group, nothing to acknowledge).
+With a group it reads as one consumer of that group (on each shard's stream) and acknowledges every entry it has
+handled.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.text import Text
 
 from schemas.problems import Outcome
-from services.consumers.streams import as_reply, consumer_name, ensure_group
+from services.consumers.streams import Entry, as_reply, consumer_name, ensure_group, sweep_block_ms
+from services.redis_client import Client
 from services.registry.layout import Keys
 
 OUTCOME_STYLES = {
@@ -127,40 +128,108 @@ def describe(decision: dict[str, Any]) -> Text:
 
 
 async def tail(
-    redis: Redis, keys: Keys, options: TailOptions, printer: Printer, stopping: asyncio.Event | None = None
+    redis: Client, keys: Keys, options: TailOptions, printer: Printer, stopping: asyncio.Event | None = None
 ) -> int:
-    """Print matching decisions until `stopping` is set or `options.count` were printed; returns how many."""
+    """Print matching decisions until `stopping` is set or `options.count` were printed; returns how many.
+
+    With several shards it reads their decisions streams in turn, one stream per read (sweep_block_ms): each
+    shard's decisions show in order (a vehicle's are all in one shard), the shards' interleave as they come.
+    """
     stopping = stopping or asyncio.Event()
-    stream = keys.decisions
-    consumer = consumer_name()
-    position: bytes | str = "0-0"
-    if options.group is not None:
-        await ensure_group(redis, stream, options.group, "0" if options.from_start else "$")
-    elif not options.from_start:
-        # The current last id rather than `$`: with `$` each read would miss what arrived between two reads.
-        newest = await redis.xrevrange(stream, count=1)
-        if newest:
-            position = newest[0][0] or position
-    shown = 0
-    while not stopping.is_set() and (options.count is None or shown < options.count):
-        # Never read more than --count still needs: every entry read is then handled (shown or skipped, and in
-        # a group acknowledged); none is left pending by an early exit.
-        size = options.batch_size if options.count is None else min(options.batch_size, options.count - shown)
-        if options.group is not None:
-            reply = as_reply(
-                await redis.xreadgroup(options.group, consumer, {stream: ">"}, count=size, block=options.block_ms)
-            )
-        else:
-            reply = as_reply(await redis.xread({stream: position}, count=size, block=options.block_ms))
-        entries = [entry for _, batch in reply for entry in batch]
-        if not entries:
-            continue
-        for entry_id, fields in entries:
-            shown += _show(entry_id, fields, options, printer)
-        position = entries[-1][0]
-        if options.group is not None:
-            await redis.xack(stream, options.group, *(entry_id for entry_id, _ in entries))
+    streams = [shard.decisions for shard in keys.all_shards]
+    reader = await _open_reader(redis, streams, options)
+    shown, found = 0, False
+
+    def finished() -> bool:
+        return stopping.is_set() or (options.count is not None and shown >= options.count)
+
+    while not finished():
+        block_ms = sweep_block_ms(options.block_ms, len(streams), found=found)
+        found = False
+        for stream in streams:
+            if finished():
+                break
+            # Never read more than --count still needs: every entry read is then handled (shown or skipped, and
+            # in a group acknowledged); none is left pending by an early exit.
+            size = options.batch_size if options.count is None else min(options.batch_size, options.count - shown)
+            entries = await reader.read(stream, size, block_ms)
+            if entries:
+                found = True
+                for entry_id, fields in entries:
+                    shown += _show(entry_id, fields, options, printer)
+                await reader.handled(stream, entries)
     return shown
+
+
+class _Reader(Protocol):
+    async def read(self, stream: str, size: int, block_ms: int | None) -> list[Entry]:
+        """Up to `size` entries of `stream` not read before, waiting up to `block_ms` (None: not at all)."""
+        ...
+
+    async def handled(self, stream: str, entries: list[Entry]) -> None:
+        """Every entry of a read was shown or skipped."""
+        ...
+
+
+async def _open_reader(redis: Client, streams: list[str], options: TailOptions) -> _Reader:
+    if options.group is not None:
+        return await _GroupReader.open(redis, streams, options.group, from_start=options.from_start)
+    return await _PlainReader.open(redis, streams, from_start=options.from_start)
+
+
+class _PlainReader:
+    """XREAD: takes nothing from anyone; remembers how far it has read each stream."""
+
+    def __init__(self, redis: Client, positions: dict[str, bytes | str]) -> None:
+        self.redis = redis
+        self.positions = positions
+
+    @classmethod
+    async def open(cls, redis: Client, streams: list[str], *, from_start: bool) -> _PlainReader:
+        positions: dict[str, bytes | str] = {}
+        for stream in streams:
+            positions[stream] = "0-0" if from_start else await _last_id(redis, stream)
+        return cls(redis, positions)
+
+    async def read(self, stream: str, size: int, block_ms: int | None) -> list[Entry]:
+        reply = as_reply(await self.redis.xread({stream: self.positions[stream]}, count=size, block=block_ms))
+        return [entry for _, batch in reply for entry in batch]
+
+    async def handled(self, stream: str, entries: list[Entry]) -> None:
+        self.positions[stream] = entries[-1][0]
+
+
+async def _last_id(redis: Client, stream: str) -> bytes | str:
+    """The stream's current last id, "0-0" if it is empty.
+
+    Rather than `$`: with `$` each read would miss what arrived between two reads.
+    """
+    newest = await redis.xrevrange(stream, count=1)
+    return (newest[0][0] if newest else None) or "0-0"
+
+
+class _GroupReader:
+    """XREADGROUP as one consumer of a group (the same group name on every shard's stream); acknowledges."""
+
+    def __init__(self, redis: Client, group: str) -> None:
+        self.redis = redis
+        self.group = group
+        self.consumer = consumer_name()
+
+    @classmethod
+    async def open(cls, redis: Client, streams: list[str], group: str, *, from_start: bool) -> _GroupReader:
+        for stream in streams:
+            await ensure_group(redis, stream, group, "0" if from_start else "$")
+        return cls(redis, group)
+
+    async def read(self, stream: str, size: int, block_ms: int | None) -> list[Entry]:
+        reply = as_reply(
+            await self.redis.xreadgroup(self.group, self.consumer, {stream: ">"}, count=size, block=block_ms)
+        )
+        return [entry for _, batch in reply for entry in batch]
+
+    async def handled(self, stream: str, entries: list[Entry]) -> None:
+        await self.redis.xack(stream, self.group, *(entry_id for entry_id, _ in entries))
 
 
 def _show(entry_id: bytes, fields: dict[bytes, bytes], options: TailOptions, printer: Printer) -> bool:

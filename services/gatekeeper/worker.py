@@ -23,7 +23,6 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -62,16 +61,13 @@ class Shard:
 
 
 class Gatekeeper:
-    def __init__(
-        self, settings: Settings, redis: Client, consumer: str | None = None, shards: Sequence[int] | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, redis: Client, consumer: str | None = None) -> None:
         self.settings = settings
         self.redis = redis
         self.keys = settings.keys
         self.consumer = consumer or consumer_name()
         self.cache = RegistryCache(Registry(redis, self.keys), settings.cache_ttl_s)
-        chosen = settings.worker_shard_numbers if shards is None else shards
-        self.shards = [self._shard(self.keys.shard(index)) for index in chosen]
+        self.shards = [self._shard(self.keys.shard(index)) for index in settings.worker_shard_numbers]
         self._dead_letter_script = redis.register_script(DEAD_LETTER)
         self._ids = itertools.count()
         self._tag = secrets.token_hex(4)
