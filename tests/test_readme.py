@@ -101,6 +101,11 @@ EXEMPT: dict[str, Exemption] = {
         ".ci/run",
         ".venv/bin/python -m pytest",
     ),
+    '.venv/bin/python -m pytest -m "not cluster"': Exemption(
+        "a part of the suite, this test included (it would recurse); CI runs all of it",
+        ".ci/run",
+        ".venv/bin/python -m pytest",
+    ),
     '.venv/bin/python -m pytest -m "not redis"': Exemption(
         "a part of the suite, this test included (it would recurse); CI runs all of it",
         ".ci/run",
@@ -115,6 +120,19 @@ EXEMPT: dict[str, Exemption] = {
         "about 5 minutes of crash scenarios, then the reliability suite; the suite runs in CI with the rest",
         "tests/reliability/test_crash.py",
         "def test_five_kill_9s_lose_and_duplicate_nothing",
+    ),
+    "FLEETGATE_REDIS_CLUSTER=true FLEETGATE_SHARDS=6 FLEETGATE_REDIS_URL=redis://10.0.0.1:7000,10.0.0.2:7000/0 "
+    "fleetgate gatekeeper run --shards 0-2": Exemption(
+        "needs a Redis Cluster at those addresses; tests/test_gatekeeper_process.py runs `fleetgate gatekeeper run` "
+        "on the local cluster with six shards (and tests/test_sharding.py workers on some shards only)",
+        "tests/test_gatekeeper_process.py",
+        "def test_kill_9_mid_run_loses_and_duplicates_nothing",
+    ),
+    ".venv/bin/python -m bench.cluster --failover": Exemption(
+        "a benchmark of about 8 minutes on two local deployments; what it measures is tested by "
+        "tests/cluster/test_failover.py and the cluster runs of tests/test_gatekeeper.py",
+        "tests/cluster/test_failover.py",
+        "def test_wait_backed_writes_lose_no_request",
     ),
     "bash .ci/run": Exemption(
         "installs redis-server and a fresh virtualenv, then runs every check: it is CI itself",
@@ -167,7 +185,12 @@ MUST_PRINT: dict[str, tuple[str, ...]] = {
 # README command -> why its shown output is a sample: only its table's rows (and MUST_PRINT) are checked.
 SAMPLE_OUTPUT = {"fleetgate loadtest --vehicles 2000 --rate 2000 --duration 8": "figures and timings vary run to run"}
 
-OFFLINE = ("fleetgate access derive", "fleetgate access parse-scope", "fleetgate catalog")
+OFFLINE = (
+    "fleetgate access derive",
+    "fleetgate access parse-scope",
+    "fleetgate catalog",
+    "fleetgate gatekeeper shards",
+)
 
 
 def scenario(command: Command, previous: str | None) -> str | None:
