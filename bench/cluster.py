@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.gatekeeper import cpu_seconds, stop
+from bench.results import write_results
 from bench.workload import fill, one_request_per_pair, register_fleet, request_payloads
 from services.local_cluster import RedisClusterProcesses, start_redis_cluster
 from services.local_redis import start_redis_server
@@ -212,11 +212,7 @@ def main() -> None:
     parser.add_argument("--failover", action="store_true")
     parser.add_argument("--json", type=Path, default=Path("bench/results/cluster.json"))
     args = parser.parse_args()
-    results = asyncio.run(main_async(args))
-    results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {args.json}")
+    write_results(args.json, asyncio.run(main_async(args)))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from bench.contenders import Drain, Lookups, ceiling, faststream_default, redis_py_loop
+from bench.results import write_results
 from bench.workload import fill, one_request_per_pair, register_fleet, request_payloads, with_issued_at
 from schemas.decision import rfc3339
 from services.local_redis import RedisServer, start_redis_server
@@ -298,11 +297,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=Path("bench/results/gatekeeper.json"))
     args = parser.parse_args()
-    results = asyncio.run(main_async(args))
-    results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {args.json}")
+    write_results(args.json, asyncio.run(main_async(args)))
 
 
 if __name__ == "__main__":

@@ -150,6 +150,17 @@ async def pending(redis: Redis, keys: Keys, group: str = "audit") -> list[int]:
     return [int((await redis.xpending(s, group))["pending"]) for s in (keys.decisions, keys.connection_events)]
 
 
+async def crash_between_commit_and_ack(auditor: Auditor) -> None:
+    """Run the auditor until its first batch is committed, then fail where it would acknowledge it."""
+
+    async def crash(_read: dict[str, list[bytes]]) -> None:
+        raise RuntimeError("killed between commit and XACK")
+
+    auditor.ack = crash  # type: ignore[method-assign, assignment]  # this one instance dies at its first XACK
+    with pytest.raises(RuntimeError, match="killed"):
+        await auditor.run(until_idle=True)
+
+
 async def audit_run(cli: Cli, db: Path, *args: str) -> dict[str, int]:
     result = await asyncio.to_thread(cli, "audit", "run", "--db", str(db), "--until-idle", *args)
     assert result.exit_code == 0, result.output
@@ -178,21 +189,14 @@ async def test_run_stores_exactly_the_streams_and_again_adds_nothing(
 
 @pytest.mark.parametrize("restart_as", ["same-consumer", "another-consumer"])
 async def test_crash_between_commit_and_ack_loses_and_duplicates_nothing(
-    redis: Redis, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restart_as: str
+    redis: Redis, keys: Keys, tmp_path: Path, restart_as: str
 ) -> None:
     """A batch committed but not acknowledged is re-read on restart (own pending list, or claimed when idle)."""
     for i in range(12):
         await redis.xadd(keys.decisions, {"data": decision_data(f"r{i}", Outcome.PERMISSION_DENIED)})
     db = tmp_path / "audit.db"
-
-    async def crash(_self: Auditor, _read: dict[str, list[bytes]]) -> None:
-        raise RuntimeError("killed between commit and XACK")
-
     store = AuditStore.open(db)
-    with monkeypatch.context() as patch:
-        patch.setattr(Auditor, "ack", crash)
-        with pytest.raises(RuntimeError, match="killed"):
-            await Auditor(redis, keys, store, consumer="first", batch_size=5, block_ms=10).run(until_idle=True)
+    await crash_between_commit_and_ack(Auditor(redis, keys, store, consumer="first", batch_size=5, block_ms=10))
     assert rows(db, "SELECT COUNT(*) FROM decisions") == [(5,)]  # the batch was committed
     assert await pending(redis, keys) == [5, 0]  # and not acknowledged
 
@@ -350,22 +354,15 @@ async def test_sharded_run_stores_every_shard_and_acknowledges_per_shard(
 
 @pytest.mark.parametrize("restart_as", ["same-consumer", "another-consumer"])
 async def test_sharded_crash_between_commit_and_ack_loses_and_duplicates_nothing(
-    redis: Redis, sharded_keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restart_as: str
+    redis: Redis, sharded_keys: Keys, tmp_path: Path, restart_as: str
 ) -> None:
     """A shard's batch committed but not acknowledged is re-read on restart, on that shard only, stored once."""
     published = await publish_per_shard(redis, sharded_keys, [2], per_shard=7)
     published |= await publish_per_shard(redis, sharded_keys, [4], per_shard=3)
     await redis.xadd(sharded_keys.shard(4).connection_events, {"data": event_data("c-four")})
     db = tmp_path / "audit.db"
-
-    async def crash(_self: Auditor, _read: dict[str, list[bytes]]) -> None:
-        raise RuntimeError("killed between commit and XACK")
-
     store = AuditStore.open(db)
-    with monkeypatch.context() as patch:
-        patch.setattr(Auditor, "ack", crash)
-        with pytest.raises(RuntimeError, match="killed"):
-            await Auditor(redis, sharded_keys, store, consumer="first", batch_size=5, block_ms=10).run(until_idle=True)
+    await crash_between_commit_and_ack(Auditor(redis, sharded_keys, store, consumer="first", batch_size=5, block_ms=10))
     assert rows(db, "SELECT COUNT(*) FROM decisions") == [(5,)]  # shard 2's first batch was committed
     assert await group_state(redis, sharded_keys.shard(2).decisions) == (5, 5)  # and not acknowledged
 
