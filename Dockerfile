@@ -7,6 +7,7 @@ COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY services ./services
 COPY simulator ./simulator
+COPY fleetgate ./fleetgate
 RUN pip install . && useradd --create-home fleetgate && mkdir -p /data /reports && chown fleetgate /data /reports
 USER fleetgate
 CMD ["fleetgate", "--help"]

@@ -7,7 +7,7 @@ For each deployment (one redis-server unsharded; three masters with three replic
 and 4 `fleetgate gatekeeper run` processes: drain a pre-filled backlog of realistic requests (after a warm-up
 that fills the workers' caches) and report messages/s, the CPU of the workers and of the Redis processes, and
 the ratio to one worker on one Redis. Then a paper estimate for 1,000,000 requests/s from the per-core figures.
-`--failover` adds the failover runs of tests/cluster/failover.py (a master killed mid-load, its replica cut off
+`--failover` adds the failover runs of devtools/failover.py (a master killed mid-load, its replica cut off
 half a second before).
 
 Everything shares this machine's cores: workers, six redis-servers, this process. On a 2-core machine the machine
@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -34,11 +33,12 @@ from typing import Any
 from bench.gatekeeper import cpu_seconds, stop
 from bench.results import write_results
 from bench.workload import fill, one_request_per_pair, register_fleet, request_payloads
-from services.local_cluster import RedisClusterProcesses, start_redis_cluster
+from devtools.failover import run_failover
+from devtools.local_cluster import RedisClusterProcesses, start_redis_cluster
+from devtools.workers import fleetgate_env, start_worker_process
+from services.keyspace import Keys
 from services.local_redis import start_redis_server
-from services.redis_client import Client, connect, connect_cluster
-from services.registry import Keys
-from tests.cluster.failover import run_failover
+from services.redis_client import Client, open_client
 
 TARGET = 1_000_000
 WORKER_COUNTS = (1, 2, 4)
@@ -55,7 +55,7 @@ class Deployment:
     replicas: list[int]
 
     def client(self) -> Client:
-        return connect_cluster(self.url) if self.cluster else connect(self.url)
+        return open_client(self.url, cluster=self.cluster)
 
 
 @contextmanager
@@ -98,17 +98,10 @@ async def decided(client: Client, keys: Keys) -> int:
 
 
 def start_workers(deployment: Deployment, count: int) -> list[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "FLEETGATE_REDIS_URL": deployment.url,
-        "FLEETGATE_REDIS_CLUSTER": str(deployment.cluster).lower(),
-        "FLEETGATE_SHARDS": str(deployment.keys.shards),
-        "FLEETGATE_KEY_PREFIX": deployment.keys.prefix,
-    }
-    command = [str(Path(sys.executable).with_name("fleetgate")), "gatekeeper", "run"]
-    return [
-        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)
-    ]
+    env = fleetgate_env(
+        deployment.url, deployment.keys.prefix, redis_cluster=deployment.cluster, shards=deployment.keys.shards
+    )
+    return [start_worker_process(env) for _ in range(count)]
 
 
 async def drain(

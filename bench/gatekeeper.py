@@ -18,7 +18,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -31,10 +30,12 @@ from redis.asyncio import Redis
 from bench.contenders import Drain, Lookups, ceiling, faststream_default, redis_py_loop
 from bench.results import write_results
 from bench.workload import fill, one_request_per_pair, register_fleet, request_payloads, with_issued_at
+from devtools.workers import fleetgate_env, start_worker_process
 from schemas.decision import rfc3339
+from services.keyspace import Keys
 from services.local_redis import RedisServer, start_redis_server
 from services.redis_client import connect
-from services.registry import Keys, Registry
+from services.registry import Registry
 
 PREFIX = "bench"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -79,11 +80,8 @@ async def time_in_process(server: RedisServer, work: Callable[[], Awaitable[None
 
 
 def start_gatekeepers(server: RedisServer, group: str, count: int) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, "FLEETGATE_REDIS_URL": server.url, "FLEETGATE_KEY_PREFIX": PREFIX, "FLEETGATE_GROUP": group}
-    command = [str(Path(sys.executable).with_name("fleetgate")), "gatekeeper", "run"]
-    return [
-        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)
-    ]
+    env = fleetgate_env(server.url, PREFIX, group=group)
+    return [start_worker_process(env) for _ in range(count)]
 
 
 async def stop(workers: list[subprocess.Popen[bytes]]) -> None:

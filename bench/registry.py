@@ -23,9 +23,10 @@ from redis.asyncio import Redis
 from bench.workload import plain_fleet
 from schemas.access import VehicleAccessConfig
 from schemas.catalog import get_catalog
+from services.keyspace import Keys
 from services.local_redis import start_redis_server
 from services.redis_client import connect
-from services.registry import Authorization, ConnectService, Keys, Registry
+from services.registry import Authorization, ConnectService, Registry
 
 
 async def used_memory(redis: Redis) -> int:

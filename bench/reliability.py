@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.reliability_doc import render
+from devtools.crash_scenarios import PERSISTENCE, crash_redis, crash_workers, revocations_under_load
+from services.keyspace import Keys
 from services.local_redis import start_redis_server
 from services.redis_client import connect
-from services.registry import Keys
-from tests.reliability.scenarios import PERSISTENCE, crash_redis, crash_workers, revocations_under_load
 
 
 async def revocation(trials: int) -> dict[str, float]:

@@ -10,8 +10,9 @@ from schemas.access import VehicleAccessConfig
 from schemas.catalog import get_catalog
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle, placeholder_vin
+from services.keyspace import Keys
 from services.redis_client import Client
-from services.registry import Authorization, ConnectService, Keys, Registry
+from services.registry import Authorization, ConnectService, Registry
 
 POWERTRAINS = [Powertrain.ICE] * 40 + [Powertrain.HEV] * 15 + [Powertrain.PHEV] * 15 + [Powertrain.BEV] * 29
 POWERTRAINS.append(Powertrain.UNKNOWN)

@@ -59,7 +59,12 @@ def _host_and_port(address: str) -> tuple[str, int]:
 
 def client_for(settings: Settings) -> Client:
     """The client the settings ask for: a cluster client with `FLEETGATE_REDIS_CLUSTER`, else a standalone one."""
-    return connect_cluster(settings.redis_url) if settings.redis_cluster else connect(settings.redis_url)
+    return open_client(settings.redis_url, cluster=settings.redis_cluster)
+
+
+def open_client(url: str, *, cluster: bool) -> Client:
+    """A cluster client for a node's URL, or a standalone client for the server's."""
+    return connect_cluster(url) if cluster else connect(url)
 
 
 async def get_many(client: Client, keys: Sequence[str]) -> list[bytes | None]:

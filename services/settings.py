@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.registry.layout import Keys
-from services.registry.sharding import parse_shards
+from services.keyspace import Keys, parse_shards
+
+ENV_PREFIX = "FLEETGATE_"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FLEETGATE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis to use; may carry a user and password (`redis://user:pass@host:port/db`) or TLS (`rediss://`)."""
@@ -81,3 +83,12 @@ class Settings(BaseSettings):
     @property
     def keys(self) -> Keys:
         return Keys(self.key_prefix, self.shards)
+
+    def environment(self) -> dict[str, str]:
+        """The environment of a child process with these settings: this one's, each setting as its `FLEETGATE_*`
+        variable (every one, so none is inherited from elsewhere by accident)."""
+        inherited = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
+        return inherited | {
+            f"{ENV_PREFIX}{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in self.model_dump().items()
+        }

@@ -22,8 +22,10 @@ from typing import Any, cast
 
 from schemas.access import derive
 from schemas.decision import rfc3339
-from services.redis_client import Client, connect, connect_cluster
-from services.registry import ConnectService, Keys, Registry
+from services.keyspace import Keys
+from services.redis_client import Client, client_for
+from services.registry import ConnectService, Registry
+from services.settings import Settings
 from simulator.accounting import Accountant, Sent
 from simulator.errors import LoadTestError
 from simulator.fleet import FleetMix, generate_fleet
@@ -61,8 +63,15 @@ class LoadTestOptions:
     def keys(self) -> Keys:
         return Keys(self.prefix, self.shards)
 
+    @property
+    def settings(self) -> Settings:
+        """The settings of the gatekeepers the load test starts (and of its own client)."""
+        return Settings(
+            redis_url=self.redis_url, key_prefix=self.prefix, shards=self.shards, redis_cluster=self.redis_cluster
+        )
+
     def client(self) -> Client:
-        return connect_cluster(self.redis_url) if self.redis_cluster else connect(self.redis_url)
+        return client_for(self.settings)
 
 
 @dataclass
@@ -88,7 +97,7 @@ async def run_load_test(options: LoadTestOptions, on_progress: Callable[[Progres
     gatekeepers = None
     try:
         if options.gatekeepers:
-            gatekeepers = start_gatekeepers(options.redis_url, keys, options.gatekeepers, cluster=options.redis_cluster)
+            gatekeepers = start_gatekeepers(options.settings, options.gatekeepers)
         on_progress(Progress("setting up the fleet and its owners"))
         setup_started = time.perf_counter()
         world = await set_up(redis, keys, options)

@@ -1,19 +1,19 @@
-"""Child processes of a load test: gatekeeper workers (`fleetgate gatekeeper run`) and producers."""
+"""Child processes of a load test: gatekeeper workers (`python -m services.gatekeeper`) and producers."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import signal
 import subprocess
-import sys
 from multiprocessing.context import SpawnProcess
 from multiprocessing.queues import Queue
 from typing import Any
 
+from services.gatekeeper.processes import worker_command
+from services.keyspace import Keys
 from services.redis_client import Client
-from services.registry import Keys
+from services.settings import Settings
 from simulator.errors import LoadTestError
 from simulator.producer import ProducerJob, produce_in_process
 
@@ -21,19 +21,16 @@ from simulator.producer import ProducerJob, produce_in_process
 _SPAWN = multiprocessing.get_context("spawn")
 
 
-def start_gatekeepers(redis_url: str, keys: Keys, workers: int, *, cluster: bool) -> subprocess.Popen[bytes]:
-    """`fleetgate gatekeeper run --workers N` on these keys; its logs go to /dev/null (the load test reports)."""
-    env = {
-        **os.environ,
-        "FLEETGATE_REDIS_URL": redis_url,
-        "FLEETGATE_KEY_PREFIX": keys.prefix,
-        "FLEETGATE_SHARDS": str(keys.shards),
-        "FLEETGATE_REDIS_CLUSTER": str(cluster).lower(),
-    }
-    command = [sys.executable, "-m", "services.cli", "gatekeeper", "run", "--workers", str(workers)]
+def start_gatekeepers(settings: Settings, workers: int) -> subprocess.Popen[bytes]:
+    """`python -m services.gatekeeper --workers N` with these settings; its logs go to /dev/null (the load test
+    reports)."""
     # Its own session: a Ctrl-C at the terminal interrupts the load test, which then stops the workers in order.
     return subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        worker_command(workers),
+        env=settings.environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 

@@ -21,8 +21,8 @@ from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
 from schemas.decision import rfc3339
-from services.redis_client import REDIS_ERRORS, connect, connect_cluster
-from services.registry import Keys
+from services.keyspace import Keys
+from services.redis_client import REDIS_ERRORS, open_client
 from simulator.accounting import Sent
 from simulator.workload import RequestMaker, WorkloadMix
 from simulator.world import World
@@ -87,7 +87,7 @@ def produce_in_process(
 async def produce(
     job: ProducerJob, report: Callable[[list[Sent] | ProducerDone], Any], started_at: float
 ) -> ProducerDone:
-    redis = connect_cluster(job.redis_url) if job.redis_cluster else connect(job.redis_url)
+    redis = open_client(job.redis_url, cluster=job.redis_cluster)
     keys = Keys(job.prefix, job.shards)
     # Each vehicle's requests go to its shard's stream (one stream unsharded): its order is kept there.
     streams = [keys.shard_of_vehicle(vehicle.id).requests for vehicle in job.world.vehicles]

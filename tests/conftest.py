@@ -1,4 +1,6 @@
-"""Shared builders for domain objects: a vehicle, a connection and a request, each valid by default."""
+"""The fixtures every tier shares: Redis servers and clusters, per-test key prefixes, registries, workers.
+
+Builders of domain objects (a vehicle, a connection, a request) are in devtools/builders.py."""
 
 from __future__ import annotations
 
@@ -6,81 +8,31 @@ import asyncio
 import contextlib
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from devtools.builders import TEST_TIMINGS, make_vehicle
+from devtools.local_cluster import RedisClusterProcesses, start_redis_cluster
 from schemas.access import VehicleAccessConfig
 from schemas.catalog import Catalog, get_catalog
-from schemas.connection import Connection, ConnectionStatus
-from schemas.messages import RequestMessage
-from schemas.permissions import PermissionSet
 from schemas.powertrain import Powertrain
-from schemas.vehicle import Vehicle
 from services.gatekeeper.upkeep import serve
 from services.gatekeeper.worker import Gatekeeper
-from services.local_cluster import RedisClusterProcesses, start_redis_cluster
+from services.keyspace import Keys
 from services.local_redis import RedisServer, start_redis_server
 from services.redis_client import Client, connect
-from services.registry import ConnectService, Keys, Registry
+from services.registry import ConnectService, Registry
 from services.settings import Settings
 from tests.deployment import Deployment
-
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def catalog() -> Catalog:
     return get_catalog()
-
-
-def make_vehicle(
-    powertrain: Powertrain = Powertrain.BEV, *, lacks: Iterable[str] = (), vehicle_id: str = "veh-1"
-) -> Vehicle:
-    return Vehicle.with_defaults(
-        id=vehicle_id,
-        vin="5YJ3E1EA7KF000001",
-        make="Tesla",
-        model="Model 3",
-        year=2022,
-        powertrain=powertrain,
-        lacks=lacks,
-    )
-
-
-def make_connection(
-    *permissions: str,
-    status: ConnectionStatus = ConnectionStatus.ACTIVE,
-    connection_id: str = "conn-1",
-    vehicle_id: str = "veh-1",
-) -> Connection:
-    return Connection(
-        id=connection_id,
-        vehicle_id=vehicle_id,
-        permissions=PermissionSet.optional(permissions),
-        config_version=1,
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
-    )
-
-
-def make_request(target: str, kind: str = "signal", **overrides: Any) -> RequestMessage:
-    fields: dict[str, Any] = {
-        "request_id": "req-1",
-        "connection_id": "conn-1",
-        "vehicle_id": "veh-1",
-        "kind": kind,
-        "target": target,
-        "issued_at": NOW,
-    }
-    fields.update(overrides)
-    return RequestMessage.model_validate(fields)
 
 
 @pytest.fixture(scope="session")
@@ -160,17 +112,6 @@ async def connection_id(registry: Registry, connect_service: ConnectService) -> 
         )
     )
     return (await connect_service.authorize("bev", unchecked=["read_charge"])).id
-
-
-# Test timings: quick reads, reclaim after 200 ms idle, dead-letter after 2 deliveries.
-TEST_TIMINGS: dict[str, Any] = {
-    "block_ms": 50,
-    "min_idle_ms": 200,
-    "reclaim_interval_ms": 100,
-    "trim_interval_ms": 100_000,
-    "max_deliveries": 2,
-    "max_payload_bytes": 1024,
-}
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from services.keyspace import Keys, ShardKeys
 from services.redis_client import Client, client_for
-from services.registry.layout import Keys, ShardKeys
 from services.settings import Settings
 
 CLUSTER_SHARDS = 6
@@ -93,12 +93,6 @@ class Deployment:
                 found += [g for g in groups if g["name"] in (group, group.encode())]
         return found
 
-    def environment(self, **settings: str) -> dict[str, str]:
-        """The FLEETGATE_* variables of a process on this deployment (a worker, the CLI)."""
-        env = {
-            "FLEETGATE_REDIS_URL": self.url,
-            "FLEETGATE_KEY_PREFIX": self.keys.prefix,
-            "FLEETGATE_SHARDS": str(self.keys.shards),
-            "FLEETGATE_REDIS_CLUSTER": str(self.cluster).lower(),
-        }
-        return env | {f"FLEETGATE_{name.upper()}": value for name, value in settings.items()}
+    def environment(self, **settings: Any) -> dict[str, str]:
+        """The environment of a process on this deployment (a worker, the CLI); `settings` are Settings fields."""
+        return self.settings(**settings).environment()

@@ -24,19 +24,20 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from typer.testing import CliRunner, Result
 
+from devtools.builders import make_vehicle
+from fleetgate import app
 from schemas.access import VehicleAccessConfig
 from schemas.messages import ConnectionEventMessage, ConnectionEventType
 from schemas.permissions import PermissionSet
 from schemas.powertrain import Powertrain
 from schemas.problems import Outcome
-from services.cli import app
 from services.consumers.audit import Auditor
 from services.consumers.audit_store import AuditStore
 from services.consumers.streams import hash_tag
 from services.gatekeeper.worker import Gatekeeper
+from services.keyspace import Keys
 from services.local_redis import RedisServer
-from services.registry import ConnectService, Keys, Registry
-from tests.conftest import make_vehicle
+from services.registry import ConnectService, Registry
 from tests.test_tail import SHARDS, cli_for, decision_data, publish_per_shard, request_data, wait_for_decisions
 
 pytestmark = pytest.mark.redis
@@ -296,7 +297,7 @@ async def test_sigterm_finishes_the_batch_and_exits_cleanly(
     env = {**os.environ, "FLEETGATE_REDIS_URL": redis_server.url, "FLEETGATE_KEY_PREFIX": keys.prefix}
     env["FLEETGATE_AUDIT_DB"] = str(db)  # as docker-compose.yml passes it
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "audit", "run", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        sys.executable, "-m", "fleetgate", "audit", "run", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         deadline = asyncio.get_running_loop().time() + 20

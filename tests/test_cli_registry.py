@@ -10,10 +10,10 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from services.cli import app
+from fleetgate import app
+from services.keyspace import Keys
 from services.local_redis import RedisServer
 from services.redis_client import connect_cluster, first_node_url, redact
-from services.registry import Keys
 
 pytestmark = pytest.mark.redis
 

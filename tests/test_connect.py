@@ -8,6 +8,7 @@ import json
 import pytest
 from redis.asyncio import Redis
 
+from devtools.builders import make_vehicle
 from schemas.access import VehicleAccessConfig
 from schemas.connection import ConnectionStatus
 from schemas.errors import AccessDeniedError, ScopeError, VehicleIncompatibleError
@@ -15,8 +16,8 @@ from schemas.grant import ConnectionFilters, FilterPowertrain
 from schemas.messages import ConnectionEventMessage
 from schemas.powertrain import Powertrain
 from services.errors import NotFoundError, RevokedError
-from services.registry import Authorization, ConnectService, Keys, Registry
-from tests.conftest import make_vehicle
+from services.keyspace import Keys
+from services.registry import Authorization, ConnectService, Registry
 
 pytestmark = pytest.mark.redis
 

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from devtools.builders import make_connection, make_request, make_vehicle
+from fleetgate import app
+from fleetgate.contract import ASYNCAPI_FILE, asyncapi_json, contract_files, stale_files
 from schemas.contract import json_schema_files
 from schemas.decision import Decision, decide
 from schemas.messages import MESSAGE_TYPES
 from schemas.problems import Outcome
-from services.cli import app
-from services.cli.contract import ASYNCAPI_FILE, asyncapi_json, contract_files, stale_files
 from services.gatekeeper.worker import Gatekeeper
+from services.keyspace import Keys
 from services.local_redis import RedisServer
-from services.registry import Keys
-from tests.conftest import make_connection, make_request, make_vehicle
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CONTRACT_DIR = DOCS / "contract"

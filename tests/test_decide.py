@@ -6,11 +6,11 @@ import itertools
 
 import pytest
 
+from devtools.builders import make_connection, make_request, make_vehicle
 from schemas.connection import ConnectionStatus
 from schemas.decision import Decision, decide
 from schemas.powertrain import Powertrain
 from schemas.problems import Outcome, SmartcarError
-from tests.conftest import make_connection, make_request, make_vehicle
 
 SOC = "tractionbattery-stateofcharge"  # read_battery, BEV and PHEV only
 FUEL = "internalcombustionengine-fuellevel"  # read_fuel, not on a BEV

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from devtools.builders import TEST_TIMINGS, make_request, make_vehicle
 from schemas.access import VehicleAccessConfig
 from schemas.decision import decide
 from schemas.powertrain import Powertrain
@@ -21,11 +22,10 @@ from services.gatekeeper import worker as worker_module
 from services.gatekeeper.cache import RegistryCache
 from services.gatekeeper.upkeep import trim_by_age, trim_requests
 from services.gatekeeper.worker import Gatekeeper
+from services.keyspace import Keys, ShardKeys
 from services.redis_client import Client
-from services.registry import ConnectService, Keys, Registry
-from services.registry.layout import ShardKeys
+from services.registry import ConnectService, Registry
 from services.settings import Settings
-from tests.conftest import TEST_TIMINGS, make_request, make_vehicle
 from tests.deployment import Deployment
 
 pytestmark = pytest.mark.redis

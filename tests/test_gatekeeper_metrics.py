@@ -11,12 +11,13 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from devtools.builders import make_vehicle
 from schemas.access import VehicleAccessConfig
 from schemas.powertrain import Powertrain
 from services.gatekeeper.upkeep import trim_requests
 from services.gatekeeper.worker import Gatekeeper
-from services.registry import ConnectService, Keys, Registry
-from tests.conftest import make_vehicle
+from services.keyspace import Keys
+from services.registry import ConnectService, Registry
 
 pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
 
 
 def start_worker(deployment: Deployment, **settings: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **deployment.environment(block_ms="100", **settings)}
+    env = deployment.environment(block_ms=100, **settings)
     return subprocess.Popen(
         [FLEETGATE, "gatekeeper", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

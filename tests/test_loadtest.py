@@ -14,8 +14,8 @@ import pytest
 from redis.asyncio import Redis
 
 from services.gatekeeper.worker import Gatekeeper
+from services.keyspace import Keys
 from services.local_redis import RedisServer
-from services.registry import Keys
 from simulator.accounting import Accountant, Sent
 from simulator.loadtest import LoadTestOptions, Progress, account_decisions, run_load_test, set_up, write_report
 from simulator.owners import OwnerBehaviour

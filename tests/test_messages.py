@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from devtools.builders import NOW, make_connection, make_request, make_vehicle
 from schemas.connection import ConnectionStatus
 from schemas.contract import json_schema_files
 from schemas.decision import decide, rfc3339
@@ -23,7 +24,6 @@ from schemas.messages import (
     decode_request,
 )
 from schemas.permissions import PermissionSet
-from tests.conftest import NOW, make_connection, make_request, make_vehicle
 
 CONTRACT_DIR = Path(__file__).resolve().parent.parent / "docs" / "contract"
 REQUEST = (

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from services.keyspace import Keys
 from services.local_redis import RedisServer
-from services.registry import Keys
 from services.settings import Settings
 from tests.readme_commands import (
     README,

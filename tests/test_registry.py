@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from devtools.builders import make_connection, make_vehicle
 from schemas.access import VehicleAccessConfig
 from schemas.grant import ConnectionFilters, FilterPowertrain
 from schemas.powertrain import Powertrain
 from services.errors import NotFoundError, ServiceError
-from services.registry import Keys, Registry
-from services.registry.layout import decode_connection, decode_vehicle, encode_connection, encode_vehicle
-from tests.conftest import make_connection, make_vehicle
+from services.keyspace import Keys
+from services.registry import Registry
+from services.registry.records import decode_connection, decode_vehicle, encode_connection, encode_vehicle
 
 pytestmark = pytest.mark.redis
 

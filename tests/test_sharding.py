@@ -9,14 +9,13 @@ import pytest
 from pydantic import ValidationError
 from redis.crc import key_slot
 
+from devtools.builders import TEST_TIMINGS
 from services.gatekeeper.upkeep import serve
 from services.gatekeeper.worker import Gatekeeper
+from services.keyspace import SLOTS, Keys, parse_shards, shard_of, shard_tag
 from services.local_redis import RedisServer
 from services.redis_client import connect
-from services.registry import Keys
-from services.registry.sharding import SLOTS, parse_shards, shard_of, shard_tag
 from services.settings import Settings
-from tests.conftest import TEST_TIMINGS
 
 
 @pytest.mark.parametrize("shards", [2, 3, 6, 12, 64])

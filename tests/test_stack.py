@@ -26,8 +26,8 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 import services.gatekeeper.metrics  # noqa: F401  (registers the metrics the dashboard must name)
+from services.keyspace import Keys
 from services.local_redis import RedisServer, free_port
-from services.registry import Keys
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -19,13 +19,13 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from typer.testing import CliRunner, Result
 
+from fleetgate import app
 from schemas.messages import DecisionMessage
 from schemas.problems import Outcome, permission_denied
-from services.cli import app
 from services.consumers.streams import sweep_block_ms
 from services.gatekeeper.worker import Gatekeeper
+from services.keyspace import Keys
 from services.local_redis import RedisServer
-from services.registry import Keys
 
 pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
@@ -268,7 +268,7 @@ async def test_ctrl_c_exits_cleanly(redis_server: RedisServer, redis: Redis, key
     """SIGINT to a running `fleetgate tail` ends it with exit 0 and no traceback, after what it printed."""
     env = {**os.environ, "FLEETGATE_REDIS_URL": redis_server.url, "FLEETGATE_KEY_PREFIX": keys.prefix}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "tail", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        sys.executable, "-m", "fleetgate", "tail", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     assert process.stdout is not None
     try:

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from services.gatekeeper.wire import Wire, WireScript
-from services.registry import Keys
+from services.keyspace import Keys
 
 pytestmark = pytest.mark.redis
 

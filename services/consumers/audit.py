@@ -27,8 +27,8 @@ from schemas.errors import describe_validation_error
 from schemas.messages import ConnectionEventMessage, DecisionMessage
 from services.consumers.audit_store import AuditStore, Batch
 from services.consumers.streams import StreamReply, as_reply, consumer_name, ensure_group, sweep_block_ms
+from services.keyspace import Keys, ShardKeys
 from services.redis_client import Client
-from services.registry.layout import Keys, ShardKeys
 
 log = logging.getLogger("fleetgate.audit")
 

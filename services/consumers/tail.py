@@ -19,8 +19,8 @@ from rich.text import Text
 
 from schemas.problems import Outcome
 from services.consumers.streams import Entry, as_reply, consumer_name, ensure_group, sweep_block_ms
+from services.keyspace import Keys
 from services.redis_client import Client
-from services.registry.layout import Keys
 
 OUTCOME_STYLES = {
     Outcome.ALLOWED: "green",

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from schemas.connection import Connection
 from schemas.messages import RequestMessage
 from schemas.vehicle import Vehicle
+from services.keyspace import Keys
 from services.redis_client import get_many
-from services.registry.layout import Keys, decode_connection, decode_vehicle
+from services.registry.records import decode_connection, decode_vehicle
 from services.registry.store import Registry
 
 

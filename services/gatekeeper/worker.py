@@ -37,8 +37,8 @@ from services.gatekeeper.cache import Lookups, RegistryCache
 from services.gatekeeper.intake import Rejection, read_entry
 from services.gatekeeper.scripts import DEAD_LETTER, DECIDE
 from services.gatekeeper.wire import Entry, Wire, WireScript, wire_for
+from services.keyspace import ShardKeys
 from services.redis_client import REDIS_ERRORS, Client
-from services.registry.layout import ShardKeys
 from services.registry.store import Registry
 from services.settings import Settings
 

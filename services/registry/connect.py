@@ -26,7 +26,7 @@ from schemas.permissions import PermissionSet
 from schemas.scope import parse_scope, render_scope
 from schemas.vehicle import Vehicle
 from services.errors import NotFoundError, RevokedError, ServiceError
-from services.registry.layout import decode_connection, encode_connection
+from services.registry.records import decode_connection, encode_connection
 from services.registry.store import Registry, chunked
 
 # KEYS: connection, events stream. ARGV: expected record ('' = must not exist), new record, event JSON.

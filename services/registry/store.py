@@ -15,8 +15,9 @@ from schemas.connection import Connection
 from schemas.grant import ConnectionFilters
 from schemas.vehicle import Vehicle
 from services.errors import NotFoundError, ServiceError
+from services.keyspace import Keys
 from services.redis_client import Client, get_many
-from services.registry.layout import Keys, decode_connection, decode_vehicle, encode_vehicle
+from services.registry.records import decode_connection, decode_vehicle, encode_vehicle
 
 PIPELINE_CHUNK = 1000
 T = TypeVar("T")

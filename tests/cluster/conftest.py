@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from services.local_cluster import RedisClusterProcesses
+from devtools.local_cluster import RedisClusterProcesses
 from tests.conftest import start_cluster_or_skip
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
+from devtools.local_cluster import RedisClusterProcesses
 from services.consumers.audit import Auditor
 from services.consumers.audit_store import AuditStore
 from services.consumers.tail import TailOptions, tail
-from services.local_cluster import RedisClusterProcesses
-from services.registry import Keys
+from services.keyspace import Keys
 from tests.test_audit import audit_run, event_data, group_state, rows
 from tests.test_tail import SHARDS, Cli, cli_for, decision_data, in_shard_order, printed_ids, publish_per_shard
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from services.local_cluster import RedisClusterProcesses
-from tests.cluster.failover import FailoverOutcome, run_failover
+from devtools.failover import FailoverOutcome, run_failover
+from devtools.local_cluster import RedisClusterProcesses
 
 pytestmark = [
     pytest.mark.cluster,

@@ -18,7 +18,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import ClusterCrossSlotError, RedisClusterException
 
-from services.local_cluster import RedisClusterProcesses
+from devtools.local_cluster import RedisClusterProcesses
 from tests.cluster.conftest import cluster_client_for
 
 pytestmark = pytest.mark.cluster

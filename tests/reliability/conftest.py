@@ -4,39 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
-FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
 ISSUED_AT = "2026-11-28T12:00:00Z"
-
-
-def fleetgate_env(redis_url: str, prefix: str, **settings: str) -> dict[str, str]:
-    """The environment of a `fleetgate` process: settings become FLEETGATE_<NAME> variables."""
-    return {
-        **os.environ,
-        "FLEETGATE_REDIS_URL": redis_url,
-        "FLEETGATE_KEY_PREFIX": prefix,
-        **{f"FLEETGATE_{name.upper()}": value for name, value in settings.items()},
-    }
-
-
-def start_worker_process(redis_url: str, prefix: str, stderr: Path, **settings: str) -> subprocess.Popen[bytes]:
-    """`fleetgate gatekeeper run` as a child process, its stderr (the logs) written to the file `stderr`."""
-    with stderr.open("wb") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [FLEETGATE, "gatekeeper", "run"],
-            env=fleetgate_env(redis_url, prefix, **{"block_ms": "100", **settings}),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from devtools.crash_scenarios import crash_workers
+from services.keyspace import Keys
 from services.local_redis import RedisServer
-from services.registry import Keys
-from tests.reliability.scenarios import crash_workers
 
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]
 

@@ -17,14 +17,15 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from devtools.builders import make_vehicle
 from schemas.access import VehicleAccessConfig
 from schemas.powertrain import Powertrain
 from services.gatekeeper.upkeep import serve
 from services.gatekeeper.worker import Gatekeeper
+from services.keyspace import Keys
 from services.redis_client import connect
-from services.registry import ConnectService, Keys, Registry
+from services.registry import ConnectService, Registry
 from services.settings import Settings
-from tests.conftest import make_vehicle
 from tests.reliability.conftest import read_stream, request_body, stream_has, wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]

@@ -19,24 +19,18 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from devtools.builders import make_vehicle
+from devtools.workers import fleetgate_env, start_worker_process
 from schemas.catalog import get_catalog
 from schemas.connection import Connection
 from schemas.decision import decide
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle
 from services.gatekeeper.intake import Rejection, read_entry
+from services.keyspace import Keys
 from services.local_redis import RedisServer
-from services.registry import ConnectService, Keys, Registry
-from tests.conftest import make_vehicle
-from tests.reliability.conftest import (
-    delete_prefix,
-    read_stream,
-    rss_mib,
-    start_worker_process,
-    stop_process,
-    valid_json,
-    wait_until,
-)
+from services.registry import ConnectService, Registry
+from tests.reliability.conftest import delete_prefix, read_stream, rss_mib, stop_process, valid_json, wait_until
 
 pytestmark = [pytest.mark.reliability]
 
@@ -312,7 +306,7 @@ async def test_100k_fuzzed_entries_each_get_their_decision(
     generated_s = time.monotonic() - started
     stderr = tmp_path / "worker.stderr"
     timings = {"min_idle_ms": "2000", "reclaim_interval_ms": "500", "max_deliveries": "2"}
-    worker = start_worker_process(redis_server.url, keys.prefix, stderr, **timings)
+    worker = start_worker_process(fleetgate_env(redis_server.url, keys.prefix, block_ms=100, **timings), stderr)
     try:
         assert await wait_until(lambda: has_heartbeat(redis, keys), timeout=20), stderr.read_text()
         fifth = PAYLOADS // 5

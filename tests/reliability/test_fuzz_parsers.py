@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from fleetgate import app
 from schemas.catalog import get_catalog
 from schemas.decision import decide
 from schemas.errors import FleetgateError, ScopeError
 from schemas.messages import RequestMessage
 from schemas.scope import parse_scope
-from services.cli import app
 from services.errors import ServiceError
 from services.gatekeeper.intake import Rejection, read_entry
 from services.registry.config_file import parse_config

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from devtools.crash_scenarios import crash_redis, kill_and_restart
+from devtools.workers import publish, reconnected, wait_for_decisions
 from services.gatekeeper.worker import Gatekeeper
+from services.keyspace import Keys
 from services.local_redis import start_redis_server
 from services.redis_client import connect
-from services.registry import Keys
 from services.settings import Settings
-from tests.reliability.scenarios import crash_redis, kill_and_restart
-from tests.reliability.workers import publish, reconnected, wait_for_decisions
 
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]
 

@@ -21,19 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from devtools.workers import FLEETGATE, fleetgate_env, start_worker_process
+from services.keyspace import Keys
 from services.local_redis import free_port
 from services.redis_client import connect
-from services.registry import Keys
-from tests.reliability.conftest import (
-    FLEETGATE,
-    fleetgate_env,
-    read_stream,
-    request_body,
-    start_worker_process,
-    stop_process,
-    stream_has,
-    wait_until,
-)
+from tests.reliability.conftest import read_stream, request_body, stop_process, stream_has, wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]
 
@@ -189,7 +181,7 @@ async def test_worker_and_cli_work_through_the_secured_url(secure: SecureRedis, 
     connection_id = json.loads(out)["connection_id"]
     metrics_port = free_port()
     stderr = tmp_path / "worker.stderr"
-    worker = start_worker_process(url, keys.prefix, stderr, metrics_port=str(metrics_port))
+    worker = start_worker_process(fleetgate_env(url, keys.prefix, block_ms=100, metrics_port=metrics_port), stderr)
     client = connect(url)
     try:
         assert await client.acl_whoami() in (USER, USER.encode())
@@ -255,7 +247,9 @@ async def test_worker_with_a_wrong_password_waits_and_logs_json_without_it(
 ) -> None:
     """A worker given a wrong password keeps retrying, logs why as JSON lines, and never logs the password."""
     stderr = tmp_path / "worker.stderr"
-    worker = start_worker_process(secure.url(WRONG_PASSWORD), keys.prefix, stderr, log_json="true")
+    worker = start_worker_process(
+        fleetgate_env(secure.url(WRONG_PASSWORD), keys.prefix, block_ms=100, log_json=True), stderr
+    )
     try:
         waited = await wait_until(lambda: logged(stderr, "waiting for Redis", times=3), timeout=20)
         alive = worker.poll() is None

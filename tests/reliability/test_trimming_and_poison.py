@@ -12,12 +12,12 @@ from typing import Any, cast
 import pytest
 from redis.asyncio import Redis
 
+from devtools.workers import decided_ids, publish, start_worker, stop, wait_for_decisions
 from schemas.decision import decide
 from services.gatekeeper import worker as worker_module
 from services.gatekeeper.worker import Gatekeeper
+from services.keyspace import Keys
 from services.local_redis import RedisServer
-from services.registry import Keys
-from tests.reliability.workers import decided_ids, publish, start_worker, stop, wait_for_decisions
 
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]

@@ -8,9 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fleetgate._output import fail, print_json, reporting_errors
 from schemas.catalog import Signal, close_matches, get_catalog
 from schemas.powertrain import Powertrain
-from services.cli._output import fail, print_json, reporting_errors
 
 app = typer.Typer(help="The signal and command catalog, and the permissions they need.", no_args_is_help=True)
 

@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from fleetgate._output import reporting_errors
+from fleetgate._registry import RedisUrlOption, run
+from fleetgate.loadtest_view import LiveProgress, summary_table
 from schemas.access import derive
-from services.cli._output import reporting_errors
-from services.cli._registry import RedisUrlOption, run
-from services.cli.loadtest_view import LiveProgress, summary_table
 from services.errors import NotFoundError
 from services.registry import Registry
 from services.settings import Settings

@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
+from fleetgate._output import print_json, reporting_errors
+from fleetgate._registry import RedisUrlOption, run, vehicle_json
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle, placeholder_vin
-from services.cli._output import print_json, reporting_errors
-from services.cli._registry import RedisUrlOption, run, vehicle_json
 from services.registry import Registry
 
 app = typer.Typer(help="Vehicles: powertrain and the signals and commands each supports.", no_args_is_help=True)

@@ -18,9 +18,9 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
-from services.cli._output import reporting_errors
-from services.cli._registry import RedisUrlOption
-from services.cli.loadtest_view import LiveProgress, summary_table
+from fleetgate._output import reporting_errors
+from fleetgate._registry import RedisUrlOption
+from fleetgate.loadtest_view import LiveProgress, summary_table
 from services.demo_redis import DemoRedis, demo_redis
 from services.redis_client import connect, redact
 from simulator.loadtest import LoadTestOptions, run_load_test

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
+from fleetgate._output import print_json, reporting_errors
+from fleetgate._registry import RedisUrlOption, run
 from schemas.grant import ConnectionFilters, FilterPowertrain
-from services.cli._output import print_json, reporting_errors
-from services.cli._registry import RedisUrlOption, run
 from services.registry import Registry
 
 app = typer.Typer(help="Connection Filters: which powertrains may connect (ICE covers HEV).", no_args_is_help=True)

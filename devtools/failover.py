@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,19 +27,18 @@ from typing import Any, cast
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from devtools.local_cluster import RedisClusterProcesses
+from devtools.workers import fleetgate_env, start_worker_process
 from services.gatekeeper.wire import ClusterWire
-from services.local_cluster import RedisClusterProcesses
+from services.keyspace import Keys, ShardKeys, shard_of
 from services.redis_client import connect_cluster
-from services.registry.layout import Keys, ShardKeys
-from services.registry.sharding import shard_of
 
-FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
 SHARDS = 6
 PIPELINE = 50
 RATE = 2_000
 """Requests per second over all shards: a run of some seconds, so the kill lands in the middle of the load."""
 # Reclaim a dead delivery quickly: a request delivered by the old master and lost with its decision waits for this.
-WORKER_SETTINGS = {"FLEETGATE_MIN_IDLE_MS": "1000", "FLEETGATE_RECLAIM_INTERVAL_MS": "250", "FLEETGATE_BLOCK_MS": "100"}
+WORKER_SETTINGS = {"min_idle_ms": 1000, "reclaim_interval_ms": 250, "block_ms": 100}
 
 
 @dataclass(frozen=True)
@@ -176,19 +174,8 @@ def _shard(run: _Run, request_id: str) -> int:
 
 
 def _start_worker(url: str, keys: Keys, log: Path | None) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "FLEETGATE_REDIS_URL": url,
-        "FLEETGATE_REDIS_CLUSTER": "true",
-        "FLEETGATE_SHARDS": str(keys.shards),
-        "FLEETGATE_KEY_PREFIX": keys.prefix,
-        **WORKER_SETTINGS,
-    }
-    command = [FLEETGATE, "gatekeeper", "run"]
-    if log is None:
-        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with log.open("ab") as output:  # the child has its own copy of the descriptor
-        return subprocess.Popen(command, env=env, stdout=output, stderr=output)
+    env = fleetgate_env(url, keys.prefix, redis_cluster=True, shards=keys.shards, **WORKER_SETTINGS)
+    return start_worker_process(env, log)
 
 
 async def _produce(

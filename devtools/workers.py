@@ -4,32 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.registry import Keys
+from services.keyspace import Keys
+from services.settings import Settings
 
 FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
+"""The `fleetgate` command of the virtualenv running this process."""
 
 
-def start_worker(redis_url: str, keys: Keys, **settings: str) -> subprocess.Popen[bytes]:
-    """`fleetgate gatekeeper run` on `keys.prefix`; settings become FLEETGATE_<NAME> variables."""
-    env = {
-        **os.environ,
-        "FLEETGATE_REDIS_URL": redis_url,
-        "FLEETGATE_KEY_PREFIX": keys.prefix,
-        "FLEETGATE_BLOCK_MS": "100",
-        **{f"FLEETGATE_{name.upper()}": value for name, value in settings.items()},
-    }
-    return subprocess.Popen(
-        [FLEETGATE, "gatekeeper", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+def fleetgate_env(redis_url: str, prefix: str, **settings: Any) -> dict[str, str]:
+    """The environment of a `fleetgate` process on `prefix`; `settings` are Settings fields (text is parsed)."""
+    return Settings(redis_url=redis_url, key_prefix=prefix, **settings).environment()
+
+
+def start_worker_process(env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`fleetgate gatekeeper run` with this environment; its output appended to `log`, or discarded."""
+    command = [FLEETGATE, "gatekeeper", "run"]
+    if log is None:
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with log.open("ab") as output:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=output)
+
+
+def start_worker(redis_url: str, keys: Keys, **settings: Any) -> subprocess.Popen[bytes]:
+    """A worker on `keys.prefix` with quick reads (block_ms 100) unless `settings` say otherwise."""
+    return start_worker_process(fleetgate_env(redis_url, keys.prefix, **{"block_ms": 100, **settings}))
 
 
 def request_body(n: int, connection_id: str = "c-unknown", vehicle_id: str = "v-unknown") -> bytes:

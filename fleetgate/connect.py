@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from services.cli._output import print_json, reporting_errors
-from services.cli._registry import RedisUrlOption, connection_json, run
+from fleetgate._output import print_json, reporting_errors
+from fleetgate._registry import RedisUrlOption, connection_json, run
 from services.registry import ConnectService
 
 app = typer.Typer(help="Connections: what each owner granted, re-authentication and revocation.", no_args_is_help=True)

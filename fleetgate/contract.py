@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from fleetgate._output import fail
 from schemas.contract import json_schema_files
-from services.cli._output import fail
 from services.gatekeeper.app import create_app
 from services.settings import Settings
 

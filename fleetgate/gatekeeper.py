@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import socket
-import subprocess
-import sys
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -15,11 +10,11 @@ from redis.crc import key_slot
 from rich.console import Console
 from rich.table import Table
 
-from services.cli._output import print_json, reporting_errors
-from services.cli._registry import RedisUrlOption, run
-from services.gatekeeper.app import create_app
+from fleetgate._output import print_json, reporting_errors
+from fleetgate._registry import RedisUrlOption, run
+from services.gatekeeper.processes import run_workers
+from services.keyspace import SLOTS
 from services.registry import Registry
-from services.registry.sharding import SLOTS
 from services.settings import Settings
 
 app = typer.Typer(help="The gatekeeper: decides every request on the requests stream.", no_args_is_help=True)
@@ -41,29 +36,7 @@ def run_command(
     overrides: dict[str, Any] = {"redis_url": redis_url, "worker_shards": shards}
     with reporting_errors():
         settings = Settings(**{name: value for name, value in overrides.items() if value is not None})
-    if workers == 1:
-        asyncio.run(create_app(settings).run())
-        return
-    raise typer.Exit(_supervise(workers, redis_url, shards))
-
-
-def _supervise(workers: int, redis_url: str | None, shards: str | None) -> int:
-    """Start `workers` single-worker processes, forward SIGTERM/SIGINT to them, and wait for all."""
-    command = [sys.executable, "-m", "services.cli", "gatekeeper", "run", "--workers", "1"]
-    if redis_url is not None:
-        command += ["--redis-url", redis_url]
-    if shards is not None:
-        command += ["--shards", shards]
-    children = [subprocess.Popen(command) for _ in range(workers)]
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    return max(child.wait() for child in children)
+    raise typer.Exit(run_workers(settings, workers))
 
 
 @app.command("shards")

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
+from fleetgate._output import fail, print_json, reporting_errors
+from fleetgate._registry import RedisUrlOption, run
 from schemas.access import VehicleAccessConfig, derive
 from schemas.scope import parse_scope, render_scope
-from services.cli._output import fail, print_json, reporting_errors
-from services.cli._registry import RedisUrlOption, run
 from services.registry.config_file import load_config_file
 
 app = typer.Typer(

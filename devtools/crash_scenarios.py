@@ -18,13 +18,14 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from devtools.builders import make_vehicle
+from devtools.workers import decided_ids, publish, start_worker, stop, wait_for_decisions
 from schemas.access import VehicleAccessConfig
 from schemas.powertrain import Powertrain
+from services.keyspace import Keys
 from services.local_redis import RedisServer, start_redis_server
 from services.redis_client import connect
-from services.registry import ConnectService, Keys, Registry
-from tests.conftest import make_vehicle
-from tests.reliability.workers import decided_ids, publish, start_worker, stop, wait_for_decisions
+from services.registry import ConnectService, Registry
 
 # Reclaim quickly, so a scenario does not wait 30 s for each dead worker's entries.
 FAST_RECLAIM = {"min_idle_ms": "1000", "reclaim_interval_ms": "250", "batch_size": "200"}

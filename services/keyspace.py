@@ -1,12 +1,13 @@
-"""The registry's data layout in Redis: every key name and record encoding, in one place.
+"""fleetgate's keyspace: every Redis key and stream name, and how they split into shards. One place for all.
 
-The gatekeeper reads what the Connect service writes, so this module is a contract inside the project.
-With the key prefix `P` (setting `FLEETGATE_KEY_PREFIX`, default `fleetgate`):
+Every process reads and writes these names (the registry, the gatekeeper, the consumers, the simulator), so this
+module is a contract inside the project; the records stored under the registry's keys are encoded by
+`services/registry/records.py`. With the key prefix `P` (setting `FLEETGATE_KEY_PREFIX`, default `fleetgate`):
 
 | key                          | type   | holds                                                            |
 |------------------------------|--------|------------------------------------------------------------------|
-| `P:vehicle:{vehicle_id}`     | string | a vehicle, JSON (see `encode_vehicle`)                           |
-| `P:conn:{connection_id}`     | string | a connection, compact text (see `encode_connection`)             |
+| `P:vehicle:{vehicle_id}`     | string | a vehicle, JSON (registry/records.py)                         |
+| `P:conn:{connection_id}`     | string | a connection, compact text (registry/records.py)              |
 | `P:access:config:{version}`  | string | a published Vehicle Access config, JSON; never changed once set  |
 | `P:access:current`           | string | the current config version (an integer)                          |
 | `P:access:version`           | string | the last version handed out (INCR)                               |
@@ -16,33 +17,54 @@ With the key prefix `P` (setting `FLEETGATE_KEY_PREFIX`, default `fleetgate`):
 | `P:dedupe:{request_id}`      | string | the entry id that decided it; expires after the dedupe window    |
 | `P:gatekeeper:heartbeat:{consumer}` | string | a live worker's last beat; expires                        |
 
-A connection record is one line of `|`-separated fields (ids never contain `|`; scopes hold only permission
-names, spaces and `required:`):
-
-    1|{status a|r}|{vehicle_id}|{granted mask, hex}|{required mask, hex}|{config version or empty}
-     |{created, epoch ms}|{updated, epoch ms}|{scope or empty}        (one line; wrapped here)
-
-The masks are bitmasks over the catalog's permissions in file order (bit i = i-th permission), so a grant of
-any size costs a few bytes and a lookup is one GET. A vehicle record stores its capabilities as differences
-from its powertrain's defaults (`adds`, `lacks`), so the usual vehicle is a short JSON object.
+Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): shard `i` of `S` owns the `i`-th of `S` equal ranges of the
+16384 cluster slots. An id (a vehicle's, a connection's) belongs to the shard whose range holds the id's own slot
+(what `CLUSTER KEYSLOT id` answers, and every cluster client computes), so any producer in any language routes the
+same way. Each shard's keys share one hash tag, `s{i}.{k}` with the smallest `k` whose slot falls in the shard's
+range: a cluster whose slots are split evenly over its masters (as `redis-cli --cluster create` splits them) gets
+the shards spread evenly too.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import cache
 
-from schemas.catalog import get_catalog
-from schemas.connection import Connection, ConnectionStatus
-from schemas.permissions import PermissionSet
-from schemas.powertrain import Powertrain
-from schemas.vehicle import Vehicle
-from services.registry.sharding import shard_of, shard_tag
+from redis.crc import key_slot
 
-CONNECTION_FORMAT = b"1"
-_STATUS_CODES = {ConnectionStatus.ACTIVE: "a", ConnectionStatus.REVOKED: "r"}
-_STATUS_OF_CODE = {code: status for status, code in _STATUS_CODES.items()}
+SLOTS = 16384
+
+
+def shard_of(identifier: str, shards: int) -> int:
+    """The shard an id belongs to: its cluster slot's range. Stable: it depends on nothing but the id and S."""
+    return key_slot(identifier.encode()) * shards // SLOTS
+
+
+@cache
+def shard_tag(shard: int, shards: int) -> str:
+    """The hash tag (without braces) shared by every key of shard `shard` of `shards`."""
+    if not 0 <= shard < shards <= SLOTS:
+        raise ValueError(f"shard {shard} of {shards}: need 0 <= shard < shards <= {SLOTS}")
+    low, high = shard * SLOTS // shards, (shard + 1) * SLOTS // shards
+    k = 0
+    while not low <= key_slot(f"s{shard}.{k}".encode()) < high:
+        k += 1  # CRC16 spreads consecutive suffixes: about `shards` tries
+    return f"s{shard}.{k}"
+
+
+def parse_shards(text: str, shards: int) -> list[int]:
+    """Shard numbers from `0,2,5` or `0-3` (ranges inclusive); every one must be below `shards`."""
+    chosen: set[int] = set()
+    for part in (p.strip() for p in text.split(",")):
+        first, dash, last = part.partition("-")
+        try:
+            numbers = range(int(first), int(last) + 1) if dash else range(int(first), int(first) + 1)
+        except ValueError:
+            raise ValueError(f"{part!r} is not a shard number or a range like 0-3") from None
+        if not numbers or numbers[0] < 0 or numbers[-1] >= shards:
+            raise ValueError(f"{part!r}: shards are numbered 0 to {shards - 1}")
+        chosen.update(numbers)
+    return sorted(chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +83,7 @@ class ShardKeys:
 
 @dataclass(frozen=True, slots=True)
 class Keys:
-    """Every key name fleetgate uses, under one prefix, for `shards` shards (sharding.py).
+    """Every key name fleetgate uses, under one prefix, for `shards` shards (see the module's text).
 
     With one shard the names are the unsharded ones of the table above. With more, each shard's streams, dedupe
     keys and connections carry the shard's hash tag (`P:{s3.3}:requests`, `P:{s3.3}:conn:{connection_id}`) and
@@ -183,73 +205,3 @@ class Keys:
     def heartbeat_prefix(self) -> str:
         """`P:gatekeeper:heartbeat:{consumer}` exists while that worker is alive (it expires)."""
         return f"{self.prefix}:gatekeeper:heartbeat:"
-
-
-def encode_connection(connection: Connection) -> bytes:
-    granted = connection.permissions
-    return "|".join(
-        (
-            CONNECTION_FORMAT.decode(),
-            _STATUS_CODES[connection.status],
-            connection.vehicle_id,
-            f"{granted.granted:x}",
-            f"{granted.required:x}",
-            "" if connection.config_version is None else str(connection.config_version),
-            str(_epoch_ms(connection.created_at)),
-            str(_epoch_ms(connection.updated_at)),
-            connection.scope or "",
-        )
-    ).encode()
-
-
-def decode_connection(connection_id: str, record: bytes | str) -> Connection:
-    text = record.decode() if isinstance(record, bytes) else record
-    fmt, status, vehicle_id, granted, required, version, created, updated, scope = text.split("|")
-    if fmt != CONNECTION_FORMAT.decode():
-        raise ValueError(f"connection {connection_id}: unknown record format {fmt!r}")
-    return Connection(
-        id=connection_id,
-        vehicle_id=vehicle_id,
-        permissions=PermissionSet(int(granted, 16), int(required, 16)),
-        config_version=int(version) if version else None,
-        scope=scope or None,
-        status=_STATUS_OF_CODE[status],
-        created_at=_from_epoch_ms(created),
-        updated_at=_from_epoch_ms(updated),
-    )
-
-
-def encode_vehicle(vehicle: Vehicle) -> bytes:
-    defaults = get_catalog().default_capabilities(vehicle.powertrain)
-    record = {
-        "vin": vehicle.vin,
-        "make": vehicle.make,
-        "model": vehicle.model,
-        "year": vehicle.year,
-        "powertrain": vehicle.powertrain.value,
-        "adds": sorted(vehicle.capabilities - defaults),
-        "lacks": sorted(defaults - vehicle.capabilities),
-    }
-    return json.dumps(record, separators=(",", ":")).encode()
-
-
-def decode_vehicle(vehicle_id: str, record: bytes | str) -> Vehicle:
-    fields = json.loads(record)
-    return Vehicle.with_defaults(
-        id=vehicle_id,
-        vin=fields["vin"],
-        make=fields["make"],
-        model=fields["model"],
-        year=fields["year"],
-        powertrain=Powertrain(fields["powertrain"]),
-        adds=fields["adds"],
-        lacks=fields["lacks"],
-    )
-
-
-def _epoch_ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)
-
-
-def _from_epoch_ms(text: str) -> datetime:
-    return datetime.fromtimestamp(int(text) / 1000, tz=UTC)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import access, catalog, connect, contract, demo, filters, gatekeeper, simulate, vehicles
-from services.cli._output import reporting_errors
-from services.cli.consumers import audit_app, tail_command
+from fleetgate import access, catalog, connect, contract, demo, filters, gatekeeper, simulate, vehicles
+from fleetgate._output import reporting_errors
+from fleetgate.consumers import audit_app, tail_command
 
 app = typer.Typer(
     name="fleetgate",

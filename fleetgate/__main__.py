@@ -1,0 +1,5 @@
+"""`python -m fleetgate`: the same as the `fleetgate` command."""
+
+from fleetgate import main
+
+main()

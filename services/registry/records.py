@@ -1,0 +1,97 @@
+"""How the registry's records are stored under the keyspace's keys (services/keyspace.py).
+
+A connection record is one line of `|`-separated fields (ids never contain `|`; scopes hold only permission
+names, spaces and `required:`):
+
+    1|{status a|r}|{vehicle_id}|{granted mask, hex}|{required mask, hex}|{config version or empty}
+     |{created, epoch ms}|{updated, epoch ms}|{scope or empty}        (one line; wrapped here)
+
+The masks are bitmasks over the catalog's permissions in file order (bit i = i-th permission), so a grant of
+any size costs a few bytes and a lookup is one GET. A vehicle record stores its capabilities as differences
+from its powertrain's defaults (`adds`, `lacks`), so the usual vehicle is a short JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from schemas.catalog import get_catalog
+from schemas.connection import Connection, ConnectionStatus
+from schemas.permissions import PermissionSet
+from schemas.powertrain import Powertrain
+from schemas.vehicle import Vehicle
+
+CONNECTION_FORMAT = b"1"
+_STATUS_CODES = {ConnectionStatus.ACTIVE: "a", ConnectionStatus.REVOKED: "r"}
+_STATUS_OF_CODE = {code: status for status, code in _STATUS_CODES.items()}
+
+
+def encode_connection(connection: Connection) -> bytes:
+    granted = connection.permissions
+    return "|".join(
+        (
+            CONNECTION_FORMAT.decode(),
+            _STATUS_CODES[connection.status],
+            connection.vehicle_id,
+            f"{granted.granted:x}",
+            f"{granted.required:x}",
+            "" if connection.config_version is None else str(connection.config_version),
+            str(_epoch_ms(connection.created_at)),
+            str(_epoch_ms(connection.updated_at)),
+            connection.scope or "",
+        )
+    ).encode()
+
+
+def decode_connection(connection_id: str, record: bytes | str) -> Connection:
+    text = record.decode() if isinstance(record, bytes) else record
+    fmt, status, vehicle_id, granted, required, version, created, updated, scope = text.split("|")
+    if fmt != CONNECTION_FORMAT.decode():
+        raise ValueError(f"connection {connection_id}: unknown record format {fmt!r}")
+    return Connection(
+        id=connection_id,
+        vehicle_id=vehicle_id,
+        permissions=PermissionSet(int(granted, 16), int(required, 16)),
+        config_version=int(version) if version else None,
+        scope=scope or None,
+        status=_STATUS_OF_CODE[status],
+        created_at=_from_epoch_ms(created),
+        updated_at=_from_epoch_ms(updated),
+    )
+
+
+def encode_vehicle(vehicle: Vehicle) -> bytes:
+    defaults = get_catalog().default_capabilities(vehicle.powertrain)
+    record = {
+        "vin": vehicle.vin,
+        "make": vehicle.make,
+        "model": vehicle.model,
+        "year": vehicle.year,
+        "powertrain": vehicle.powertrain.value,
+        "adds": sorted(vehicle.capabilities - defaults),
+        "lacks": sorted(defaults - vehicle.capabilities),
+    }
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def decode_vehicle(vehicle_id: str, record: bytes | str) -> Vehicle:
+    fields = json.loads(record)
+    return Vehicle.with_defaults(
+        id=vehicle_id,
+        vin=fields["vin"],
+        make=fields["make"],
+        model=fields["model"],
+        year=fields["year"],
+        powertrain=Powertrain(fields["powertrain"]),
+        adds=fields["adds"],
+        lacks=fields["lacks"],
+    )
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def _from_epoch_ms(text: str) -> datetime:
+    return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
