@@ -5,7 +5,7 @@ dies, and the promoted replica never had it. For fleetgate that window holds two
 
 - a request a producer was told was added: lost with it, so it is never decided (unless the producer waited for a
   replica with WAIT before counting it as sent, or replays what it sent and got no decision for);
-- a batch's DECIDE script (decisions, acknowledgements and dedupe records, replicated together): lost together, so
+- a batch's COMMIT script (decisions, acknowledgements and dedupe records, replicated together): lost together, so
   the requests come back undelivered or pending and are decided again. A consumer reading the old master may have
   seen the lost decision: it then sees that request decided twice, under two decision ids.
 
@@ -22,16 +22,17 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from devtools.local_cluster import RedisClusterProcesses
 from devtools.workers import fleetgate_env, start_worker_process
-from services.gatekeeper.wire import ClusterWire
 from services.keyspace import Keys, ShardKeys, shard_of
 from services.redis_client import connect_cluster
+from services.streams import live_consumers
 
 SHARDS = 6
 PIPELINE = 50
@@ -181,34 +182,53 @@ def _start_worker(url: str, keys: Keys, log: Path | None) -> subprocess.Popen[by
 async def _produce(
     client: RedisCluster, shard: ShardKeys, batch: list[tuple[str, bytes]], run: _Run, wait_backed: bool
 ) -> None:
-    """Publish a shard's requests in pipelines on one connection; a pipeline that fails is sent again (the
-    gatekeeper decides a request id once, however often it is published)."""
-    wire = ClusterWire(client, shard.requests)
-    for start in range(0, len(batch), PIPELINE):
-        chunk = batch[start : start + PIPELINE]
-        commands: list[tuple[Any, ...]] = [("XADD", shard.requests, "*", "data", body) for _, body in chunk]
-        if wait_backed:
-            commands.append(("WAIT", 1, 2000))
-        while True:
-            try:
-                replies = await wire.pipeline(commands)
-            except (RedisError, OSError):
-                await asyncio.sleep(0.1)
-                with contextlib.suppress(RedisError, OSError):
-                    await wire.refresh()
-                continue
-            if wait_backed and int(replies[-1]) < 1:
-                await asyncio.sleep(0.1)  # no replica confirmed: not counted as sent, so send again
-                continue
-            break
-        run.accepted.update(chunk)
-        await asyncio.sleep(len(chunk) * SHARDS / RATE)
+    """Publish a shard's requests in pipelines on one connection to its master; a pipeline that fails is sent again
+    (the gatekeeper decides a request id once, however often it is published)."""
+    master: Redis | None = None
+    try:
+        for start in range(0, len(batch), PIPELINE):
+            chunk = batch[start : start + PIPELINE]
+            while True:
+                try:
+                    master = master or _master_of(client, shard.requests)
+                    # One connection: WAIT waits for the replication of the writes made on its own connection.
+                    async with master.pipeline(transaction=False) as pipe:
+                        for _, body in chunk:
+                            pipe.xadd(shard.requests, {"data": body})
+                        if wait_backed:
+                            pipe.execute_command("WAIT", 1, 2000)
+                        replies = await pipe.execute()
+                except (RedisError, OSError):
+                    await asyncio.sleep(0.1)
+                    if master is not None:
+                        await master.aclose()
+                        master = None
+                    with contextlib.suppress(RedisError, OSError):
+                        await client.nodes_manager.initialize()  # a failover: find the new master
+                    continue
+                if wait_backed and int(replies[-1]) < 1:
+                    await asyncio.sleep(0.1)  # no replica confirmed: not counted as sent, so send again
+                    continue
+                break
+            run.accepted.update(chunk)
+            await asyncio.sleep(len(chunk) * SHARDS / RATE)
+    finally:
+        if master is not None:
+            await master.aclose()
+
+
+def _master_of(client: RedisCluster, key: str) -> Redis:
+    """A client of the master that serves `key` now (the cluster client spreads a pipeline over connections)."""
+    node = client.get_node_from_key(key)
+    if node is None:
+        raise RedisError(f"no node serves the slot of {key}")
+    return Redis(host=node.host, port=int(node.port), protocol=2)
 
 
 async def _until_beating(client: RedisCluster, keys: Keys, worker: subprocess.Popen[bytes]) -> None:
     """Until the worker's heartbeat is there: it has created the groups and is reading."""
     deadline = time.monotonic() + 30
-    while not [key async for key in client.scan_iter(match=keys.heartbeat_prefix + "*")]:
+    while not await live_consumers(client, keys):
         if worker.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the gatekeeper did not start (exit code {worker.poll()})")
         await asyncio.sleep(0.05)

@@ -12,7 +12,6 @@ import typer
 from pydantic import ValidationError
 
 from schemas.errors import FleetgateError, describe_validation_error
-from services.errors import ServiceError
 
 USAGE_ERROR = 2
 
@@ -29,7 +28,7 @@ def reporting_errors() -> Iterator[None]:
         yield
     except ValidationError as exc:
         fail(describe_validation_error(exc))
-    except (FleetgateError, ServiceError) as exc:
+    except FleetgateError as exc:  # services' and the simulator's errors too: one root
         fail(str(exc))
 
 

@@ -18,10 +18,10 @@ from fleetgate._output import fail, print_json, reporting_errors
 from fleetgate._registry import RedisUrlOption, run
 from services.consumers.audit import DEFAULT_GROUP, Auditor, summary
 from services.consumers.audit_store import AuditStore, DenialGrouping
-from services.consumers.streams import stop_on_signals
 from services.consumers.tail import OUTCOME_STYLES, JsonPrinter, LinePrinter, TailOptions, parse_outcomes, tail
 from services.keyspace import Keys
 from services.registry import Registry
+from services.streams import stop_on_signals
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 DbOption = Annotated[

@@ -16,6 +16,7 @@ from services.gatekeeper.processes import run_workers
 from services.keyspace import SLOTS
 from services.registry import Registry
 from services.settings import Settings
+from services.streams import live_consumers
 
 app = typer.Typer(help="The gatekeeper: decides every request on the requests stream.", no_args_is_help=True)
 
@@ -87,8 +88,7 @@ def check_command(
     host = "" if any_host else socket.gethostname()
 
     async def alive(registry: Registry) -> list[str]:
-        pattern = f"{registry.keys.heartbeat_prefix}{host}*"
-        return [key.decode() async for key in registry.redis.scan_iter(match=pattern, count=1000)]
+        return await live_consumers(registry.redis, registry.keys, host)
 
     with reporting_errors():
         beating = run(redis_url, alive)

@@ -21,6 +21,8 @@ class ConnectionStatus(StrEnum):
 # A validated dataclass for the same reason as Vehicle: fast attribute reads in decide().
 @dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class Connection:
+    """One owner's consent for one vehicle: the permissions granted at Connect, until re-auth or revocation."""
+
     id: ResourceId
     vehicle_id: ResourceId
     permissions: PermissionSet

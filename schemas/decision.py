@@ -1,27 +1,23 @@
 """`decide()`: the one place where policy lives. Pure, and cheap enough for the hot path.
 
-Precedence (DESIGN.md): REJECTED > UNAUTHORIZED > VEHICLE_NOT_CAPABLE > PERMISSION_DENIED > ALLOWED.
+Precedence (docs/contract.md, "Outcomes and their precedence"):
+REJECTED > UNAUTHORIZED > VEHICLE_NOT_CAPABLE > PERMISSION_DENIED > ALLOWED.
 A decision depends on the request only through its target (and, for a REJECTED one, what was wrong), so the
 decisions for every known target are built once and shared: deciding is a few lookups and a bit test, with
-no allocation. The request id enters only when the error object or the wire message is built.
+no allocation. The request id enters only when the error object or the wire message is built (outbound.py).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas import problems
 from schemas.catalog import Catalog, Command, get_catalog
 from schemas.connection import Connection, ConnectionStatus
-from schemas.messages import DecisionMessage, RequestMessage
+from schemas.messages import RequestMessage
 from schemas.problems import Outcome, Problem, SmartcarError
 from schemas.vehicle import Vehicle
-
-_REQUEST_ID_SLOT = "\x00request-id\x00"
-# Escapes every non-ASCII character, lone surrogates included, so the output is always valid UTF-8.
-_quote = json.encoder.encode_basestring_ascii
 
 
 def rfc3339(moment: datetime) -> str:
@@ -36,60 +32,12 @@ class Decision:
     outcome: Outcome
     permission: str | None
     problem: Problem | None
-    # The decision's part of the wire JSON around the request id, built on first encode(); see _fragments().
-    _head: str | None = field(default=None, init=False, repr=False, compare=False)
-    _tail: str = field(default="", init=False, repr=False, compare=False)
-
-    def _fragments(self) -> tuple[str, str]:
-        # From pydantic's own serialization, so both encoders agree by construction.
-        head = f'"outcome":"{self.outcome.value}","permission":{json.dumps(self.permission)},"error":'
-        tail = ""
-        if self.problem is None:
-            head += "null"
-        else:
-            error = self.problem.for_request(_REQUEST_ID_SLOT).model_dump_json()
-            before, tail = error.split(json.dumps(_REQUEST_ID_SLOT))
-            head += before
-        object.__setattr__(self, "_head", head)
-        object.__setattr__(self, "_tail", tail)
-        return head, tail
-
-    def encode(self, request: RequestMessage, decision_id: str, decided_at: str, entry_id: str | None = None) -> bytes:
-        """The wire JSON of `to_message(...)`, built by string joins: the gatekeeper's hot path.
-
-        `decided_at` is RFC 3339 UTC text (see `rfc3339()`), formatted once per batch by the caller.
-        """
-        head, tail = (self._head, self._tail) if self._head is not None else self._fragments()
-        request_id = _quote(request.request_id)
-        error = f"{head}{request_id}{tail}" if tail else head
-        return (
-            f'{{"v":1,"decision_id":{_quote(decision_id)},"request_id":{request_id},'
-            f'"connection_id":{_quote(request.connection_id)},"vehicle_id":{_quote(request.vehicle_id)},'
-            f'"kind":"{request.kind}","target":{_quote(request.target)},{error},'
-            f'"decided_at":"{decided_at}","entry_id":{"null" if entry_id is None else _quote(entry_id)}}}'
-        ).encode()
+    wire_fragments: tuple[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+    """Its part of the wire JSON around the request id, built on first use by schemas/outbound.py."""
 
     def error(self, request_id: str) -> SmartcarError | None:
         """The Smartcar-shaped error object for the request this decision answers."""
         return None if self.problem is None else self.problem.for_request(request_id)
-
-    def to_message(
-        self, request: RequestMessage, decision_id: str, decided_at: datetime, entry_id: str | None = None
-    ) -> DecisionMessage:
-        """The decision as published on `{prefix}:decisions`."""
-        return DecisionMessage(
-            decision_id=decision_id,
-            request_id=request.request_id,
-            connection_id=request.connection_id,
-            vehicle_id=request.vehicle_id,
-            kind=request.kind,
-            target=request.target,
-            outcome=self.outcome,
-            permission=self.permission,
-            error=self.error(request.request_id),
-            decided_at=decided_at,
-            entry_id=entry_id,
-        )
 
 
 @dataclass(frozen=True, slots=True)

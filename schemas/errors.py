@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 
 class FleetgateError(Exception):
-    """Root of every error raised by `schemas`."""
+    """The project's one root exception: `schemas` raises it, `services` and `simulator` raise its subclasses."""
 
 
 class CatalogError(FleetgateError):

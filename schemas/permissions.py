@@ -25,6 +25,8 @@ class PermissionItem(TypedDict):
 
 @dataclass(frozen=True, slots=True)
 class PermissionSet:
+    """A set of the catalog's permissions, each required or optional, as two bitmasks."""
+
     granted: int = 0
     """Bitmask of the permissions in the set."""
     required: int = 0

@@ -1,9 +1,12 @@
-"""The one root exception of `services`, and its specialisations."""
+"""The root exception of `services`, under the project's one root (schemas.errors.FleetgateError), and its
+specialisations: the `fleetgate` command reports any FleetgateError as one line, never a traceback."""
 
 from __future__ import annotations
 
+from schemas.errors import FleetgateError
 
-class ServiceError(Exception):
+
+class ServiceError(FleetgateError):
     """Root of every error raised by `services`."""
 
 
@@ -21,3 +24,7 @@ class ConfigFileError(ServiceError):
 
 class RedisUnavailableError(ServiceError):
     """Redis cannot be reached; the message names the server without its password."""
+
+
+class AuditStoreError(ServiceError):
+    """The audit database cannot be opened, read or written; the message names the file."""

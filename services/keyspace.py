@@ -13,7 +13,7 @@ module is a contract inside the project; the records stored under the registry's
 | `P:access:version`           | string | the last version handed out (INCR)                               |
 | `P:access:filters`           | string | the Connection Filters, JSON                                     |
 | `P:connection-events`        | stream | `connection.*` events, field `data` (the wire contract)          |
-| `P:requests`, `P:decisions`, `P:deadletter` | streams | the gatekeeper's (DESIGN.md)                          |
+| `P:requests`, `P:decisions`, `P:deadletter` | streams | the gatekeeper's (docs/contract.md)                  |
 | `P:dedupe:{request_id}`      | string | the entry id that decided it; expires after the dedupe window    |
 | `P:gatekeeper:heartbeat:{consumer}` | string | a live worker's last beat; expires                        |
 

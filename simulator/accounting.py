@@ -31,6 +31,8 @@ class _Tracked:
 
 
 class Accountant:
+    """Matches every decision to the request that was sent, and checks its outcome against what was intended."""
+
     def __init__(self, world: World, started_at: float) -> None:
         self.world = world
         self.started_at = started_at

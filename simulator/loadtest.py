@@ -26,6 +26,7 @@ from services.keyspace import Keys
 from services.redis_client import Client, client_for
 from services.registry import ConnectService, Registry
 from services.settings import Settings
+from services.streams import live_consumers
 from simulator.accounting import Accountant, Sent
 from simulator.errors import LoadTestError
 from simulator.fleet import FleetMix, generate_fleet
@@ -104,7 +105,7 @@ async def run_load_test(options: LoadTestOptions, on_progress: Callable[[Progres
         setup_s = time.perf_counter() - setup_started
         if gatekeepers is not None:
             await wait_for_heartbeats(redis, keys, options.gatekeepers, gatekeepers)
-        elif not [k async for k in redis.scan_iter(match=keys.heartbeat_prefix + "*")]:
+        elif not await live_consumers(redis, keys):
             raise LoadTestError(f"no gatekeeper is running on prefix {options.prefix!r}: start one, or drop the flag")
         return await _load(redis, keys, options, world, setup_s=setup_s, on_progress=on_progress)
     finally:

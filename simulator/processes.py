@@ -14,6 +14,7 @@ from services.gatekeeper.processes import worker_command
 from services.keyspace import Keys
 from services.redis_client import Client
 from services.settings import Settings
+from services.streams import live_consumers
 from simulator.errors import LoadTestError
 from simulator.producer import ProducerJob, produce_in_process
 
@@ -38,7 +39,7 @@ async def wait_for_heartbeats(redis: Client, keys: Keys, workers: int, process: 
     """Until `workers` gatekeepers beat (they have created the group and are reading), or fail if they died."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
-    while len([k async for k in redis.scan_iter(match=keys.heartbeat_prefix + "*")]) < workers:
+    while len(await live_consumers(redis, keys)) < workers:
         if process.poll() is not None:
             raise LoadTestError(f"the gatekeeper exited with code {process.returncode} before it started")
         if loop.time() > deadline:

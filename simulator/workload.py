@@ -64,6 +64,8 @@ class Planned:
 
 
 class RequestMaker:
+    """Draws the load test's requests from the world (valid ones, and malformed or foreign ones on purpose)."""
+
     def __init__(self, world: World, mix: WorkloadMix, seed: int, id_prefix: str) -> None:
         self.world = world
         self.mix = mix

@@ -1,8 +1,8 @@
 """What the simulator knows, independently of the gatekeeper: each vehicle, its connection and grant, and when
 owners change them. From it alone the simulator says which outcome it intends for each request.
 
-`intended()` is the simulator's own reading of DESIGN.md's precedence table, written against its own records,
-not a call to `schemas.decision.decide()`: a mismatch between the two is what the load test exists to find.
+`intended()` is the simulator's own reading of the precedence table in docs/contract.md, written against its own
+records, not a call to `schemas.decision.decide()`: a mismatch between the two is what the load test exists to find.
 """
 
 from __future__ import annotations

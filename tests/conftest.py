@@ -1,11 +1,18 @@
 """The fixtures every tier shares: Redis servers and clusters, per-test key prefixes, registries, workers.
 
+The `redis` and `cluster` marks are true by construction (`pytest_collection_modifyitems` below): a test that
+uses a fixture starting or needing a redis-server, however indirectly, is marked `redis`; one that uses a cluster
+fixture is marked `cluster` and `redis`. A test that starts redis-server itself carries the mark by hand. A test
+without the `redis` mark finds a decoy redis-server and redis-cli first on PATH, and fails if it runs either
+(`no_redis_server_unless_marked`), so `-m "not redis"` never needs, starts or silently skips a Redis.
+
 Builders of domain objects (a vehicle, a connection, a request) are in devtools/builders.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,14 +27,73 @@ from devtools.local_cluster import RedisClusterProcesses, start_redis_cluster
 from schemas.access import VehicleAccessConfig
 from schemas.catalog import Catalog, get_catalog
 from schemas.powertrain import Powertrain
-from services.gatekeeper.upkeep import serve
-from services.gatekeeper.worker import Gatekeeper
+from services.gatekeeper.worker import Gatekeeper, serve
 from services.keyspace import Keys
 from services.local_redis import RedisServer, start_redis_server
 from services.redis_client import Client, connect
 from services.registry import ConnectService, Registry
 from services.settings import Settings
 from tests.deployment import Deployment
+
+REDIS_FIXTURES = frozenset({"redis_server", "redis_cluster", "disposable_cluster", "deployment"})
+"""Fixtures that start or need a Redis: every fixture that takes one of these (`redis`, `registry`,
+`connection_id`, `running_later`, `cluster_client`, ...) does too, and `item.fixturenames` is the closure."""
+CLUSTER_FIXTURES = frozenset({"redis_cluster", "disposable_cluster"})
+"""Fixtures that start or need a local Redis Cluster (`deployment` marks its own cluster case)."""
+REDIS_BINARIES = ("redis-server", "redis-cli")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `redis` every test that uses a Redis fixture, `cluster` (and so `redis`) every one using a cluster."""
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & CLUSTER_FIXTURES and item.get_closest_marker("cluster") is None:
+            item.add_marker(pytest.mark.cluster)
+        needs_redis = bool(uses & REDIS_FIXTURES) or item.get_closest_marker("cluster") is not None
+        if needs_redis and item.get_closest_marker("redis") is None:
+            item.add_marker(pytest.mark.redis)
+
+
+@pytest.fixture(scope="session")
+def decoy_redis_binaries(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of `redis-server` and `redis-cli` scripts that record their call and exit 1."""
+    directory = tmp_path_factory.mktemp("decoy-redis")
+    for name in REDIS_BINARIES:
+        script = directory / name
+        script.write_text(
+            "#!/bin/sh\n"
+            f'echo "{name} $*" >> "{directory / "calls"}"\n'
+            f'echo "{name}: called by a test without the redis mark (tests/conftest.py)" >&2\n'
+            "exit 1\n"
+        )
+        script.chmod(0o755)
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def no_redis_server_unless_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test without the `redis` mark gets decoys for redis-server and redis-cli first on PATH (its own process
+    and its subprocesses) and an unreachable FLEETGATE_REDIS_URL; it fails if it ran a decoy or took a Redis
+    fixture by `request.getfixturevalue`."""
+    if request.node.get_closest_marker("redis") is not None:
+        yield
+        return
+    decoys: Path = request.getfixturevalue("decoy_redis_binaries")
+    calls = decoys / "calls"
+    calls.unlink(missing_ok=True)
+    monkeypatch.setenv("PATH", f"{decoys}{os.pathsep}{os.environ.get('PATH', '')}")
+    # Nothing listens on port 1: a connection made by default fails, instead of reaching a Redis on 6379.
+    monkeypatch.setenv("FLEETGATE_REDIS_URL", "redis://127.0.0.1:1/0")
+    yield
+    ran = calls.read_text().splitlines() if calls.exists() else []
+    taken = sorted(REDIS_FIXTURES.intersection(request.fixturenames))
+    if ran or taken:
+        pytest.fail(
+            f"{request.node.nodeid} needs Redis (ran {ran}, took {taken}) but is not marked `redis`: "
+            "mark it `@pytest.mark.redis`, or take a fixture from REDIS_FIXTURES (tests/conftest.py)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

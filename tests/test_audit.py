@@ -33,11 +33,11 @@ from schemas.powertrain import Powertrain
 from schemas.problems import Outcome
 from services.consumers.audit import Auditor
 from services.consumers.audit_store import AuditStore
-from services.consumers.streams import hash_tag
 from services.gatekeeper.worker import Gatekeeper
 from services.keyspace import Keys
 from services.local_redis import RedisServer
 from services.registry import ConnectService, Registry
+from services.streams import hash_tag
 from tests.test_tail import SHARDS, cli_for, decision_data, publish_per_shard, request_data, wait_for_decisions
 
 pytestmark = pytest.mark.redis

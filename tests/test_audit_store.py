@@ -8,7 +8,7 @@ from pathlib import Path
 
 from schemas.messages import ConnectionEventMessage
 from services.consumers.audit_store import AuditStore, Batch
-from services.consumers.streams import hash_tag
+from services.streams import hash_tag
 from tests.test_audit import event_data, rows
 
 # The connection_events table as an audit file from before shards has it: keyed by entry id alone.

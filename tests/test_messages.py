@@ -23,6 +23,7 @@ from schemas.messages import (
     RequestMessage,
     decode_request,
 )
+from schemas.outbound import decision_message, encode_decision
 from schemas.permissions import PermissionSet
 
 CONTRACT_DIR = Path(__file__).resolve().parent.parent / "docs" / "contract"
@@ -80,7 +81,7 @@ def test_decision_message_has_smartcar_shaped_error() -> None:
     """A decision echoes the request and carries the error with Smartcar's field names."""
     request = make_request("tractionbattery-stateofcharge")
     decision = decide(request, make_connection("read_odometer"), make_vehicle())
-    message = decision.to_message(request, decision_id="d-1", decided_at=NOW, entry_id="1-0")
+    message = decision_message(decision, request, decision_id="d-1", decided_at=NOW, entry_id="1-0")
     wire = json.loads(message.encode())
     assert wire["outcome"] == "PERMISSION_DENIED"
     assert (wire["request_id"], wire["vehicle_id"], wire["permission"]) == ("req-1", "veh-1", "read_battery")
@@ -191,13 +192,14 @@ def test_fast_decision_encoder_matches_the_model(
     revoked: bool,
     entry_id: str | None,
 ) -> None:
-    """Decision.encode() and the pydantic model's JSON decode to the same message, for any ids."""
+    """The hot path's encode_decision() and the reference encoder (the pydantic model) give the same message, for
+    any ids."""
     target, kind, params, granted = case
     request = make_request(target, kind=kind, params=params, request_id=request_id, vehicle_id=vehicle_id)
     status = ConnectionStatus.REVOKED if revoked else ConnectionStatus.ACTIVE
     connection = make_connection(granted, status=status, vehicle_id=vehicle_id)
     decision = decide(request, connection, make_vehicle(vehicle_id=vehicle_id))
-    fast = decision.encode(request, decision_id, rfc3339(NOW), entry_id)
-    model = decision.to_message(request, decision_id, NOW, entry_id)
+    fast = encode_decision(decision, request, decision_id, rfc3339(NOW), entry_id)
+    model = decision_message(decision, request, decision_id, NOW, entry_id)
     assert DecisionMessage.model_validate_json(fast) == model
     assert json.loads(fast) == json.loads(model.encode())

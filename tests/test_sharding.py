@@ -10,8 +10,7 @@ from pydantic import ValidationError
 from redis.crc import key_slot
 
 from devtools.builders import TEST_TIMINGS
-from services.gatekeeper.upkeep import serve
-from services.gatekeeper.worker import Gatekeeper
+from services.gatekeeper.worker import Gatekeeper, serve
 from services.keyspace import SLOTS, Keys, parse_shards, shard_of, shard_tag
 from services.local_redis import RedisServer
 from services.redis_client import connect

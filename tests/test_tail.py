@@ -22,10 +22,10 @@ from typer.testing import CliRunner, Result
 from fleetgate import app
 from schemas.messages import DecisionMessage
 from schemas.problems import Outcome, permission_denied
-from services.consumers.streams import sweep_block_ms
 from services.gatekeeper.worker import Gatekeeper
 from services.keyspace import Keys
 from services.local_redis import RedisServer
+from services.streams import sweep_block_ms
 
 pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]

@@ -4,8 +4,9 @@ It is one consumer group (`audit` by default) on both `{prefix}:decisions` and `
 (on each shard's pair of them), created at id 0 because an audit wants the history. It reads the shards in turn:
 one XREADGROUP names one shard's two streams, which share its hash tag (one slot on a Redis Cluster). Per read
 batch: parse, write in one SQLite transaction, commit, then XACK. A crash between the commit and the XACK leaves
-the batch pending; on start the consumer first re-reads its own pending entries (XREADGROUP from id 0), and it
-XAUTOCLAIMs entries that dead audit consumers left idle for over a minute. Stored rows are keyed, so a re-read
+the batch pending: a consumer re-reads its own pending entries on start (XREADGROUP from id 0; a consumer started
+with the name of one that crashed, `consumer=`), and every consumer XAUTOCLAIMs the entries that dead audit
+consumers (names are unique per process: services/streams.py) left idle for over a minute. Stored rows are keyed, so a re-read
 batch adds nothing: no gap, no duplicate. An entry that is not a valid message is kept in the `unreadable` table
 and acknowledged. A Redis outage is waited out with backoff, except by a batch run (`until_idle`), which reports it.
 """
@@ -13,7 +14,6 @@ and acknowledged. A Redis outage is waited out with backoff, except by a batch r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any, cast
@@ -26,9 +26,9 @@ from redis.typing import KeyT, StreamIdT
 from schemas.errors import describe_validation_error
 from schemas.messages import ConnectionEventMessage, DecisionMessage
 from services.consumers.audit_store import AuditStore, Batch
-from services.consumers.streams import StreamReply, as_reply, consumer_name, ensure_group, sweep_block_ms
 from services.keyspace import Keys, ShardKeys
 from services.redis_client import Client
+from services.streams import Backoff, StreamReply, as_reply, consumer_name, ensure_group, pause, sweep_block_ms
 
 log = logging.getLogger("fleetgate.audit")
 
@@ -91,7 +91,7 @@ class Auditor:
         await self.read_own_pending()
         await self.claim_idle()
         loop = asyncio.get_running_loop()
-        claimed_at, failures, found = loop.time(), 0, False
+        claimed_at, backoff, found = loop.time(), Backoff(0.2), False
         while not self.stopping.is_set():
             try:
                 if loop.time() - claimed_at >= self.claim_interval_s:
@@ -102,15 +102,13 @@ class Auditor:
                 found = await self._read_new(block_ms)
                 if not found and block_ms is not None and until_idle:
                     break
-                failures = 0
+                backoff.reset()
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 if until_idle:  # a batch job reports the outage; a long-running consumer waits it out
                     raise
-                failures += 1
-                delay = min(0.1 * 2**failures, 5.0)
+                delay = backoff.next_delay()
                 log.warning("redis error, retrying in %.1fs: %s", delay, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+                await pause(delay, self.stopping)
         return self.stats
 
     async def _read_new(self, block_ms: int | None) -> bool:

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from schemas.messages import ConnectionEventMessage, DecisionMessage
 from schemas.scope import render_scope
-from services.consumers.streams import hash_tag, split_id
-from services.errors import ServiceError
+from services.errors import AuditStoreError
+from services.streams import hash_tag, split_id
 
 DenialGrouping = Literal["permission", "outcome"]
 
@@ -117,10 +117,6 @@ DROP TABLE {_UNSHARDED_EVENTS};
 """
 
 
-class AuditStoreError(ServiceError):
-    """The audit database cannot be opened or read; the message names the file."""
-
-
 @dataclass
 class Batch:
     """What one read brought, as rows: written together, in one transaction."""
@@ -182,6 +178,8 @@ class Written:
 
 
 class AuditStore:
+    """The audit log in SQLite: decision and connection-event rows keyed by their entries, so a re-read adds nothing."""
+
     def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self.db = db
         self.path = path

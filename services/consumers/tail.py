@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.text import Text
 
 from schemas.problems import Outcome
-from services.consumers.streams import Entry, as_reply, consumer_name, ensure_group, sweep_block_ms
 from services.keyspace import Keys
 from services.redis_client import Client
+from services.streams import Entry, as_reply, consumer_name, ensure_group, last_id, sweep_block_ms
 
 OUTCOME_STYLES = {
     Outcome.ALLOWED: "green",
@@ -188,7 +188,7 @@ class _PlainReader:
     async def open(cls, redis: Client, streams: list[str], *, from_start: bool) -> _PlainReader:
         positions: dict[str, bytes | str] = {}
         for stream in streams:
-            positions[stream] = "0-0" if from_start else await _last_id(redis, stream)
+            positions[stream] = "0-0" if from_start else await last_id(redis, stream)
         return cls(redis, positions)
 
     async def read(self, stream: str, size: int, block_ms: int | None) -> list[Entry]:
@@ -197,15 +197,6 @@ class _PlainReader:
 
     async def handled(self, stream: str, entries: list[Entry]) -> None:
         self.positions[stream] = entries[-1][0]
-
-
-async def _last_id(redis: Client, stream: str) -> bytes | str:
-    """The stream's current last id, "0-0" if it is empty.
-
-    Rather than `$`: with `$` each read would miss what arrived between two reads.
-    """
-    newest = await redis.xrevrange(stream, count=1)
-    return (newest[0][0] if newest else None) or "0-0"
 
 
 class _GroupReader:

@@ -24,8 +24,7 @@ from schemas.messages import (
     DecisionMessage,
     RequestMessage,
 )
-from services.gatekeeper.upkeep import serve
-from services.gatekeeper.worker import Gatekeeper
+from services.gatekeeper.worker import Gatekeeper, serve
 from services.logs import configure_logging
 from services.redis_client import client_for, first_node_url, redact
 from services.settings import Settings

@@ -32,6 +32,8 @@ class Lookups:
 
 
 class RegistryCache:
+    """The registry's connections and vehicles as a worker sees them: cached, dropped on their events, TTL-bounded."""
+
     def __init__(self, registry: Registry, ttl: float, max_entries: int = 500_000) -> None:
         self.registry = registry
         self.max_entries = max_entries

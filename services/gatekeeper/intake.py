@@ -3,46 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from schemas import problems
-from schemas.decision import Decision
 from schemas.errors import describe_validation_error
-from schemas.messages import DecisionMessage, RequestMessage, decode_request
-from schemas.problems import Outcome
+from schemas.messages import RequestMessage, decode_request
+from schemas.outbound import Rejection
 
 DATA = b"data"
 _ECHOED = ("connection_id", "vehicle_id", "kind", "target")
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A payload that is not a request: what can be echoed of it, and why."""
-
-    request_id: str
-    reason: str
-    echo: dict[str, str]
-
-    def encode(self, decision_id: str, decided_at: str, entry_id: str) -> bytes:
-        decision = Decision(Outcome.REJECTED, None, problems.rejected(self.reason))
-        kind = self.echo.get("kind")
-        message = DecisionMessage(
-            decision_id=decision_id,
-            request_id=self.request_id,
-            connection_id=self.echo.get("connection_id"),
-            vehicle_id=self.echo.get("vehicle_id"),
-            kind=kind if kind in ("signal", "command") else None,  # type: ignore[arg-type]
-            target=self.echo.get("target"),
-            outcome=Outcome.REJECTED,
-            permission=None,
-            error=decision.error(self.request_id),
-            decided_at=decided_at,  # type: ignore[arg-type]
-            entry_id=entry_id,
-        )
-        return message.encode()
 
 
 def read_entry(entry_id: bytes, fields: dict[bytes, bytes], max_payload_bytes: int) -> RequestMessage | Rejection:

@@ -27,13 +27,13 @@ LAG = Gauge("fleetgate_group_lag", "Entries not yet delivered to the group, per 
 
 
 def observe_batch(
-    entries: int, outcomes: list[str], published: str, *, seconds: float, cache_hits: int, cache_misses: int
+    entries: int, published: Tally[str], duplicates: int, *, seconds: float, cache_hits: int, cache_misses: int
 ) -> None:
-    """`published` has one flag per outcome: "1" published, "0" a duplicate acknowledged without a decision."""
+    """One batch: its size and time, the decisions it published by outcome, and its duplicates."""
     BATCH_SIZE.observe(entries)
     BATCH_SECONDS.observe(seconds)
-    for outcome, count in Tally(o for o, flag in zip(outcomes, published, strict=True) if flag == "1").items():
+    for outcome, count in published.items():
         DECISIONS.labels(outcome).inc(count)
-    DUPLICATES.inc(published.count("0"))
+    DUPLICATES.inc(duplicates)
     CACHE_HITS.inc(cache_hits)
     CACHE_MISSES.inc(cache_misses)

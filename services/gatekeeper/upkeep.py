@@ -1,33 +1,21 @@
-"""What each worker does beside deciding: follow connection events, reclaim, trim, beat, report group stats."""
+"""What each worker does beside deciding (serve() in worker.py runs these): follow connection events, trim, report
+group stats."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING
 
 from services.gatekeeper import metrics
-from services.gatekeeper.worker import Gatekeeper
 from services.redis_client import REDIS_ERRORS, Client
+from services.streams import as_reply, last_id, next_id, split_id
+
+if TYPE_CHECKING:
+    from services.gatekeeper.worker import Gatekeeper
 
 log = logging.getLogger("fleetgate.gatekeeper")
-
-
-async def every(seconds: float, job: Callable[[], Awaitable[Any]], stopping: asyncio.Event) -> None:
-    """Run `job` every `seconds` until stopping; a failing run is logged and the next one tried."""
-    while not stopping.is_set():
-        try:
-            await job()
-        except REDIS_ERRORS as exc:
-            log.warning("%s failed: %s", getattr(job, "__name__", "job"), exc)
-        except Exception:  # a bug in one run must not end the job for good, silently
-            log.exception("%s failed", getattr(job, "__name__", "job"))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=seconds)
 
 
 async def follow_connection_events(gatekeeper: Gatekeeper, block_ms: int = 200) -> None:
@@ -46,8 +34,7 @@ async def _follow(gatekeeper: Gatekeeper, stream: str, block_ms: int) -> None:
     while not gatekeeper.stopping.is_set():
         try:
             if last == "$":
-                newest = await redis.xrevrange(stream, count=1)
-                last = (newest[0][0] if newest else None) or "0-0"
+                last = await last_id(redis, stream)
             response = await redis.xread({stream: last}, count=1000, block=block_ms)
         except REDIS_ERRORS as exc:
             log.warning("reading connection events failed: %s", exc)
@@ -58,7 +45,7 @@ async def _follow(gatekeeper: Gatekeeper, stream: str, block_ms: int) -> None:
             log.exception("reading connection events failed")
             await asyncio.sleep(0.5)
             continue
-        for _stream, events in cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]", response or []):
+        for _stream, events in as_reply(response):
             for event_id, fields in events:
                 last = event_id
                 try:
@@ -93,9 +80,9 @@ async def _trim_stream(redis: Client, stream: str, pending: dict[str, int], lag:
         # XINFO and XPENDING are two reads: entries pending in the first may be acknowledged by the second.
         summary = await redis.xpending(stream, name) if group["pending"] else None
         if summary and summary["min"] is not None:
-            floors.append(_stream_id(summary["min"]))
+            floors.append(split_id(summary["min"]))
         else:
-            floors.append(_next_id(_stream_id(group["last-delivered-id"])))
+            floors.append(next_id(split_id(group["last-delivered-id"])))
     # XTRIM MINID keeps ids >= the floor: everything older is acknowledged by every group.
     ms, seq = min(floors)
     return int(await redis.xtrim(stream, minid=f"{ms}-{seq}", approximate=False))
@@ -109,7 +96,7 @@ async def trim_by_age(gatekeeper: Gatekeeper) -> int:
     removed = 0
     for shard in gatekeeper.shards:
         # The clock that stamped the ids (the shard's server), not this host's.
-        seconds, micros = await shard.wire.call("TIME")
+        seconds, micros = await shard.transport.call("TIME")
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         for stream, max_age_s in (
             (shard.keys.decisions, settings.decisions_max_age_s),
@@ -120,57 +107,3 @@ async def trim_by_age(gatekeeper: Gatekeeper) -> int:
                     await gatekeeper.redis.xtrim(stream, minid=f"{now_ms - 1000 * max_age_s}-0", approximate=False)
                 )
     return removed
-
-
-async def beat(gatekeeper: Gatekeeper) -> None:
-    key = gatekeeper.keys.heartbeat(gatekeeper.consumer)
-    await gatekeeper.redis.set(key, str(time.time()), ex=gatekeeper.settings.heartbeat_ttl_s)
-
-
-def _stream_id(value: bytes | str) -> tuple[int, int]:
-    text = value.decode() if isinstance(value, bytes) else value
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _next_id(entry_id: tuple[int, int]) -> tuple[int, int]:
-    return entry_id[0], entry_id[1] + 1
-
-
-async def _until_redis_answers(gatekeeper: Gatekeeper) -> None:
-    """Create the group and beat once, retrying with backoff while Redis is away (it may start after us)."""
-    delay = 0.1
-    while not gatekeeper.stopping.is_set():
-        try:
-            await gatekeeper.ensure_group()
-            await beat(gatekeeper)
-            return
-        except REDIS_ERRORS as exc:
-            log.warning("waiting for Redis (%s); retrying in %.1fs", exc, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(gatekeeper.stopping.wait(), timeout=delay)
-            delay = min(delay * 2, 5.0)
-
-
-async def serve(gatekeeper: Gatekeeper) -> None:
-    """Run a worker until gatekeeper.stop(): the consume loop and its upkeep, then a clean exit."""
-    settings, stopping = gatekeeper.settings, gatekeeper.stopping
-    await _until_redis_answers(gatekeeper)
-    if stopping.is_set():
-        return
-    upkeep = [
-        asyncio.create_task(follow_connection_events(gatekeeper)),
-        asyncio.create_task(every(settings.reclaim_interval_ms / 1000, gatekeeper.reclaim, stopping)),
-        asyncio.create_task(every(settings.trim_interval_ms / 1000, lambda: trim_requests(gatekeeper), stopping)),
-        asyncio.create_task(every(settings.trim_interval_ms / 1000, lambda: trim_by_age(gatekeeper), stopping)),
-        asyncio.create_task(every(settings.heartbeat_ttl_s / 3, lambda: beat(gatekeeper), stopping)),
-    ]
-    streams = ", ".join(shard.keys.requests for shard in gatekeeper.shards)
-    log.info("gatekeeper %s consuming %s as group %s", gatekeeper.consumer, streams, settings.group)
-    try:
-        await gatekeeper.consume()
-    finally:
-        stopping.set()
-        await asyncio.gather(*upkeep, return_exceptions=True)
-        await gatekeeper.redis.delete(gatekeeper.keys.heartbeat(gatekeeper.consumer))
-        log.info("gatekeeper %s stopped", gatekeeper.consumer)

@@ -1,7 +1,7 @@
-"""The gatekeeper worker: read a batch from the consumer group, decide it, publish and acknowledge it in one script.
+"""The gatekeeper worker: read a batch from the consumer group, decide it, then commit it in one script.
 
-    XREADGROUP (COUNT batch_size) -> read_entry() -> cache.load() (one MGET) -> decide() -> Decision.encode()
-    -> DECIDE script (dedupe + XADD decisions + XACK, one round trip)
+    XREADGROUP (COUNT batch_size) -> read_entry() -> cache.load() (one MGET) -> decide() -> encode_decision()
+    -> COMMIT script (dedupe + XADD decisions + XACK, one round trip)
 
 Per batch that is three round trips whatever its size. An entry whose processing raises is left pending; the
 reclaim loop (every worker runs one) claims entries idle longer than `min_idle_ms`, from dead workers or
@@ -14,53 +14,49 @@ or those of `FLEETGATE_WORKER_SHARDS`); each shard's commands touch only keys un
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import itertools
 import logging
 import math
-import os
 import secrets
-import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 from redis.exceptions import ResponseError
 
 from schemas.decision import decide, rfc3339
-from schemas.messages import DeadLetterMessage, RequestMessage
+from schemas.messages import RequestMessage
+from schemas.outbound import Rejection, encode_dead_letter, encode_decision, encode_rejection
 from schemas.problems import Outcome
-from services.gatekeeper import metrics
+from services.gatekeeper import metrics, upkeep
 from services.gatekeeper.cache import Lookups, RegistryCache
-from services.gatekeeper.intake import Rejection, read_entry
-from services.gatekeeper.scripts import DEAD_LETTER, DECIDE
-from services.gatekeeper.wire import Entry, Wire, WireScript, wire_for
+from services.gatekeeper.intake import read_entry
+from services.gatekeeper.resp import Entry, RespScript, RespTransport, transport_for
+from services.gatekeeper.scripts import COMMIT, DEAD_LETTER, Commit, dead_letter_arguments
 from services.keyspace import ShardKeys
 from services.redis_client import REDIS_ERRORS, Client
 from services.registry.store import Registry
 from services.settings import Settings
+from services.streams import Backoff, beat, consumer_name, ensure_group, every, pause
 
 log = logging.getLogger("fleetgate.gatekeeper")
 
 
-def consumer_name() -> str:
-    """Unique per process: host, pid and a random tag (a restarted pid must not inherit a dead PEL)."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
-
-
 @dataclass(slots=True)
 class Shard:
-    """One shard this worker consumes: its keys, and the hot path's wire to the server that holds them."""
+    """One shard this worker consumes: its keys, and the hot path's transport to the server that holds them."""
 
     keys: ShardKeys
-    wire: Wire
-    decide: WireScript
+    transport: RespTransport
+    commit: RespScript
     reclaim_cursor: bytes | str = "0-0"
 
 
 class Gatekeeper:
+    """One gatekeeper worker: a consumer of the requests streams of its shards, deciding batch by batch."""
+
     def __init__(self, settings: Settings, redis: Client, consumer: str | None = None) -> None:
         self.settings = settings
         self.redis = redis
@@ -75,17 +71,13 @@ class Gatekeeper:
         self.stopping = asyncio.Event()
 
     def _shard(self, keys: ShardKeys) -> Shard:
-        wire = wire_for(self.redis, keys.requests)
-        return Shard(keys, wire, WireScript(wire, DECIDE))
+        transport = transport_for(self.redis, keys.requests)
+        return Shard(keys, transport, RespScript(transport, COMMIT))
 
     async def ensure_group(self) -> None:
         """Create each shard's consumer group at id 0 (so a backlog written before any worker started is decided)."""
         for shard in self.shards:
-            try:
-                await self.redis.xgroup_create(shard.keys.requests, self.settings.group, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            await ensure_group(self.redis, shard.keys.requests, self.settings.group, "0")
 
     def stop(self) -> None:
         """Finish the batch in hand, acknowledge it, and return from consume()."""
@@ -103,10 +95,10 @@ class Gatekeeper:
         await asyncio.gather(*(self._consume_loop(shard) for shard in self.shards for _ in range(per_shard)))
 
     async def _consume_loop(self, shard: Shard) -> None:
-        failures = 0
+        backoff = Backoff()
         while not self.stopping.is_set():
             try:
-                entries = await shard.wire.read_group(
+                entries = await shard.transport.read_group(
                     shard.keys.requests,
                     self.settings.group,
                     self.consumer,
@@ -115,7 +107,7 @@ class Gatekeeper:
                 )
                 if entries:
                     await self.process(entries, shard)
-                failures = 0
+                backoff.reset()
             except REDIS_ERRORS as exc:
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                     # The stream or group is gone (a Redis restarted without persistence, a FLUSHALL): create
@@ -124,68 +116,58 @@ class Gatekeeper:
                     with contextlib.suppress(*REDIS_ERRORS):
                         await self.ensure_group()
                     continue
-                failures += 1
-                delay = min(0.05 * 2**failures, 5.0)
+                delay = backoff.next_delay()
                 log.warning("redis error on %s, retrying in %.2fs: %s", shard.keys.requests, delay, exc)
                 await asyncio.sleep(delay)
                 with contextlib.suppress(*REDIS_ERRORS):
-                    await shard.wire.refresh()
+                    await shard.transport.refresh()
 
-    async def process(self, entries: list[Entry], shard: Shard | None = None) -> int:
-        """Decide, publish and acknowledge a batch of one shard (the only one if not named); returns how many
-        decisions were published (not duplicates)."""
-        shard = shard or self._only_shard
+    async def process(self, entries: list[Entry], shard: Shard) -> int:
+        """Decide and commit a batch of one shard; returns how many decisions were published (not duplicates)."""
         started = time.perf_counter()
         intakes = [
             (entry_id, read_entry(entry_id, fields, self.settings.max_payload_bytes)) for entry_id, fields in entries
         ]
         lookups = await self.cache.load(i for _, i in intakes if isinstance(i, RequestMessage))
         decided_at = rfc3339(datetime.now(UTC))
-        args: list[Any] = [self.settings.group, shard.keys.dedupe_prefix, self.settings.dedupe_window_s]
-        args.append(self.settings.decisions_maxlen)
-        outcomes: list[str] = []
+        settings = self.settings
+        commit = Commit(shard.keys, settings.group, settings.dedupe_window_s, settings.decisions_maxlen)
         for entry_id, intake in intakes:
             try:
-                outcome, triple = self._decided(shard, entry_id, intake, decided_at, lookups)
+                outcome, payload = self._decided(shard, entry_id, intake, decided_at, lookups)
             except Exception as exc:  # one bad entry must not stop the batch: it stays pending, to be retried
                 self._failures[shard.keys.requests, entry_id] = f"{type(exc).__name__}: {exc}"
                 log.exception("entry %s failed; left pending for retry", entry_id.decode())
                 continue
-            args += triple
-            outcomes.append(outcome)
-        published = ""
-        if outcomes:
-            flags = await shard.decide(keys=[shard.keys.decisions, shard.keys.requests], args=args)
-            published = flags.decode() if isinstance(flags, bytes) else str(flags)
-        seconds = time.perf_counter() - started
+            commit.add(entry_id, intake.request_id, payload, outcome)
+        committed = await commit.run(shard.commit)
         metrics.observe_batch(
-            len(entries), outcomes, published, seconds=seconds, cache_hits=lookups.hits, cache_misses=lookups.misses
+            len(entries),
+            committed.published,
+            committed.duplicates,
+            seconds=time.perf_counter() - started,
+            cache_hits=lookups.hits,
+            cache_misses=lookups.misses,
         )
-        return published.count("1")
-
-    @property
-    def _only_shard(self) -> Shard:
-        if len(self.shards) != 1:
-            raise ValueError(f"this worker consumes {len(self.shards)} shards: name the batch's shard")
-        return self.shards[0]
+        return committed.published.total()
 
     def _decided(
         self, shard: Shard, entry_id: bytes, intake: RequestMessage | Rejection, decided_at: str, lookups: Lookups
-    ) -> tuple[Outcome, tuple[bytes, str, bytes]]:
-        """The outcome and the DECIDE script's arguments for one entry."""
+    ) -> tuple[Outcome, bytes]:
+        """The outcome and the decision's JSON for one entry."""
         decision_id = f"{self._tag}-{next(self._ids)}"
         entry = entry_id.decode()
         if isinstance(intake, Rejection):
-            payload = intake.encode(decision_id, decided_at, entry)
+            payload = encode_rejection(intake, decision_id, decided_at, entry)
             outcome = Outcome.REJECTED
         else:
             connection = lookups.connections[intake.connection_id]
             decision = decide(intake, connection, lookups.vehicles[intake.vehicle_id])
-            payload = decision.encode(intake, decision_id, decided_at, entry)
+            payload = encode_decision(decision, intake, decision_id, decided_at, entry)
             outcome = decision.outcome  # a StrEnum: already its value, without the enum's slow `.value`
         if self._failures:
             self._failures.pop((shard.keys.requests, entry_id), None)
-        return outcome, (entry_id, intake.request_id, payload)
+        return outcome, payload
 
     async def reclaim(self) -> int:
         """Claim each shard's entries idle past min_idle_ms (XAUTOCLAIM); dead-letter those delivered too often,
@@ -233,41 +215,58 @@ class Gatekeeper:
 
     async def _dead_letter(self, shard: Shard, dead: list[Entry], deliveries: dict[bytes, int]) -> None:
         now = datetime.now(UTC)
-        args: list[Any] = [self.settings.group, self.settings.deadletter_maxlen]
+        letters = []
         for entry_id, fields in dead:
             reason = self._failures.pop(
                 (shard.keys.requests, entry_id), "not decided by any worker" if fields else "deleted while pending"
             )
-            letter = DeadLetter(shard.keys.requests, entry_id, fields, deliveries.get(entry_id, 0), reason)
-            args += [entry_id, letter.encode(now)]
-        await self._dead_letter_script(keys=[shard.keys.deadletter, shard.keys.requests], args=args)
+            times = deliveries.get(entry_id, 0)
+            letter = encode_dead_letter(shard.keys.requests, entry_id, fields, deliveries=times, reason=reason, now=now)
+            letters.append((entry_id, letter))
+        keys, args = dead_letter_arguments(shard.keys, self.settings.group, self.settings.deadletter_maxlen, letters)
+        await self._dead_letter_script(keys=keys, args=args)
         metrics.DEAD_LETTERS.inc(len(dead))
         log.warning("dead-lettered %d entries from %s", len(dead), shard.keys.requests)
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    stream: str
-    entry_id: bytes
-    fields: dict[bytes, bytes]
-    deliveries: int
-    reason: str
+async def serve(gatekeeper: Gatekeeper) -> None:
+    """Run a worker until gatekeeper.stop(): the consume loop and its upkeep jobs, then a clean exit."""
+    settings, stopping = gatekeeper.settings, gatekeeper.stopping
+    await _until_redis_answers(gatekeeper)
+    if stopping.is_set():
+        return
+    jobs = (
+        ("reclaim", settings.reclaim_interval_ms / 1000, gatekeeper.reclaim),
+        ("trim requests", settings.trim_interval_ms / 1000, lambda: upkeep.trim_requests(gatekeeper)),
+        ("trim by age", settings.trim_interval_ms / 1000, lambda: upkeep.trim_by_age(gatekeeper)),
+        ("heartbeat", settings.heartbeat_ttl_s / 3, lambda: _beat(gatekeeper)),
+    )
+    tasks = [asyncio.create_task(upkeep.follow_connection_events(gatekeeper))]
+    tasks += [asyncio.create_task(every(seconds, job, stopping, name)) for name, seconds, job in jobs]
+    streams = ", ".join(shard.keys.requests for shard in gatekeeper.shards)
+    log.info("gatekeeper %s consuming %s as group %s", gatekeeper.consumer, streams, settings.group)
+    try:
+        await gatekeeper.consume()
+    finally:
+        stopping.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await gatekeeper.redis.delete(gatekeeper.keys.heartbeat(gatekeeper.consumer))
+        log.info("gatekeeper %s stopped", gatekeeper.consumer)
 
-    def encode(self, now: datetime) -> bytes:
-        text: dict[str, str] = {}
-        binary: dict[str, str] = {}
-        for name, value in self.fields.items():
-            key = name.decode(errors="backslashreplace")
-            try:
-                text[key] = value.decode()
-            except UnicodeDecodeError:
-                binary[key] = base64.b64encode(value).decode()
-        return DeadLetterMessage(
-            entry_id=self.entry_id.decode(),
-            stream=self.stream,
-            fields=text,
-            binary_fields=binary,
-            reason=f"delivered {self.deliveries} times; last failure: {self.reason}",
-            deliveries=self.deliveries,
-            dead_at=now,
-        ).encode()
+
+async def _beat(gatekeeper: Gatekeeper) -> None:
+    await beat(gatekeeper.redis, gatekeeper.keys, gatekeeper.consumer, gatekeeper.settings.heartbeat_ttl_s)
+
+
+async def _until_redis_answers(gatekeeper: Gatekeeper) -> None:
+    """Create the groups and beat once, retrying with backoff while Redis is away (it may start after us)."""
+    backoff = Backoff()
+    while not gatekeeper.stopping.is_set():
+        try:
+            await gatekeeper.ensure_group()
+            await _beat(gatekeeper)
+            return
+        except REDIS_ERRORS as exc:
+            delay = backoff.next_delay()
+            log.warning("waiting for Redis (%s); retrying in %.1fs", exc, delay)
+            await pause(delay, gatekeeper.stopping)

@@ -66,6 +66,8 @@ class _Requested:
 
 
 class ConnectService:
+    """Smartcar Connect's outcomes: authorize, re-authorize, revoke; each change written with its connection event."""
+
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._compare_and_set = registry.redis.register_script(_COMPARE_AND_SET)

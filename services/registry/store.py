@@ -40,6 +40,8 @@ return version
 
 
 class Registry:
+    """Vehicles, Vehicle Access config versions, Connection Filters and connections, as stored in Redis."""
+
     def __init__(self, redis: Client, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys

@@ -20,8 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from devtools.builders import make_vehicle
 from schemas.access import VehicleAccessConfig
 from schemas.powertrain import Powertrain
-from services.gatekeeper.upkeep import serve
-from services.gatekeeper.worker import Gatekeeper
+from services.gatekeeper.worker import Gatekeeper, serve
 from services.keyspace import Keys
 from services.redis_client import connect
 from services.registry import ConnectService, Registry

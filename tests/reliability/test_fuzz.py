@@ -24,12 +24,14 @@ from devtools.workers import fleetgate_env, start_worker_process
 from schemas.catalog import get_catalog
 from schemas.connection import Connection
 from schemas.decision import decide
+from schemas.outbound import Rejection
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle
-from services.gatekeeper.intake import Rejection, read_entry
+from services.gatekeeper.intake import read_entry
 from services.keyspace import Keys
 from services.local_redis import RedisServer
 from services.registry import ConnectService, Registry
+from services.streams import live_consumers
 from tests.reliability.conftest import delete_prefix, read_stream, rss_mib, stop_process, valid_json, wait_until
 
 pytestmark = [pytest.mark.reliability]
@@ -370,7 +372,7 @@ def check_accounts(
 
 
 async def has_heartbeat(redis: Redis, keys: Keys) -> bool:
-    return bool([key async for key in redis.scan_iter(match=f"{keys.heartbeat_prefix}*")])
+    return bool(await live_consumers(redis, keys))
 
 
 async def accounted(redis: Redis, keys: Keys, count: int) -> bool:

@@ -18,9 +18,10 @@ from schemas.catalog import get_catalog
 from schemas.decision import decide
 from schemas.errors import FleetgateError, ScopeError
 from schemas.messages import RequestMessage
+from schemas.outbound import Rejection, encode_decision, encode_rejection
 from schemas.scope import parse_scope
 from services.errors import ServiceError
-from services.gatekeeper.intake import Rejection, read_entry
+from services.gatekeeper.intake import read_entry
 from services.registry.config_file import parse_config
 from tests.reliability.conftest import valid_json
 
@@ -60,10 +61,10 @@ def test_intake_turns_any_bytes_into_an_encodable_decision(data: bytes) -> None:
     """Whatever the bytes, intake never raises and the decision it leads to encodes as one UTF-8 JSON object."""
     intake = read_entry(b"1-1", {b"data": data}, MAX_PAYLOAD)
     if isinstance(intake, Rejection):
-        encoded = intake.encode("d-1", "2026-11-28T12:00:00Z", "1-1")
+        encoded = encode_rejection(intake, "d-1", "2026-11-28T12:00:00Z", "1-1")
     else:
         assert isinstance(intake, RequestMessage)
-        encoded = decide(intake, None, None).encode(intake, "d-1", "2026-11-28T12:00:00Z", "1-1")
+        encoded = encode_decision(decide(intake, None, None), intake, "d-1", "2026-11-28T12:00:00Z", "1-1")
     decision = json.loads(encoded.decode("utf-8"))
     assert decision["request_id"] in (intake.request_id, "unreadable:1-1")
     assert decision["outcome"] in ("REJECTED", "UNAUTHORIZED")

@@ -1,9 +1,12 @@
-"""The hot path's commands sent as hiredis-packed RESP on a pooled redis-py connection, replies left as plain lists.
+"""The hot path's RESP transport: commands packed by hiredis and sent on a pooled redis-py connection, replies
+left as the plain RESP2 lists hiredis parses.
 
 redis-py packs every argument in Python and turns each stream entry into a dict: for a 500-entry batch that
-was about a third of the worker's CPU (`python -m bench.gatekeeper`). Only XREADGROUP and the DECIDE script
+was about a third of the worker's CPU (`python -m bench.gatekeeper`). Only XREADGROUP and the COMMIT script
 go through here; everything else uses redis-py as usual, on the same connection pool. On a Redis Cluster the
 commands go to the master of one shard's hash tag, on the cluster client's own connections to that node.
+This uses redis-py's connection internals (`send_packed_command`, `read_response`, a cluster node's
+`acquire_connection`): pyproject.toml bounds redis-py to the major version it is tested on.
 """
 
 from __future__ import annotations
@@ -22,10 +25,17 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 Arg = bytes | str | int | float
 
 
-class Wire:
+def _require_resp2(connection_kwargs: dict[str, Any]) -> None:
+    """The replies are read as RESP2 shapes (an XREADGROUP reply is a list; in RESP3 it is a map)."""
+    if str(connection_kwargs.get("protocol")) != "2":
+        raise ValueError("the RESP transport reads RESP2 replies: open the client with protocol=2 (redis_client.py)")
+
+
+class RespTransport:
     """Commands on a standalone Redis's connection pool."""
 
     def __init__(self, redis: Redis) -> None:
+        _require_resp2(redis.connection_pool.connection_kwargs)
         self.pool = redis.connection_pool
 
     async def _acquire(self) -> AbstractConnection:
@@ -47,29 +57,23 @@ class Wire:
             return await connection.read_response()
         except ResponseError:
             raise  # an error reply was read whole: the connection is fine
+        except AttributeError as exc:
+            torn_down = not connection.is_connected
+            await connection.disconnect()
+            if not torn_down:
+                raise  # a programming error, not a connection gone from under the call
+            # A cluster client that reads its slot map again closes the connections of nodes that left it, those
+            # in use included: a command in flight on one then fails inside redis-py with an AttributeError.
+            raise RedisConnectionError(f"connection torn down during {args[0]!r}: {exc!r}") from exc
+        except OSError as exc:  # the socket failed under redis-py without being wrapped in its ConnectionError
+            await connection.disconnect()
+            raise RedisConnectionError(f"connection failed during {args[0]!r}: {exc!r}") from exc
         except BaseException:
             # Cancelled or failed mid-reply: the connection may hold half a reply; never reuse it.
             await connection.disconnect()
             raise
         finally:
             await self._release(connection)
-
-    async def pipeline(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
-        """Several commands on one connection, sent together, their replies in order (an error reply raises).
-
-        One connection matters for WAIT: it waits for the replication of the writes made on its own connection.
-        """
-        packed = b"".join(hiredis.pack_command(command) for command in commands)  # type: ignore[arg-type]
-        connection = await self._acquire()
-        try:
-            await connection.send_packed_command(packed, check_health=False)
-            replies = [await connection.read_response() for _ in commands]
-        except BaseException:
-            await connection.disconnect()  # replies may be left unread: never reuse it
-            raise
-        finally:
-            await self._release(connection)
-        return replies
 
     async def read_group(self, stream: str, group: str, consumer: str, count: int, block_ms: int) -> list[Entry]:
         """New entries for `consumer` (XREADGROUP ... >), waiting up to `block_ms` when there are none."""
@@ -82,11 +86,12 @@ class Wire:
         return [(entry_id, _as_dict(fields)) for entry_id, fields in entries]
 
 
-class ClusterWire(Wire):
+class ClusterRespTransport(RespTransport):
     """Commands to the master serving `route_key`'s slot on a Redis Cluster, found again after a failover."""
 
     def __init__(self, cluster: RedisCluster, route_key: str) -> None:
         # No pool of its own: the connections are the cluster client's, to whichever node serves the key now.
+        _require_resp2(cluster.connection_kwargs)
         self.cluster = cluster
         self.route_key = route_key
         self._nodes: dict[AbstractConnection, ClusterNode] = {}
@@ -102,31 +107,14 @@ class ClusterWire(Wire):
     async def _release(self, connection: AbstractConnection) -> None:
         self._nodes.pop(connection).release(connection)  # type: ignore[arg-type]
 
-    async def call(self, *args: Arg) -> Any:
-        try:
-            return await super().call(*args)
-        except _TORN_DOWN as exc:
-            raise RedisConnectionError(f"connection to the master of {self.route_key} torn down: {exc!r}") from exc
-
-    async def pipeline(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
-        try:
-            return await super().pipeline(commands)
-        except _TORN_DOWN as exc:
-            raise RedisConnectionError(f"connection to the master of {self.route_key} torn down: {exc!r}") from exc
-
     async def refresh(self) -> None:
         # MOVED, a refused connection or CLUSTERDOWN: a failover or a resharding; read the slot map again.
         await self.cluster.nodes_manager.initialize()
 
 
-# Reading the slot map again closes the connections of nodes that left it, those in use included: a command
-# in flight on one then fails inside redis-py with one of these instead of a ConnectionError.
-_TORN_DOWN = (AttributeError, OSError)
-
-
-def wire_for(redis: Redis | RedisCluster, route_key: str) -> Wire:
-    """The hot path's wire to the server holding `route_key` (and every key sharing its hash tag)."""
-    return ClusterWire(redis, route_key) if isinstance(redis, RedisCluster) else Wire(redis)
+def transport_for(redis: Redis | RedisCluster, route_key: str) -> RespTransport:
+    """The hot path's transport to the server holding `route_key` (and every key sharing its hash tag)."""
+    return ClusterRespTransport(redis, route_key) if isinstance(redis, RedisCluster) else RespTransport(redis)
 
 
 def _as_dict(fields: list[bytes]) -> dict[bytes, bytes]:
@@ -135,17 +123,17 @@ def _as_dict(fields: list[bytes]) -> dict[bytes, bytes]:
     return dict(zip(fields[::2], fields[1::2], strict=True))
 
 
-class WireScript:
+class RespScript:
     """A Lua script run by EVALSHA, loaded on first use and again after a SCRIPT FLUSH or a server restart."""
 
-    def __init__(self, wire: Wire, source: str) -> None:
-        self.wire = wire
+    def __init__(self, transport: RespTransport, source: str) -> None:
+        self.transport = transport
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     async def __call__(self, keys: list[str], args: list[Arg]) -> Any:
         try:
-            return await self.wire.call("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await self.transport.call("EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            await self.wire.call("SCRIPT", "LOAD", self.source)
-            return await self.wire.call("EVALSHA", self.sha, len(keys), *keys, *args)
+            await self.transport.call("SCRIPT", "LOAD", self.source)
+            return await self.transport.call("EVALSHA", self.sha, len(keys), *keys, *args)

@@ -1,0 +1,140 @@
+"""Every message fleetgate writes to its output streams, encoded here and nowhere else.
+
+Each message has two encoders that must agree:
+- the **reference encoder** builds the pydantic message model (`decision_message`, `rejection_message`,
+  `dead_letter_message`); its JSON is the contract's, and tests use it as the oracle;
+- the gatekeeper's hot path uses `encode_decision`, which joins precomputed strings (pydantic costs about
+  10x as much per decision: `python -m bench.decide`), and which tests check against the reference.
+Rejections and dead letters are rare enough to be encoded by their models alone. Connection events are written
+by the Connect service from their model (`ConnectionEventMessage.encode()`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas import problems
+from schemas.decision import Decision
+from schemas.messages import DeadLetterMessage, DecisionMessage, RequestMessage
+from schemas.problems import Outcome
+
+_REQUEST_ID_SLOT = "\x00request-id\x00"
+# Escapes every non-ASCII character, lone surrogates included, so the output is always valid UTF-8.
+_quote = json.encoder.encode_basestring_ascii
+
+
+def decision_message(
+    decision: Decision, request: RequestMessage, decision_id: str, decided_at: datetime, entry_id: str | None = None
+) -> DecisionMessage:
+    """The reference encoder of a decision: the message as published on `{prefix}:decisions`."""
+    return DecisionMessage(
+        decision_id=decision_id,
+        request_id=request.request_id,
+        connection_id=request.connection_id,
+        vehicle_id=request.vehicle_id,
+        kind=request.kind,
+        target=request.target,
+        outcome=decision.outcome,
+        permission=decision.permission,
+        error=decision.error(request.request_id),
+        decided_at=decided_at,
+        entry_id=entry_id,
+    )
+
+
+def encode_decision(
+    decision: Decision, request: RequestMessage, decision_id: str, decided_at: str, entry_id: str | None = None
+) -> bytes:
+    """The JSON of `decision_message(...)`, built by string joins: the gatekeeper's hot path.
+
+    `decided_at` is RFC 3339 UTC text (see `schemas.decision.rfc3339()`), formatted once per batch by the caller.
+    """
+    head, tail = decision.wire_fragments or _fragments(decision)
+    request_id = _quote(request.request_id)
+    error = f"{head}{request_id}{tail}" if tail else head
+    return (
+        f'{{"v":1,"decision_id":{_quote(decision_id)},"request_id":{request_id},'
+        f'"connection_id":{_quote(request.connection_id)},"vehicle_id":{_quote(request.vehicle_id)},'
+        f'"kind":"{request.kind}","target":{_quote(request.target)},{error},'
+        f'"decided_at":"{decided_at}","entry_id":{"null" if entry_id is None else _quote(entry_id)}}}'
+    ).encode()
+
+
+def _fragments(decision: Decision) -> tuple[str, str]:
+    """The decision's part of the JSON, around the request id; from pydantic's own serialization, so that both
+    encoders agree by construction. Kept on the decision (one per target and outcome, shared by every request)."""
+    head = f'"outcome":"{decision.outcome.value}","permission":{json.dumps(decision.permission)},"error":'
+    tail = ""
+    if decision.problem is None:
+        head += "null"
+    else:
+        error = decision.problem.for_request(_REQUEST_ID_SLOT).model_dump_json()
+        before, tail = error.split(json.dumps(_REQUEST_ID_SLOT))
+        head += before
+    object.__setattr__(decision, "wire_fragments", (head, tail))
+    return head, tail
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A payload that is not a request: the request id to answer under, why, and what of it can be echoed."""
+
+    request_id: str
+    reason: str
+    echo: Mapping[str, str]
+
+
+def rejection_message(rejection: Rejection, decision_id: str, decided_at: str, entry_id: str) -> DecisionMessage:
+    """The REJECTED decision for a payload that is not a request."""
+    echo = rejection.echo
+    kind = echo.get("kind")
+    return DecisionMessage(
+        decision_id=decision_id,
+        request_id=rejection.request_id,
+        connection_id=echo.get("connection_id"),
+        vehicle_id=echo.get("vehicle_id"),
+        kind=kind if kind in ("signal", "command") else None,  # type: ignore[arg-type]
+        target=echo.get("target"),
+        outcome=Outcome.REJECTED,
+        permission=None,
+        error=problems.rejected(rejection.reason).for_request(rejection.request_id),
+        decided_at=decided_at,  # type: ignore[arg-type]
+        entry_id=entry_id,
+    )
+
+
+def encode_rejection(rejection: Rejection, decision_id: str, decided_at: str, entry_id: str) -> bytes:
+    return rejection_message(rejection, decision_id, decided_at, entry_id).encode()
+
+
+def dead_letter_message(
+    stream: str, entry_id: bytes, fields: Mapping[bytes, bytes], *, deliveries: int, reason: str, now: datetime
+) -> DeadLetterMessage:
+    """An entry given up on, with its original fields: UTF-8 ones as text, the others base64-encoded."""
+    text: dict[str, str] = {}
+    binary: dict[str, str] = {}
+    for name, value in fields.items():
+        key = name.decode(errors="backslashreplace")
+        try:
+            text[key] = value.decode()
+        except UnicodeDecodeError:
+            binary[key] = base64.b64encode(value).decode()
+    return DeadLetterMessage(
+        entry_id=entry_id.decode(),
+        stream=stream,
+        fields=text,
+        binary_fields=binary,
+        reason=f"delivered {deliveries} times; last failure: {reason}",
+        deliveries=deliveries,
+        dead_at=now,
+    )
+
+
+def encode_dead_letter(
+    stream: str, entry_id: bytes, fields: Mapping[bytes, bytes], *, deliveries: int, reason: str, now: datetime
+) -> bytes:
+    return dead_letter_message(stream, entry_id, fields, deliveries=deliveries, reason=reason, now=now).encode()

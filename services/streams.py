@@ -1,0 +1,167 @@
+"""The stream toolkit every fleetgate consumer uses: names, groups, entry ids, backoff, heartbeats, background jobs.
+
+The gatekeeper, the audit and tail consumers (and the services to come: the vehicle API's reply reader, the
+vehicles service, webhooks) are all consumers of Redis Streams; each of these rules is written here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+from redis.exceptions import ResponseError
+
+from services.keyspace import Keys
+from services.redis_client import REDIS_ERRORS, Client
+
+log = logging.getLogger("fleetgate.streams")
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+StreamReply = list[tuple[bytes, list[Entry]]]
+
+
+def consumer_name() -> str:
+    """A consumer name unique to this process: host, pid and a random tag.
+
+    Unique per process, or every process would share one pending list; random too, because a restarted process
+    can get its predecessor's pid (pid 1 in a container) and must not take over a dead consumer's pending list
+    under its own name: entries a consumer died with are taken over by claiming idle entries (XAUTOCLAIM).
+    """
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+async def ensure_group(redis: Client, stream: str, group: str, start_id: str = "0") -> bool:
+    """Create `group` on `stream` at `start_id` (and the stream if need be); False if it already existed.
+
+    At "0" by default, so entries written before the first consumer started are delivered. An existing group keeps
+    its position: `start_id` only applies to a group created now.
+    """
+    try:
+        await redis.xgroup_create(stream, group, id=start_id, mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+        return False
+    return True
+
+
+def as_reply(response: Any) -> StreamReply:
+    """XREAD/XREADGROUP's reply as typed lists (redis-py types it Any); None (a timed-out BLOCK) is empty."""
+    return cast("StreamReply", response or [])
+
+
+def split_id(entry_id: bytes | str) -> tuple[int, int]:
+    """An entry id as (milliseconds, sequence): ids compare correctly as tuples, not as text."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def next_id(entry_id: tuple[int, int]) -> tuple[int, int]:
+    """The smallest id after `entry_id`."""
+    return entry_id[0], entry_id[1] + 1
+
+
+async def last_id(redis: Client, stream: str) -> bytes | str:
+    """The stream's current last entry id, "0-0" if it is empty.
+
+    Rather than `$` in XREAD: with `$` each read would miss what arrived between two reads.
+    """
+    newest = await redis.xrevrange(stream, count=1)
+    return (newest[0][0] if newest else None) or "0-0"
+
+
+def hash_tag(key: str) -> str:
+    """The hash tag of a key (what its cluster slot is computed from), or "" if it has none: Redis's rule."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if start != -1 and end > start + 1 else ""
+
+
+def sweep_block_ms(block_ms: int, shards: int, *, found: bool) -> int | None:
+    """How long each shard's read waits in the next sweep over the shards (one read per shard, in turn).
+
+    One read cannot name the streams of two shards on a Redis Cluster (they lie in different slots), so the
+    consumers read the shards one after the other. After a sweep that found entries none waits (None): more are
+    likely, and a wait on an idle shard would hold up a busy one. After an empty sweep each waits its share of
+    `block_ms`, so that a whole sweep waits about `block_ms`; never 0, which to Redis means "forever".
+    """
+    return None if found else max(1, block_ms // shards)
+
+
+class Backoff:
+    """Exponential backoff after consecutive failures: `first`, doubling, at most `cap` seconds; reset on success."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.failures = 0
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        """Count one more failure; the delay to wait before trying again."""
+        self.failures += 1
+        return float(min(self.first * 2 ** (self.failures - 1), self.cap))
+
+
+async def pause(seconds: float, stopping: asyncio.Event) -> None:
+    """Wait `seconds`, or less if `stopping` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
+async def every(seconds: float, job: Callable[[], Awaitable[Any]], stopping: asyncio.Event, name: str) -> None:
+    """Run `job` every `seconds` until stopping; a failing run is logged under `name` and the next one tried."""
+    while not stopping.is_set():
+        try:
+            await job()
+        except REDIS_ERRORS as exc:
+            log.warning("%s failed: %s", name, exc)
+        except Exception:  # a bug in one run must not end the job for good, silently
+            log.exception("%s failed", name)
+        await pause(seconds, stopping)
+
+
+async def beat(redis: Client, keys: Keys, consumer: str, ttl_s: int) -> None:
+    """Say that `consumer` is alive for the next `ttl_s` seconds (its heartbeat key expires after that)."""
+    await redis.set(keys.heartbeat(consumer), str(time.time()), ex=ttl_s)
+
+
+async def live_consumers(redis: Client, keys: Keys, host: str = "") -> list[str]:
+    """The consumers with a fresh heartbeat (only those of `host`, when given: names start with the host)."""
+    found = redis.scan_iter(match=f"{keys.heartbeat_prefix}{host}*", count=1000)
+    return [key.decode().removeprefix(keys.heartbeat_prefix) async for key in found]
+
+
+@contextmanager
+def stop_on_signals(stopping: asyncio.Event) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM set `stopping` instead of raising in the middle of an await.
+
+    The consumer loops check `stopping` between reads, so a batch in hand is finished (stored, acknowledged)
+    before they return. Signal handlers can only be installed from the main thread; elsewhere (a test
+    driving the CLI from a thread) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        yield
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)

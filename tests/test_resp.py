@@ -1,0 +1,80 @@
+"""The hot path's raw commands (services/gatekeeper/resp.py) on a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from services.gatekeeper.resp import RespScript, RespTransport
+from services.keyspace import Keys
+
+pytestmark = pytest.mark.redis
+
+
+async def test_read_group_returns_entries_with_their_fields(redis: Redis, keys: Keys) -> None:
+    await redis.xgroup_create(keys.requests, "g", id="0", mkstream=True)
+    first = await redis.xadd(keys.requests, {"data": b"one"})
+    second = await redis.xadd(keys.requests, {"data": b"two", "trace": b"t-1"})
+    transport = RespTransport(redis)
+    entries = await transport.read_group(keys.requests, "g", "c1", count=10, block_ms=10)
+    assert entries == [(first, {b"data": b"one"}), (second, {b"data": b"two", b"trace": b"t-1"})]
+    # Nothing new: it waits, then answers empty.
+    assert await transport.read_group(keys.requests, "g", "c1", count=10, block_ms=10) == []
+    assert (await redis.xpending(keys.requests, "g"))["pending"] == 2
+
+
+async def test_script_is_loaded_again_after_a_script_flush(redis: Redis, keys: Keys) -> None:
+    script = RespScript(RespTransport(redis), "return redis.call('INCR', KEYS[1]) + tonumber(ARGV[1])")
+    assert await script([keys.prefix + ":n"], [10]) == 11
+    await redis.script_flush()
+    assert await script([keys.prefix + ":n"], [10]) == 12
+
+
+async def test_an_error_reply_is_raised_and_the_connection_stays_usable(redis: Redis, keys: Keys) -> None:
+    transport = RespTransport(redis)
+    await redis.set(keys.prefix + ":text", "x")
+    with pytest.raises(ResponseError):
+        await transport.call("INCR", keys.prefix + ":text")
+    assert await transport.call("GET", keys.prefix + ":text") == b"x"
+
+
+async def test_a_cancelled_call_does_not_leave_its_reply_for_the_next_one(redis: Redis, keys: Keys) -> None:
+    """Cancelled while blocked in XREADGROUP: the late reply must not be read as the answer to another command."""
+    await redis.xgroup_create(keys.requests, "g", id="0", mkstream=True)
+    transport = RespTransport(redis)
+    read = asyncio.create_task(transport.read_group(keys.requests, "g", "c1", count=10, block_ms=300))
+    await asyncio.sleep(0.05)
+    read.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await read
+    await redis.xadd(keys.requests, {"data": b"late"})
+    await redis.set(keys.prefix + ":k", "v")
+    for _ in range(5):  # whichever pooled connection each call gets
+        assert await transport.call("GET", keys.prefix + ":k") == b"v"
+
+
+def test_a_client_speaking_resp3_is_refused() -> None:
+    """The transport reads RESP2 shapes, so it refuses a client opened with another protocol (no Redis needed)."""
+    with pytest.raises(ValueError, match="protocol=2"):
+        RespTransport(Redis.from_url("redis://127.0.0.1:1/0", protocol=3))
+
+
+async def test_an_attribute_error_on_a_live_connection_is_not_a_network_error(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A programming error inside a call propagates as itself; only a torn-down connection becomes a retried
+    ConnectionError."""
+    transport = RespTransport(redis)
+    connection = await transport._acquire()
+    await connection.connect()  # type: ignore[no-untyped-call]
+    await transport._release(connection)
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise AttributeError("a bug")
+
+    monkeypatch.setattr(type(connection), "send_packed_command", broken)
+    with pytest.raises(AttributeError, match="a bug"):
+        await transport.call("PING")
