@@ -4,6 +4,8 @@ bench, and nothing installed imports devtools."""
 from __future__ import annotations
 
 import ast
+import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,13 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from simulator.fleet import generate_fleet\n    import tests.conftest\n")
     assert project_imports(module) == {"simulator", "tests"}
+
+
+def test_the_wheel_ships_no_test_or_bench_tooling() -> None:
+    """The packages pyproject.toml installs are the four of the product: devtools, bench and tests stay out."""
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    # setuptools' find: a folder with an __init__.py whose name matches an include pattern.
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")}
+    installed = {name for name in packages if any(fnmatch(name, pattern) for pattern in include)}
+    assert {"devtools", "bench", "tests"} <= packages
+    assert installed == {"fleetgate", "schemas", "services", "simulator"}
