@@ -5,7 +5,10 @@
 - redis-py loop: what a competent user writes: XREADGROUP COUNT 500, pydantic decode, the same decide() and
   encoder, one pipeline per batch with an XADD per decision and one XACK.
 - FastStream default: a per-message `@broker.subscriber(stream=StreamSub(..., group, consumer))` handler that
-  decides and publishes with `broker.publish` per message.
+  decides and publishes with `broker.publish` per message (into FastStream's own `__data__` envelope).
+- FastStream batch: a `StreamSub(..., batch=True, max_records=500)` handler that gets the batch's entries, decides
+  each, queues an XADD per decision on FastStream's `Pipeline` dependency and executes it once; FastStream then
+  acknowledges the batch with one XACK.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from typing import Any, cast
 
 import hiredis
 from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.annotations import Pipeline, RedisStreamMessage
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from schemas.connection import Connection
 from schemas.decision import decide, rfc3339
-from schemas.messages import RequestMessage, decode_request
+from schemas.messages import decode_request
+from schemas.outbound import encode_decision
 from schemas.vehicle import Vehicle
 
 BATCH = 500
@@ -94,7 +99,7 @@ async def redis_py_loop(redis: Redis, drain: Drain, lookups: Lookups) -> None:
                     except ValidationError:
                         continue  # the comparison is about the I/O pattern; the few bad entries are skipped
                     decision = decide(request, connections.get(request.connection_id), vehicles.get(request.vehicle_id))
-                    pipe.xadd(out, {"data": decision.encode(request, entry_id.decode(), decided_at)})
+                    pipe.xadd(out, {"data": encode_decision(decision, request, entry_id.decode(), decided_at)})
                 pipe.xack(stream, group, *[entry_id for entry_id, _ in entries])
                 await pipe.execute()
             done += len(entries)
@@ -110,19 +115,63 @@ async def faststream_default(url: str, drain: Drain, lookups: Lookups) -> None:
     handled = 0
 
     @broker.subscriber(stream=StreamSub(stream, group=group, consumer="faststream"))
-    async def handle(message: dict[Any, Any]) -> None:
+    async def handle(_message: dict[Any, Any], raw: RedisStreamMessage) -> None:
         nonlocal handled
         handled += 1
         if handled >= total:
             finished.set()
         try:
-            # FastStream hands over the entry's `data` field already parsed from JSON.
-            request = RequestMessage.model_validate(message)
+            # `_message` is the entry's `data` field already parsed from JSON, but a request validates from JSON
+            # text only (`issued_at` is strict), so decode the raw text like the other loops do.
+            request = decode_request(raw.body)
         except ValidationError:
             return
         decision = decide(request, connections.get(request.connection_id), vehicles.get(request.vehicle_id))
-        payload = decision.encode(request, str(handled), rfc3339(datetime.now(UTC)))
+        payload = encode_decision(decision, request, str(handled), rfc3339(datetime.now(UTC)))
         await broker.publish(payload, stream=out)
+
+    async with broker:
+        await broker.start()
+        await finished.wait()
+
+
+async def faststream_batch(url: str, drain: Drain, lookups: Lookups) -> None:
+    """FastStream's batch stream subscriber; the group must already exist at `0` (the caller creates it).
+
+    FastStream creates a missing group at `$`, which would skip the pre-filled entries; with the group there, its
+    own XGROUP CREATE gets BUSYGROUP, which it tolerates.
+    """
+    connections, vehicles = lookups
+    stream, group, out, total = drain.stream, drain.group, drain.out, drain.total
+    quiet = logging.getLogger("bench.faststream")
+    quiet.setLevel(logging.WARNING)
+    broker = RedisBroker(url, logger=quiet)
+    finished = asyncio.Event()
+    handled = 0
+
+    # max_records is the XREADGROUP COUNT: without it a read takes the whole backlog as one batch.
+    sub = StreamSub(stream, group=group, consumer="faststream-batch", batch=True, max_records=BATCH)
+
+    @broker.subscriber(stream=sub)
+    async def handle(messages: list[dict[Any, Any]], pipe: Pipeline) -> None:
+        nonlocal handled
+        decided_at = rfc3339(datetime.now(UTC))
+        for message in messages:
+            handled += 1
+            try:
+                # Unlike the per-message subscriber, the batch one hands over each entry's fields unparsed:
+                # `{"data": "<request JSON>"}` (it unwraps only its own `__data__` field).
+                request = decode_request(message["data"])
+            except ValidationError:
+                continue
+            decision = decide(request, connections.get(request.connection_id), vehicles.get(request.vehicle_id))
+            # The batch's decisions go out in one pipeline, FastStream's `Pipeline` dependency, as plain XADDs of
+            # the contract's `data` field: `broker.publish(..., pipeline=pipe)` would queue the same XADDs but of
+            # FastStream's `__data__` envelope, and measured 25-40 % slower here.
+            pipe.xadd(out, {"data": encode_decision(decision, request, str(handled), decided_at)})
+        await pipe.execute()
+        if handled >= total:
+            finished.set()
 
     async with broker:
         await broker.start()

@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.gatekeeper [--requests 200000] [--vehicles 10000] [--json bench/results/gatekeeper.json]
 
 1. Drain a pre-filled `requests` stream of realistic requests with: the ceiling loop, a redis-py loop, FastStream's
-   default subscriber (on a smaller subset: it is slow), and `fleetgate gatekeeper run` with one and two processes.
+   default subscriber (on a smaller subset: it is slow), FastStream's batch subscriber, and `fleetgate gatekeeper
+   run` with one and two processes.
    Reports messages/s, CPU of the consumer process(es) and of redis-server, and ratios to the gatekeeper.
 2. Open-loop load at 25 %, 50 % and 75 % of one gatekeeper process's measured maximum: latency from a request's
    XADD to its decision being read back, p50/p99/p99.9.
@@ -27,7 +28,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from bench.contenders import Drain, Lookups, ceiling, faststream_default, redis_py_loop
+from bench.contenders import BATCH, Drain, Lookups, ceiling, faststream_batch, faststream_default, redis_py_loop
 from bench.results import write_results
 from bench.workload import fill, one_request_per_pair, register_fleet, request_payloads, with_issued_at
 from devtools.workers import fleetgate_env, start_worker_process
@@ -101,6 +102,8 @@ async def time_gatekeepers(
     workers = start_gatekeepers(server, f"gk{count}", count)
     try:
         while await redis.xlen(keys.decisions) < warm_up:
+            if any(w.poll() is not None for w in workers):
+                raise RuntimeError("a gatekeeper process exited before warming up")
             await asyncio.sleep(0.005)
         cpu = [cpu_seconds(w.pid) for w in workers]
         redis_cpu, started = cpu_seconds(server.process.pid), time.perf_counter()
@@ -152,6 +155,11 @@ async def throughput(
     drain = Drain(keys.requests, "faststream", keys.decisions, small)
     results[f"FastStream default subscriber ({small:,} msgs)"] = await time_in_process(
         server, lambda: faststream_default(server.url, drain, lookups), small
+    )
+    await fresh_stream(redis, keys, request_payloads(pairs, n, args.seed, "fsbatch"), "fsbatch")
+    drain = Drain(keys.requests, "fsbatch", keys.decisions, n)
+    results[f"FastStream batch subscriber (max_records={BATCH})"] = await time_in_process(
+        server, lambda: faststream_batch(server.url, drain, lookups), n
     )
     for count in (1, 2):
         warm_up = one_request_per_pair(pairs, run=f"warm{count}")
@@ -254,10 +262,11 @@ async def memory(
 
 def table(title: str, rows: dict[str, dict[str, float]]) -> None:
     columns = list(next(iter(rows.values())))
+    decimals = {c: 2 if c.startswith("x ") else 1 for c in columns}  # a ratio as small as 0.01 stays visible
     print(f"\n{title}")
     print(f"{'':<52}" + "".join(f"{c:>16}" for c in columns))
     for name, row in rows.items():
-        print(f"{name:<52}" + "".join(f"{row[c]:>16,.1f}" for c in columns))
+        print(f"{name:<52}" + "".join(f"{row[c]:>16,.{decimals[c]}f}" for c in columns))
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
