@@ -41,6 +41,8 @@ REDIS_FIXTURES = frozenset({"redis_server", "redis_cluster", "disposable_cluster
 CLUSTER_FIXTURES = frozenset({"redis_cluster", "disposable_cluster"})
 """Fixtures that start or need a local Redis Cluster (`deployment` marks its own cluster case)."""
 REDIS_BINARIES = ("redis-server", "redis-cli")
+SESSION_PATH = os.environ.get("PATH", "")
+"""PATH as the session found it, before any test's decoys."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks
@@ -101,19 +103,30 @@ def catalog() -> Catalog:
     return get_catalog()
 
 
+@contextlib.contextmanager
+def session_path() -> Iterator[None]:
+    """The session's PATH, without decoys, while a fixture starts servers: one that a test without the mark took
+    by `getfixturevalue` (that test fails at teardown) still starts, instead of failing for every later test."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", SESSION_PATH)
+        yield
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One private redis-server for the whole session (tests keep apart by key prefix)."""
-    server = start_redis_server(tmp_path_factory.mktemp("redis"))
+    with session_path():
+        server = start_redis_server(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
 
 
 def start_cluster_or_skip(directory: Path) -> RedisClusterProcesses:
-    missing = [name for name in ("redis-server", "redis-cli") if shutil.which(name) is None]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not on PATH: the cluster tests start a local Redis Cluster with them")
-    return start_redis_cluster(directory)
+    with session_path():
+        missing = [name for name in REDIS_BINARIES if shutil.which(name) is None]
+        if missing:
+            pytest.skip(f"{' and '.join(missing)} not on PATH: the cluster tests start a local Redis Cluster with them")
+        return start_redis_cluster(directory)
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,6 @@ from services.registry import ConnectService, Registry
 from services.streams import hash_tag
 from tests.test_tail import SHARDS, cli_for, decision_data, publish_per_shard, request_data, wait_for_decisions
 
-pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
 Cli = Callable[..., Result]
 

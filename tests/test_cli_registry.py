@@ -15,8 +15,6 @@ from services.keyspace import Keys
 from services.local_redis import RedisServer
 from services.redis_client import connect_cluster, first_node_url, redact
 
-pytestmark = pytest.mark.redis
-
 CONFIG = """
 [[signals]]
 code = "odometer-traveleddistance"

@@ -19,8 +19,6 @@ from services.errors import NotFoundError, RevokedError
 from services.keyspace import Keys
 from services.registry import Authorization, ConnectService, Registry
 
-pytestmark = pytest.mark.redis
-
 SEED_CONFIG = VehicleAccessConfig.select(
     signals=["tractionbattery-stateofcharge", "charge-detailedchargingstatus", "odometer-traveleddistance"],
     required=["odometer-traveleddistance"],

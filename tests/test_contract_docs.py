@@ -191,7 +191,6 @@ def test_guide_outcome_table_matches_decide() -> None:
             assert str(problem.resolution).replace("None", "null") == row["resolution"]
 
 
-@pytest.mark.redis
 async def test_guide_redis_cli_session_runs(redis_server: RedisServer, keys: Keys, running_later: Runner) -> None:
     """Every `$ redis-cli` line of the guide runs against a live gatekeeper; reads return the doc's decision."""
     binary = shutil.which("redis-cli")

@@ -38,7 +38,7 @@ def assert_clean_run(result: subprocess.CompletedProcess[str]) -> None:
     assert "lost 0  duplicated 0" in result.stdout
 
 
-@pytest.mark.redis
+@pytest.mark.redis  # the demo starts redis-server itself (no fixture: tests/conftest.py cannot see it)
 def test_demo_starts_a_private_redis_server_when_the_binary_is_there() -> None:
     """With redis-server on PATH, the demo starts its own on a free port and says so."""
     result = run_demo()
@@ -54,7 +54,6 @@ def test_demo_runs_on_the_embedded_server_without_redis_server() -> None:
     assert_clean_run(result)
 
 
-@pytest.mark.redis
 async def test_demo_on_a_given_redis_leaves_no_keys_behind(redis: Redis, redis_server: RedisServer) -> None:
     """--redis-url uses that server, and the demo deletes its own keys afterwards."""
     result = run_demo("--redis-url", redis_server.url, prefix="demo-given")
@@ -63,7 +62,7 @@ async def test_demo_on_a_given_redis_leaves_no_keys_behind(redis: Redis, redis_s
     assert [key async for key in redis.scan_iter(match="demo-given:*")] == []
 
 
-@pytest.mark.redis
+@pytest.mark.redis  # the demo starts redis-server itself when it is on PATH
 def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
     """SIGINT to the demo's whole process group (a terminal's Ctrl-C) mid-load: exit 130, no traceback."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FLEETGATE_")}

@@ -28,7 +28,6 @@ from services.registry import ConnectService, Registry
 from services.settings import Settings
 from tests.deployment import Deployment
 
-pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
 
 

@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
@@ -19,7 +18,6 @@ from services.gatekeeper.worker import Gatekeeper
 from services.keyspace import Keys
 from services.registry import ConnectService, Registry
 
-pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
 
 

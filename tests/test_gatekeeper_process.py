@@ -14,8 +14,6 @@ import pytest
 from services.local_redis import free_port
 from tests.deployment import Deployment
 
-pytestmark = pytest.mark.redis
-
 FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
 
 

@@ -10,7 +10,6 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import cast
 
-import pytest
 from redis.asyncio import Redis
 
 from services.gatekeeper.worker import Gatekeeper
@@ -23,7 +22,6 @@ from simulator.producer import ProducerDone, ProducerJob, produce
 from simulator.workload import WorkloadMix
 from tests.deployment import Deployment
 
-pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
 
 # Every kind of workload item, often enough to show up in a short run.

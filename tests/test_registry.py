@@ -14,8 +14,6 @@ from services.keyspace import Keys
 from services.registry import Registry
 from services.registry.records import decode_connection, decode_vehicle, encode_connection, encode_vehicle
 
-pytestmark = pytest.mark.redis
-
 
 def test_connection_record_round_trips_and_is_compact() -> None:
     """A connection survives encode/decode and its record is a few dozen bytes."""

@@ -11,8 +11,6 @@ from redis.exceptions import ResponseError
 from services.gatekeeper.resp import RespScript, RespTransport
 from services.keyspace import Keys
 
-pytestmark = pytest.mark.redis
-
 
 async def test_read_group_returns_entries_with_their_fields(redis: Redis, keys: Keys) -> None:
     await redis.xgroup_create(keys.requests, "g", id="0", mkstream=True)

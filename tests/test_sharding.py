@@ -72,7 +72,6 @@ def test_settings_refuse_a_cluster_without_shards_and_workers_on_missing_shards(
     assert Settings(shards=4).worker_shard_numbers == [0, 1, 2, 3]
 
 
-@pytest.mark.redis
 async def test_two_workers_on_half_the_shards_each_decide_everything_once(redis_server: RedisServer) -> None:
     """One worker on shards 0-2 decides only their requests; a second on 3-5 decides the rest; none twice."""
     keys = Keys("split", 6)

@@ -84,7 +84,6 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
             process.wait(10)
 
 
-@pytest.mark.redis
 @pytest.mark.timeout(180)
 async def test_the_stack_commands_work_together(
     redis: Redis, keys: Keys, redis_server: RedisServer, tmp_path: Path, processes: list[subprocess.Popen[bytes]]

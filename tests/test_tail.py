@@ -27,7 +27,6 @@ from services.keyspace import Keys
 from services.local_redis import RedisServer
 from services.streams import sweep_block_ms
 
-pytestmark = pytest.mark.redis
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
 Cli = Callable[..., Result]
 SHARDS = 6

@@ -21,8 +21,6 @@ from services.keyspace import Keys
 from tests.test_audit import audit_run, event_data, group_state, rows
 from tests.test_tail import SHARDS, Cli, cli_for, decision_data, in_shard_order, printed_ids, publish_per_shard
 
-pytestmark = pytest.mark.cluster
-
 
 @pytest.fixture
 def keys() -> Keys:

@@ -16,7 +16,6 @@ from devtools.failover import FailoverOutcome, run_failover
 from devtools.local_cluster import RedisClusterProcesses
 
 pytestmark = [
-    pytest.mark.cluster,
     pytest.mark.timeout(180),
     # redis-py's cluster client forgets the node object of a master that left the topology without closing its
     # connections: their finalizers warn (ResourceWarning), at whatever moment the garbage collector runs them.

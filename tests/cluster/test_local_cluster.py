@@ -21,8 +21,6 @@ from redis.exceptions import ClusterCrossSlotError, RedisClusterException
 from devtools.local_cluster import RedisClusterProcesses
 from tests.cluster.conftest import cluster_client_for
 
-pytestmark = pytest.mark.cluster
-
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 Streams = list[tuple[bytes, Entries]]
 

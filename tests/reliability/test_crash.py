@@ -9,7 +9,7 @@ from devtools.crash_scenarios import crash_workers
 from services.keyspace import Keys
 from services.local_redis import RedisServer
 
-pytestmark = [pytest.mark.reliability, pytest.mark.redis]
+pytestmark = [pytest.mark.reliability]
 
 
 @pytest.mark.timeout(180)

@@ -27,7 +27,7 @@ from services.registry import ConnectService, Registry
 from services.settings import Settings
 from tests.reliability.conftest import read_stream, request_body, stream_has, wait_until
 
-pytestmark = [pytest.mark.reliability, pytest.mark.redis]
+pytestmark = [pytest.mark.reliability]
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
 
 GRANTED = "odometer-traveleddistance"  # read_odometer: granted

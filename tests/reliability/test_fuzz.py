@@ -291,7 +291,6 @@ async def publish(redis: Redis, keys: Keys, entries: list[Fields]) -> list[str]:
     return ids
 
 
-@pytest.mark.redis
 @pytest.mark.timeout(240)
 async def test_100k_fuzzed_entries_each_get_their_decision(
     redis: Redis,

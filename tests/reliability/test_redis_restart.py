@@ -15,6 +15,7 @@ from services.local_redis import start_redis_server
 from services.redis_client import connect
 from services.settings import Settings
 
+# `redis` by hand: each test starts (and kills) a redis-server of its own, not through a fixture.
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]
 
 

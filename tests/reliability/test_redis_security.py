@@ -27,6 +27,7 @@ from services.local_redis import free_port
 from services.redis_client import connect
 from tests.reliability.conftest import read_stream, request_body, stop_process, stream_has, wait_until
 
+# `redis` by hand: the ACL and TLS redis-servers are started here (start_secure_redis), not by a conftest fixture.
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]
 
 USER = "fleet"

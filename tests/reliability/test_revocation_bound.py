@@ -9,7 +9,7 @@ from devtools.crash_scenarios import revocations_under_load
 from services.keyspace import Keys
 from services.local_redis import RedisServer
 
-pytestmark = [pytest.mark.reliability, pytest.mark.redis]
+pytestmark = [pytest.mark.reliability]
 
 TRIALS = 40
 BOUND_S = 1.0

@@ -19,7 +19,7 @@ from services.gatekeeper.worker import Gatekeeper
 from services.keyspace import Keys
 from services.local_redis import RedisServer
 
-pytestmark = [pytest.mark.reliability, pytest.mark.redis]
+pytestmark = [pytest.mark.reliability]
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
 Entries = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 
