@@ -1,14 +1,14 @@
 """The audit consumer: every decision and connection event, stored in SQLite (see audit_store.py).
 
-It is one consumer group (`audit` by default) on both `{prefix}:decisions` and `{prefix}:connection-events`
-(on each shard's pair of them), created at id 0 because an audit wants the history. It reads the shards in turn:
-one XREADGROUP names one shard's two streams, which share its hash tag (one slot on a Redis Cluster). Per read
-batch: parse, write in one SQLite transaction, commit, then XACK. A crash between the commit and the XACK leaves
-the batch pending: a consumer re-reads its own pending entries on start (XREADGROUP from id 0; a consumer started
-with the name of one that crashed, `consumer=`), and every consumer XAUTOCLAIMs the entries that dead audit
-consumers (names are unique per process: services/streams.py) left idle for over a minute. Stored rows are keyed, so a re-read
-batch adds nothing: no gap, no duplicate. An entry that is not a valid message is kept in the `unreadable` table
-and acknowledged. A Redis outage is waited out with backoff, except by a batch run (`until_idle`), which reports it.
+It is one consumer group (`audit` by default) on both `{prefix}:decisions` and `{prefix}:connection-events` (on each
+shard's pair of them), created at id 0 because an audit wants the history. It reads the shards in turn: one
+XREADGROUP names one shard's two streams, which share its hash tag (one slot on a Redis Cluster). Per read batch:
+parse, write in one SQLite transaction, commit, then XACK. A crash between the commit and the XACK leaves the batch
+pending: a consumer re-reads its own pending entries on start (XREADGROUP from id 0; a consumer started with the
+name of one that crashed, `consumer=`), and every consumer XAUTOCLAIMs the entries that dead audit consumers (names
+are unique per process: services/streams.py) left idle for over a minute. Stored rows are keyed, so a re-read batch
+adds nothing: no gap, no duplicate. An entry that is not a valid message is kept in the `unreadable` table and
+acknowledged. A Redis outage is waited out with backoff, except by a batch run (`until_idle`), which reports it.
 """
 
 from __future__ import annotations
