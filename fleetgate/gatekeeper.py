@@ -13,7 +13,7 @@ from rich.table import Table
 from fleetgate._output import print_json, reporting_errors
 from fleetgate._registry import RedisUrlOption, run
 from services.gatekeeper.processes import run_workers
-from services.keyspace import SLOTS
+from services.keyspace import shard_slots, shard_tag
 from services.registry import Registry
 from services.settings import Settings
 from services.streams import live_consumers
@@ -51,10 +51,11 @@ def shards_command(
     with reporting_errors():
         settings = Settings() if shards is None else Settings(shards=shards)
     count = settings.keys.shards
-    vehicle_slots = [(i * SLOTS // count, (i + 1) * SLOTS // count - 1) for i in range(count)]
+    vehicle_slots = [(slots[0], slots[-1]) for slots in (shard_slots(i, count) for i in range(count))]
     rows = [
         {
             "shard": shard.index,
+            "tag": shard_tag(shard.index, count) if count > 1 else None,
             "vehicle_slots": list(vehicle_slots[shard.index]),
             "slot": key_slot(shard.requests.encode()),
             "requests": shard.requests,

@@ -17,12 +17,12 @@ module is a contract inside the project; the records stored under the registry's
 | `P:dedupe:{request_id}`      | string | the entry id that decided it; expires after the dedupe window    |
 | `P:gatekeeper:heartbeat:{consumer}` | string | a live worker's last beat; expires                        |
 
-Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): shard `i` of `S` owns the `i`-th of `S` equal ranges of the
-16384 cluster slots. An id (a vehicle's, a connection's) belongs to the shard whose range holds the id's own slot
-(what `CLUSTER KEYSLOT id` answers, and every cluster client computes), so any producer in any language routes the
-same way. Each shard's keys share one hash tag, `s{i}.{k}` with the smallest `k` whose slot falls in the shard's
-range: a cluster whose slots are split evenly over its masters (as `redis-cli --cluster create` splits them) gets
-the shards spread evenly too.
+Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): one partition of the 16384 cluster slots into `S` ranges,
+used for everything. A slot belongs to shard `slot * S // 16384`; so an id (a vehicle's, a connection's) belongs to
+the shard of its own slot (what `CLUSTER KEYSLOT id` answers, and every cluster client computes), and any producer
+in any language routes the same way. Each shard's keys share one hash tag, `s{i}.{k}` with the smallest `k` whose
+slot belongs to shard `i` by that same rule: a cluster whose slots are split evenly over its masters (as
+`redis-cli --cluster create` splits them) gets the shards spread evenly too.
 """
 
 from __future__ import annotations
@@ -35,19 +35,29 @@ from redis.crc import key_slot
 SLOTS = 16384
 
 
+def shard_of_slot(slot: int, shards: int) -> int:
+    """The shard a cluster slot belongs to: the one rule of the partition."""
+    return slot * shards // SLOTS
+
+
 def shard_of(identifier: str, shards: int) -> int:
-    """The shard an id belongs to: its cluster slot's range. Stable: it depends on nothing but the id and S."""
-    return key_slot(identifier.encode()) * shards // SLOTS
+    """The shard an id belongs to: its cluster slot's. Stable: it depends on nothing but the id and S."""
+    return shard_of_slot(key_slot(identifier.encode()), shards)
+
+
+def shard_slots(shard: int, shards: int) -> range:
+    """The slots of shard `shard` of `shards`: those `shard_of_slot` assigns to it (`-(-a // b)` rounds up)."""
+    return range(-(-shard * SLOTS // shards), -(-(shard + 1) * SLOTS // shards))
 
 
 @cache
 def shard_tag(shard: int, shards: int) -> str:
-    """The hash tag (without braces) shared by every key of shard `shard` of `shards`."""
+    """The hash tag (without braces) shared by every key of shard `shard` of `shards`: the first `s{shard}.{k}`
+    whose slot is the shard's."""
     if not 0 <= shard < shards <= SLOTS:
         raise ValueError(f"shard {shard} of {shards}: need 0 <= shard < shards <= {SLOTS}")
-    low, high = shard * SLOTS // shards, (shard + 1) * SLOTS // shards
     k = 0
-    while not low <= key_slot(f"s{shard}.{k}".encode()) < high:
+    while shard_of(f"s{shard}.{k}", shards) != shard:
         k += 1  # CRC16 spreads consecutive suffixes: about `shards` tries
     return f"s{shard}.{k}"
 
