@@ -10,7 +10,7 @@ import typer
 
 from fleetgate._output import fail
 from schemas.contract import json_schema_files
-from services.gatekeeper.app import create_app
+from services.asyncapi import asyncapi_document
 from services.settings import Settings
 
 app = typer.Typer(help="The wire contract other programs rely on.", no_args_is_help=True)
@@ -20,13 +20,13 @@ ASYNCAPI_FILE = "asyncapi.json"
 
 
 def asyncapi_json() -> str:
-    """The gatekeeper app's AsyncAPI 3 document, by FastStream's generator, for the default settings.
+    """The gatekeeper's AsyncAPI 3 document (services/asyncapi.py), for the default settings.
 
     Built from the settings' defaults rather than the environment, so that the checked-in file does not
     depend on who generates it (`FLEETGATE_KEY_PREFIX`, `FLEETGATE_REDIS_URL` would otherwise leak in).
     """
     defaults = {name: field.get_default(call_default_factory=True) for name, field in Settings.model_fields.items()}
-    document = create_app(Settings(**defaults)).schema.to_specification().to_jsonable()
+    document = asyncapi_document(Settings(**defaults))
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 

@@ -151,6 +151,8 @@ class CommandParam(_Entry):
             return None if isinstance(value, bool) else f"{self.name} must be a boolean"
         if kind in (ParamType.INTEGER, ParamType.NUMBER):
             wanted = int if kind is ParamType.INTEGER else (int, float)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # JSON has one number type: 80.0 and 8e1 are the integer 80
             if isinstance(value, bool) or not isinstance(value, wanted):
                 return f"{self.name} must be {'an integer' if kind is ParamType.INTEGER else 'a number'}"
             if self.minimum is not None and value < self.minimum:

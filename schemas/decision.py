@@ -88,7 +88,8 @@ def decide(request: RequestMessage, connection: Connection | None, vehicle: Vehi
     """
     rule = (_SIGNAL_RULES if request.kind == "signal" else _COMMAND_RULES).get(request.target)
     if rule is None:
-        return _rejected(None, f"Unknown {request.kind} {request.target!r}.")
+        # A malformed request, not a bad parameter: code null, as Smartcar's VALIDATION errors have it.
+        return Decision(Outcome.REJECTED, None, problems.rejected(f"Unknown {request.kind} {request.target!r}."))
     params = request.params
     command = rule.command
     if command is None:

@@ -5,12 +5,15 @@ Encoding and decoding go straight through pydantic-core (bytes in, bytes out): t
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -18,7 +21,9 @@ from pydantic import (
     StrictInt,
     StrictStr,
     StringConstraints,
+    ValidationError,
 )
+from pydantic_core import from_json
 
 from schemas.catalog import Kind
 from schemas.permissions import PermissionSet
@@ -26,11 +31,31 @@ from schemas.problems import Outcome, SmartcarError
 from schemas.vehicle import Identifier, ResourceId
 
 CONTRACT_VERSION: Final[Literal[1]] = 1
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
+"""RFC 3339's `date-time` (section 5.6; `T` and `Z` may be lowercase). Whether the date itself exists is checked
+when it is parsed."""
+
+
+def rfc3339_date_time(value: object) -> object:
+    """Let only RFC 3339 date-times through to the datetime parser (which takes more: epoch seconds, `+0100`,
+    no seconds); a leap second (`23:59:60`, which datetime cannot hold) becomes the next second."""
+    if isinstance(value, datetime):
+        return value  # built in Python (never from JSON): the datetime validator checks it has an offset
+    if not isinstance(value, str) or RFC3339.match(value) is None:
+        raise ValueError("expected an RFC 3339 date-time with seconds and an offset, such as 2026-11-28T12:00:00Z")
+    if value[17:19] == "60":
+        before = datetime.fromisoformat(f"{value[:17]}59{value[19:]}".upper())
+        return before + timedelta(seconds=1)
+    return value
+
+
 ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", use_attribute_docstrings=True, json_schema_serialization_defaults_required=True
+    )
 
     v: Literal[1] = CONTRACT_VERSION
     """The contract version."""
@@ -40,7 +65,11 @@ class _Message(BaseModel):
 
 
 class RequestMessage(_Message):
-    """In, on `{prefix}:requests`. Unknown fields are ignored: a request never carries its own scopes."""
+    """In, on `{prefix}:requests`. Unknown fields are ignored: a request never carries its own scopes.
+
+    The payload must be RFC 8259 JSON (no NaN or Infinity), without lone surrogate escapes in any string, and
+    nested at most 200 levels deep (this object counts as one), unknown fields included; otherwise it is REJECTED.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -50,8 +79,11 @@ class RequestMessage(_Message):
     kind: Kind
     target: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     """A signal code or command name of the catalog."""
-    issued_at: Annotated[AwareDatetime, Field(strict=True)]
-    """RFC 3339 with a UTC offset; a number is refused (strict), not read as epoch seconds."""
+    issued_at: Annotated[
+        AwareDatetime, BeforeValidator(rfc3339_date_time), Field(json_schema_extra={"pattern": RFC3339.pattern})
+    ]
+    """An RFC 3339 date-time, with seconds and an offset (`Z` or `+hh:mm`): `2026-11-28T12:00:00Z`. Nothing else:
+    no number or numeric string (epoch seconds), no missing seconds, no `+0100`."""
     params: dict[str, ParamValue] | None = None
     """Command arguments; signals take none."""
 
@@ -112,8 +144,29 @@ class DeadLetterMessage(_Message):
 
 
 def decode_request(data: bytes | str) -> RequestMessage:
-    """Raises pydantic.ValidationError for anything that is not a valid request."""
-    return RequestMessage.model_validate_json(data)
+    """Raises pydantic.ValidationError for anything that is not a valid request, RFC 8259 JSON included."""
+    request = RequestMessage.model_validate_json(data)
+    raw = data if isinstance(data, bytes) else data.encode(errors="surrogatepass")
+    # pydantic's JSON parser takes the tokens NaN and Infinity, anywhere (an ignored field too); JSON has no such
+    # numbers. Two byte scans cost little; a strict parse runs only when one finds something (it may be in a string).
+    if (b"NaN" in raw or b"Infinity" in raw) and _has_non_json_number(raw):
+        raise ValidationError.from_exception_data(
+            "RequestMessage",
+            [{"type": "json_invalid", "loc": (), "input": data, "ctx": {"error": NON_JSON_NUMBER}}],
+            input_type="json",
+        )
+    return request
+
+
+NON_JSON_NUMBER = "NaN and Infinity are not JSON numbers (RFC 8259)"
+
+
+def _has_non_json_number(data: bytes) -> bool:
+    try:
+        from_json(data, allow_inf_nan=False)
+    except ValueError:
+        return True
+    return False
 
 
 MESSAGE_TYPES: dict[str, type[_Message]] = {

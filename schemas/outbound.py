@@ -86,6 +86,8 @@ class Rejection:
     request_id: str
     reason: str
     echo: Mapping[str, str]
+    permission: str | None = None
+    """The permission of the target it names, when that is a known signal or command."""
 
 
 def rejection_message(rejection: Rejection, decision_id: str, decided_at: str, entry_id: str) -> DecisionMessage:
@@ -100,7 +102,7 @@ def rejection_message(rejection: Rejection, decision_id: str, decided_at: str, e
         kind=kind if kind in ("signal", "command") else None,  # type: ignore[arg-type]
         target=echo.get("target"),
         outcome=Outcome.REJECTED,
-        permission=None,
+        permission=rejection.permission,
         error=problems.rejected(rejection.reason).for_request(rejection.request_id),
         decided_at=decided_at,  # type: ignore[arg-type]
         entry_id=entry_id,

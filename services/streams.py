@@ -15,7 +15,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -79,6 +79,37 @@ async def last_id(redis: Client, stream: str) -> bytes | str:
     """
     newest = await redis.xrevrange(stream, count=1)
     return (newest[0][0] if newest else None) or "0-0"
+
+
+async def claim_idle(
+    redis: Client, stream: str, group: str, consumer: str, idle_ms: int, *, count: int = 500
+) -> AsyncIterator[list[Entry]]:
+    """Take over, for `consumer`, the entries of `group` idle longer than `idle_ms` (their consumer died), in chunks
+    of up to `count` (XAUTOCLAIM with its cursor, from the start of the pending list to its end)."""
+    cursor: bytes | str = "0-0"
+    while True:
+        response = await redis.xautoclaim(stream, group, consumer, min_idle_time=idle_ms, start_id=cursor, count=count)
+        # The third part lists entries deleted from the stream while pending: XAUTOCLAIM has already dropped them
+        # from the pending list, and there is nothing left to read of them.
+        cursor, claimed = cast("tuple[bytes, list[Entry]]", response[:2])
+        if claimed:
+            yield claimed
+        if cursor in (b"0-0", "0-0"):
+            return
+
+
+async def forget_dead_consumers(redis: Client, stream: str, group: str, idle_ms: int, keep: str) -> list[str]:
+    """Delete the consumers of `group` that hold no pending entry and were idle longer than `idle_ms` (claim their
+    entries first): every process has a name of its own, so the names of dead ones would pile up. A live consumer
+    deleted while idle is created again by its next read."""
+    gone = []
+    for consumer in await redis.xinfo_consumers(stream, group):
+        raw = consumer["name"]
+        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if name != keep and int(consumer["pending"]) == 0 and int(consumer["idle"]) > idle_ms:
+            await redis.xgroup_delconsumer(stream, group, name)
+            gone.append(name)
+    return gone
 
 
 def hash_tag(key: str) -> str:

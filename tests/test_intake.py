@@ -91,16 +91,19 @@ def test_missing_fields_are_listed_and_the_readable_ids_echoed() -> None:
 
 
 def test_a_wrong_field_type_keeps_the_request_id_and_echoes_every_field() -> None:
-    """A numeric issued_at (strict: no epoch seconds) is rejected under the request's own id, fields echoed."""
+    """A numeric issued_at (RFC 3339 only: no epoch seconds) is rejected under the request's own id, fields echoed,
+    with the permission of the (known) target."""
     assert read(json.dumps(body(issued_at=1764331200)).encode()) == Rejection(
         "req-1",
-        "Invalid request: issued_at: Input should be a valid datetime",
+        "Invalid request: issued_at: expected an RFC 3339 date-time with seconds and an offset, such as "
+        "2026-11-28T12:00:00Z",
         {
             "connection_id": "conn-1",
             "vehicle_id": "veh-1",
             "kind": "signal",
             "target": "odometer-traveleddistance",
         },
+        "read_odometer",
     )
 
 
@@ -115,6 +118,7 @@ def test_an_over_long_request_id_is_not_echoed() -> None:
             "kind": "signal",
             "target": "odometer-traveleddistance",
         },
+        "read_odometer",
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -28,7 +28,17 @@ from schemas.messages import ConnectionEventMessage, DecisionMessage
 from services.consumers.audit_store import AuditStore, Batch
 from services.keyspace import Keys, ShardKeys
 from services.redis_client import Client
-from services.streams import Backoff, StreamReply, as_reply, consumer_name, ensure_group, pause, sweep_block_ms
+from services.streams import (
+    Backoff,
+    StreamReply,
+    as_reply,
+    claim_idle,
+    consumer_name,
+    ensure_group,
+    forget_dead_consumers,
+    pause,
+    sweep_block_ms,
+)
 
 log = logging.getLogger("fleetgate.audit")
 
@@ -149,25 +159,17 @@ class Auditor:
             await self.handle(reply)
 
     async def claim_idle(self) -> None:
-        """Take over entries idle past claim_idle_ms (their audit consumer died) and store them."""
+        """Take over entries idle past claim_idle_ms (their audit consumer died), store them, then delete the
+        consumers left without entries."""
         for stream in self.streams:
-            cursor: bytes | str = "0-0"
-            while not self.stopping.is_set():
-                response = await self.redis.xautoclaim(
-                    stream,
-                    self.group,
-                    self.consumer,
-                    min_idle_time=self.claim_idle_ms,
-                    start_id=cursor,
-                    count=self.batch_size,
-                )
-                # The third part lists entries deleted from the stream while pending: XAUTOCLAIM has already
-                # dropped them from the pending list, and there is nothing left to store.
-                cursor, claimed = cast("tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]", response[:2])
-                if claimed:
-                    await self.handle([(stream.encode(), claimed)])
-                if cursor == b"0-0":
-                    break
+            claims = claim_idle(
+                self.redis, stream, self.group, self.consumer, self.claim_idle_ms, count=self.batch_size
+            )
+            async for claimed in claims:
+                await self.handle([(stream.encode(), claimed)])
+                if self.stopping.is_set():
+                    return
+            await forget_dead_consumers(self.redis, stream, self.group, self.claim_idle_ms, keep=self.consumer)
 
     async def handle(self, reply: StreamReply) -> None:
         """Store one read's entries in one transaction, then acknowledge them (never before the commit)."""

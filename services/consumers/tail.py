@@ -20,7 +20,16 @@ from rich.text import Text
 from schemas.problems import Outcome
 from services.keyspace import Keys
 from services.redis_client import Client
-from services.streams import Entry, as_reply, consumer_name, ensure_group, last_id, sweep_block_ms
+from services.streams import (
+    Entry,
+    as_reply,
+    claim_idle,
+    consumer_name,
+    ensure_group,
+    forget_dead_consumers,
+    last_id,
+    sweep_block_ms,
+)
 
 OUTCOME_STYLES = {
     Outcome.ALLOWED: "green",
@@ -30,6 +39,8 @@ OUTCOME_STYLES = {
     Outcome.REJECTED: "bold red",
 }
 _OUTCOME_WIDTH = max(len(o) for o in Outcome)
+CLAIM_IDLE_MS = 60_000
+"""With a group: a pending entry idle this long belongs to a dead consumer (a live one acknowledges each read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,20 +211,33 @@ class _PlainReader:
 
 
 class _GroupReader:
-    """XREADGROUP as one consumer of a group (the same group name on every shard's stream); acknowledges."""
+    """XREADGROUP as one consumer of a group (the same group name on every shard's stream); acknowledges.
+
+    At start it takes over what dead consumers of the group left pending longer than CLAIM_IDLE_MS (shown first),
+    and deletes those consumers: the contract's consumer recipe.
+    """
 
     def __init__(self, redis: Client, group: str) -> None:
         self.redis = redis
         self.group = group
         self.consumer = consumer_name()
+        self.claimed: dict[str, list[Entry]] = {}
 
     @classmethod
     async def open(cls, redis: Client, streams: list[str], group: str, *, from_start: bool) -> _GroupReader:
+        reader = cls(redis, group)
         for stream in streams:
             await ensure_group(redis, stream, group, "0" if from_start else "$")
-        return cls(redis, group)
+            async for claimed in claim_idle(redis, stream, group, reader.consumer, CLAIM_IDLE_MS):
+                reader.claimed.setdefault(stream, []).extend(claimed)
+            await forget_dead_consumers(redis, stream, group, CLAIM_IDLE_MS, keep=reader.consumer)
+        return reader
 
     async def read(self, stream: str, size: int, block_ms: int | None) -> list[Entry]:
+        backlog = self.claimed.get(stream)
+        if backlog:
+            entries, self.claimed[stream] = backlog[:size], backlog[size:]
+            return entries
         reply = as_reply(
             await self.redis.xreadgroup(self.group, self.consumer, {stream: ">"}, count=size, block=block_ms)
         )

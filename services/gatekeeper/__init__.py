@@ -7,6 +7,6 @@ encodes the decisions (`schemas/outbound.py`) and commits the batch with one Lua
 id, publishes each new decision and acknowledges every entry (`scripts.py`): three round trips per batch, whatever
 its size, over a RESP transport of its own (`resp.py`). Beside that loop each worker follows the connection events,
 reclaims entries idle too long (dead-lettering those delivered too often), trims and beats (`upkeep.py`).
-`app.py` hosts it as a FastStream application and declares the AsyncAPI document; `processes.py` runs one worker or
-supervises several (`python -m services.gatekeeper --workers N`, `fleetgate gatekeeper run`).
+`app.py` hosts it as a FastStream application (its AsyncAPI document is services/asyncapi.py); `processes.py` runs one
+worker or supervises several (`python -m services.gatekeeper --workers N`, `fleetgate gatekeeper run`).
 """

@@ -1,7 +1,7 @@
 """The gatekeeper as a FastStream application: `faststream run --factory services.gatekeeper.app:create_app`.
 
-FastStream hosts the worker's lifecycle (startup, signals, graceful shutdown) and declares the streams for the
-AsyncAPI document. The hot path itself is the worker's own batch loop (worker.py), not a FastStream subscriber.
+FastStream hosts the worker's lifecycle (startup, signals, graceful shutdown); the AsyncAPI document of the streams
+is services/asyncapi.py's. The hot path itself is the worker's own batch loop (worker.py), not a FastStream subscriber.
 FastStream's per-message subscriber costs at least one command per message (about 1k msg/s in
 `python -m bench.gatekeeper`, 0.01x this loop). Its batch subscriber (`StreamSub(..., batch=True,
 max_records=500)`: one XREADGROUP, one pipeline of XADDs and one XACK per batch, the round trips of this loop)
@@ -17,56 +17,20 @@ import gc
 import logging
 
 from faststream import FastStream
-from faststream.redis import RedisBroker, StreamSub
-from faststream.specification import AsyncAPI
+from faststream.redis import RedisBroker
 from prometheus_client import start_http_server
 
-from schemas.messages import (
-    CONTRACT_VERSION,
-    ConnectionEventMessage,
-    DeadLetterMessage,
-    DecisionMessage,
-    RequestMessage,
-)
 from services.gatekeeper.worker import Gatekeeper, serve
 from services.logs import configure_logging
 from services.redis_client import client_for, first_node_url, redact
 from services.settings import Settings
 
 log = logging.getLogger("fleetgate.gatekeeper")
-_ENVELOPE = " Each entry has one field `data`: this message as UTF-8 JSON."
 
 
 def create_app(settings: Settings | None = None) -> FastStream:
     settings = settings or Settings()
-    keys = settings.keys
-    shard = keys.shard(0)
     broker = RedisBroker(first_node_url(settings.redis_url))  # it takes one host; it never sends a command
-    # Declared for the AsyncAPI document only (`fleetgate contract export`): the worker reads and writes these
-    # streams itself, so none is a FastStream subscriber (one would start consuming when the app starts).
-    sharded = (
-        f" Shard 0 of {keys.shards}: every shard has one such stream under its own hash tag." if keys.sharded else ""
-    )
-    streams = (
-        (
-            shard.requests,
-            "requests",
-            RequestMessage,
-            f"In: any client writes; the gatekeeper group `{settings.group}` reads.",
-        ),
-        (shard.decisions, "decisions", DecisionMessage, "Out: exactly one decision per request_id, by the gatekeeper."),
-        (shard.deadletter, "deadletter", DeadLetterMessage, "Out: entries that failed too often, and why."),
-        (
-            shard.connection_events,
-            "connection-events",
-            ConnectionEventMessage,
-            "Out: every consent change, by the Connect service; the gatekeeper follows it to drop cached grants.",
-        ),
-    )
-    for stream, title, schema, description in streams:
-        broker.publisher(
-            stream=StreamSub(stream), title=title, description=description + sharded + _ENVELOPE, schema=schema
-        )
     running: dict[str, object] = {}
 
     async def start() -> None:
@@ -100,10 +64,5 @@ def create_app(settings: Settings | None = None) -> FastStream:
             await task
             await gatekeeper.redis.aclose()
 
-    specification = AsyncAPI(
-        title="fleetgate",
-        version=str(CONTRACT_VERSION),
-        description="Redis Streams of the fleetgate gatekeeper: requests in, decisions out (docs/contract.md).",
-    )
-    application = FastStream(broker, after_startup=[start], on_shutdown=[stop], specification=specification)
+    application = FastStream(broker, after_startup=[start], on_shutdown=[stop])
     return application

@@ -7,11 +7,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from schemas.catalog import Command, Signal, get_catalog
 from schemas.errors import describe_validation_error
 from schemas.messages import RequestMessage, decode_request
 from schemas.outbound import Rejection
 
 DATA = b"data"
+_CATALOG_TARGETS: dict[str, dict[str, Signal | Command]] = {
+    "signal": {signal.code: signal for signal in get_catalog().signals},
+    "command": {command.name: command for command in get_catalog().commands},
+}
 _ECHOED = ("connection_id", "vehicle_id", "kind", "target")
 
 
@@ -48,7 +53,15 @@ def _rejection(data: bytes, exc: ValidationError, unreadable_id: str) -> Rejecti
         request_id if _echoable(request_id) and request_id else unreadable_id,
         "Invalid request: " + describe_validation_error(exc).replace("\n", "; "),
         echo,
+        _permission_of(echo.get("kind"), echo.get("target")),
     )
+
+
+def _permission_of(kind: str | None, target: str | None) -> str | None:
+    """The permission a known target needs (null only for an unknown one, as in every decision)."""
+    index = _CATALOG_TARGETS.get(kind or "")
+    found = index.get(target or "") if index is not None else None
+    return found.permission if found is not None else None
 
 
 def _echoable(value: Any) -> bool:
