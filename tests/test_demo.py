@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from services.local_redis import RedisServer
 
 FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
-SHORT = ["--duration", "3", "--vehicles", "150"]
+SHORT = ["--duration", "2", "--vehicles", "150"]
 
 
 def run_demo(*args: str, path: str | None = None, prefix: str | None = None) -> subprocess.CompletedProcess[str]:
