@@ -5,17 +5,13 @@ Encoding and decoding go straight through pydantic-core (bytes in, bytes out): t
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
-    Field,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -28,27 +24,10 @@ from pydantic_core import from_json
 from schemas.catalog import Kind
 from schemas.permissions import PermissionSet
 from schemas.problems import Outcome, SmartcarError
+from schemas.rfc3339 import Rfc3339DateTime
 from schemas.vehicle import Identifier, ResourceId
 
 CONTRACT_VERSION: Final[Literal[1]] = 1
-RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
-"""RFC 3339's `date-time` (section 5.6; `T` and `Z` may be lowercase). Whether the date itself exists is checked
-when it is parsed."""
-
-
-def rfc3339_date_time(value: object) -> object:
-    """Let only RFC 3339 date-times through to the datetime parser (which takes more: epoch seconds, `+0100`,
-    no seconds); a leap second (`23:59:60`, which datetime cannot hold) becomes the next second."""
-    if isinstance(value, datetime):
-        return value  # built in Python (never from JSON): the datetime validator checks it has an offset
-    if not isinstance(value, str) or RFC3339.match(value) is None:
-        raise ValueError("expected an RFC 3339 date-time with seconds and an offset, such as 2026-11-28T12:00:00Z")
-    if value[17:19] == "60":
-        before = datetime.fromisoformat(f"{value[:17]}59{value[19:]}".upper())
-        return before + timedelta(seconds=1)
-    return value
-
-
 ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr
 
 
@@ -79,9 +58,7 @@ class RequestMessage(_Message):
     kind: Kind
     target: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     """A signal code or command name of the catalog."""
-    issued_at: Annotated[
-        AwareDatetime, BeforeValidator(rfc3339_date_time), Field(json_schema_extra={"pattern": RFC3339.pattern})
-    ]
+    issued_at: Rfc3339DateTime
     """An RFC 3339 date-time, with seconds and an offset (`Z` or `+hh:mm`): `2026-11-28T12:00:00Z`. Nothing else:
     no number or numeric string (epoch seconds), no missing seconds, no `+0100`."""
     params: dict[str, ParamValue] | None = None

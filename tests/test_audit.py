@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -25,6 +24,7 @@ from redis.asyncio.cluster import RedisCluster
 from typer.testing import CliRunner, Result
 
 from devtools.builders import make_vehicle
+from devtools.workers import fleetgate_env
 from fleetgate import app
 from schemas.access import VehicleAccessConfig
 from schemas.messages import ConnectionEventMessage, ConnectionEventType
@@ -293,7 +293,7 @@ async def test_sigterm_finishes_the_batch_and_exits_cleanly(
     for i in range(20):
         await redis.xadd(keys.decisions, {"data": decision_data(f"r{i}")})
     db = tmp_path / "audit.db"
-    env = {**os.environ, "FLEETGATE_REDIS_URL": redis_server.url, "FLEETGATE_KEY_PREFIX": keys.prefix}
+    env = fleetgate_env(redis_server.url, keys.prefix)
     env["FLEETGATE_AUDIT_DB"] = str(db)  # as docker-compose.yml passes it
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "fleetgate", "audit", "run", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE

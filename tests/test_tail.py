@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from typer.testing import CliRunner, Result
 
+from devtools.workers import fleetgate_env
 from fleetgate import app
 from schemas.messages import DecisionMessage
 from schemas.problems import Outcome, permission_denied
@@ -265,7 +265,7 @@ async def test_malformed_entries_warn_and_tail_goes_on(cli: Cli, redis: Redis, k
 
 async def test_ctrl_c_exits_cleanly(redis_server: RedisServer, redis: Redis, keys: Keys) -> None:
     """SIGINT to a running `fleetgate tail` ends it with exit 0 and no traceback, after what it printed."""
-    env = {**os.environ, "FLEETGATE_REDIS_URL": redis_server.url, "FLEETGATE_KEY_PREFIX": keys.prefix}
+    env = fleetgate_env(redis_server.url, keys.prefix)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "fleetgate", "tail", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
