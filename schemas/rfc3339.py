@@ -49,7 +49,9 @@ class _Rfc3339:
         in_python = core_schema.union_schema(
             [core_schema.datetime_schema(tz_constraint="aware", strict=True), from_text]
         )
-        return core_schema.json_or_python_schema(json_schema=from_text, python_schema=in_python)
+        return core_schema.json_or_python_schema(
+            json_schema=from_text, python_schema=in_python, serialization=core_schema.simple_ser_schema("datetime")
+        )
 
     @classmethod
     def __get_pydantic_json_schema__(
