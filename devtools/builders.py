@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -68,3 +69,25 @@ TEST_TIMINGS: dict[str, Any] = {
     "max_deliveries": 2,
     "max_payload_bytes": 1024,
 }
+
+
+ISSUED_AT = "2026-11-28T12:00:00Z"
+
+
+def request_body(request_id: str = "req-1", **fields: Any) -> dict[str, Any]:
+    """The JSON object of a valid request as a client writes it (make_request's fields); `fields` replace or add."""
+    return {
+        "v": 1,
+        "request_id": request_id,
+        "connection_id": "conn-1",
+        "vehicle_id": "veh-1",
+        "kind": "signal",
+        "target": "odometer-traveleddistance",
+        "issued_at": ISSUED_AT,
+        **fields,
+    }
+
+
+def request_json(request_id: str = "req-1", **fields: Any) -> bytes:
+    """`request_body(...)` as the UTF-8 JSON of an entry's `data` field."""
+    return json.dumps(request_body(request_id, **fields)).encode()

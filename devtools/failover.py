@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from devtools.builders import request_json
 from devtools.local_cluster import RedisClusterProcesses
 from devtools.workers import fleetgate_env, start_worker_process
 from services.keyspace import Keys, ShardKeys, shard_of
@@ -95,15 +96,7 @@ class _Run:
 
 def _body(n: int) -> tuple[str, bytes]:
     vehicle = f"v-{n % 211}"  # 211 vehicles: every shard gets some
-    body = {
-        "request_id": f"r{n}",
-        "connection_id": "c-unknown",
-        "vehicle_id": vehicle,
-        "kind": "signal",
-        "target": "odometer-traveleddistance",
-        "issued_at": "2026-11-28T12:00:00Z",
-    }
-    return vehicle, json.dumps(body).encode()
+    return vehicle, request_json(f"r{n}", connection_id="c-unknown", vehicle_id=vehicle)
 
 
 async def run_failover(

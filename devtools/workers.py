@@ -13,6 +13,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from devtools.builders import request_json
 from services.keyspace import Keys
 from services.settings import Settings
 
@@ -40,16 +41,7 @@ def start_worker(redis_url: str, keys: Keys, **settings: Any) -> subprocess.Pope
 
 
 def request_body(n: int, connection_id: str = "c-unknown", vehicle_id: str = "v-unknown") -> bytes:
-    return json.dumps(
-        {
-            "request_id": f"r{n}",
-            "connection_id": connection_id,
-            "vehicle_id": vehicle_id,
-            "kind": "signal",
-            "target": "odometer-traveleddistance",
-            "issued_at": "2026-11-28T12:00:00Z",
-        }
-    ).encode()
+    return request_json(f"r{n}", connection_id=connection_id, vehicle_id=vehicle_id)
 
 
 async def publish(redis: Redis, keys: Keys, first: int, count: int) -> None:

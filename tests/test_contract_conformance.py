@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from redis.asyncio import Redis
 from typer.testing import CliRunner
 
-from devtools.builders import make_request
+from devtools.builders import make_request, request_body
 from fleetgate import app
 from schemas.decision import decide
 from schemas.outbound import encode_decision
@@ -111,16 +111,7 @@ def test_gatekeeper_shards_json_is_loadable_and_agrees() -> None:
 
 
 def body(request_id: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "v": 1,
-        "request_id": request_id,
-        "connection_id": "c-unknown",
-        "vehicle_id": "bev",
-        "kind": "signal",
-        "target": "odometer-traveleddistance",
-        "issued_at": "2026-11-28T12:00:00Z",
-        **fields,
-    }
+    return request_body(request_id, **{"connection_id": "c-unknown", "vehicle_id": "bev", **fields})
 
 
 class Wire:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from devtools.builders import TEST_TIMINGS, make_request, make_vehicle
+from devtools.builders import TEST_TIMINGS, make_request, make_vehicle, request_json
 from schemas.access import VehicleAccessConfig
 from schemas.decision import decide
 from schemas.powertrain import Powertrain
@@ -32,16 +32,7 @@ Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
 
 
 def request(request_id: str, connection_id: str, target: str, kind: str = "signal", **extra: Any) -> bytes:
-    body = {
-        "request_id": request_id,
-        "connection_id": connection_id,
-        "vehicle_id": "bev",
-        "kind": kind,
-        "target": target,
-        "issued_at": "2026-11-28T12:00:00Z",
-        **extra,
-    }
-    return json.dumps(body).encode()
+    return request_json(request_id, connection_id=connection_id, vehicle_id="bev", kind=kind, target=target, **extra)
 
 
 @pytest.fixture

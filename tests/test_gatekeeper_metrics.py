@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from devtools.builders import make_vehicle
+from devtools.builders import make_vehicle, request_json
 from schemas.access import VehicleAccessConfig
 from schemas.powertrain import Powertrain
 from services.gatekeeper.upkeep import trim_requests
@@ -27,16 +26,7 @@ def sample(name: str, **labels: str) -> float:
 
 
 def body(request_id: str, connection_id: str, target: str) -> bytes:
-    return json.dumps(
-        {
-            "request_id": request_id,
-            "connection_id": connection_id,
-            "vehicle_id": "bev",
-            "kind": "signal",
-            "target": target,
-            "issued_at": "2026-11-28T12:00:00Z",
-        }
-    ).encode()
+    return request_json(request_id, connection_id=connection_id, vehicle_id="bev", target=target)
 
 
 async def test_decisions_duplicates_batches_and_cache_are_counted(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from devtools.builders import NOW, make_request
+from devtools.builders import NOW, make_request, request_body
 from schemas.messages import RequestMessage
 from schemas.outbound import Rejection
 from services.gatekeeper.intake import read_entry
@@ -21,16 +21,7 @@ LIMIT = 1024
 
 def body(**overrides: Any) -> dict[str, Any]:
     """The JSON object of a valid request (`make_request`'s fields); `overrides` replace or add fields."""
-    fields: dict[str, Any] = {
-        "v": 1,
-        "request_id": "req-1",
-        "connection_id": "conn-1",
-        "vehicle_id": "veh-1",
-        "kind": "signal",
-        "target": "odometer-traveleddistance",
-        "issued_at": "2026-11-28T12:00:00Z",
-    }
-    return fields | overrides
+    return request_body(**overrides)
 
 
 def read(data: bytes) -> RequestMessage | Rejection:

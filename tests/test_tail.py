@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from typer.testing import CliRunner, Result
 
+from devtools.builders import request_json
 from devtools.workers import fleetgate_env
 from fleetgate import app
 from schemas.messages import DecisionMessage
@@ -34,15 +35,7 @@ SHARDS = 6
 
 def request_data(request_id: str, connection_id: str, target: str, vehicle_id: str = "bev") -> bytes:
     """A request as any client would XADD it."""
-    body = {
-        "request_id": request_id,
-        "connection_id": connection_id,
-        "vehicle_id": vehicle_id,
-        "kind": "signal",
-        "target": target,
-        "issued_at": "2026-11-28T12:00:00Z",
-    }
-    return json.dumps(body).encode()
+    return request_json(request_id, connection_id=connection_id, vehicle_id=vehicle_id, target=target)
 
 
 def decision_data(request_id: str, outcome: Outcome = Outcome.ALLOWED, vehicle_id: str = "veh-1") -> bytes:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from devtools.builders import TEST_TIMINGS
+from devtools.builders import TEST_TIMINGS, request_json
 from services.demo_redis import embedded_redis_server
 from services.gatekeeper.worker import Gatekeeper
 from services.keyspace import Keys, ShardKeys
@@ -50,16 +50,7 @@ def gatekeeper_settings(embedded_url: str, keys: Keys) -> Settings:
 
 
 def request(request_id: str, connection_id: str, target: str) -> bytes:
-    body = {
-        "v": 1,
-        "request_id": request_id,
-        "connection_id": connection_id,
-        "vehicle_id": "bev",
-        "kind": "signal",
-        "target": target,
-        "issued_at": "2026-11-28T12:00:00Z",
-    }
-    return json.dumps(body).encode()
+    return request_json(request_id, connection_id=connection_id, vehicle_id="bev", target=target)
 
 
 def text(value: bytes | str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-ISSUED_AT = "2026-11-28T12:00:00Z"
+from devtools.builders import request_json
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> int:
@@ -37,17 +37,7 @@ def rss_mib(pid: int) -> float:
 
 def request_body(request_id: str, connection_id: str, vehicle_id: str, target: str, **extra: Any) -> bytes:
     """A request's `data` as JSON; `extra` adds or overrides fields (kind defaults to signal)."""
-    body = {
-        "v": 1,
-        "request_id": request_id,
-        "connection_id": connection_id,
-        "vehicle_id": vehicle_id,
-        "kind": "signal",
-        "target": target,
-        "issued_at": ISSUED_AT,
-        **extra,
-    }
-    return json.dumps(body).encode()
+    return request_json(request_id, connection_id=connection_id, vehicle_id=vehicle_id, target=target, **extra)
 
 
 async def read_stream(redis: Redis, stream: str, chunk: int = 10_000) -> list[tuple[str, dict[str, Any]]]:

@@ -101,7 +101,10 @@ class Fuzzer:
         rng = self.rng
         connection_id, vehicle_id = rng.choice(self.registered.pairs)
         body: dict[str, Any] = {"v": 1, "request_id": f"fz-{n}", "connection_id": connection_id}
-        body |= {"vehicle_id": vehicle_id, "issued_at": rng.choice(["2026-11-28T12:00:00Z", "2026-11-28T13:00:00+01:00"])}
+        body |= {
+            "vehicle_id": vehicle_id,
+            "issued_at": rng.choice(["2026-11-28T12:00:00Z", "2026-11-28T13:00:00+01:00"]),
+        }
         if rng.random() < 0.7:
             body |= {"kind": "signal", "target": rng.choice(SIGNALS)}
             if rng.random() < 0.05:
