@@ -25,7 +25,7 @@ def connect(url: str) -> Redis:
     """An asyncio client for `url` (bytes in, bytes out; hiredis parses replies when installed).
 
     RESP2, whatever the client library's default: redis-py 8 switched to RESP3, whose replies have other shapes
-    (an XREADGROUP reply is a map, not a list), and the gatekeeper's hot path reads raw replies (wire.py).
+    (an XREADGROUP reply is a map, not a list), and the gatekeeper's hot path reads raw replies (gatekeeper/resp.py).
     """
     return Redis.from_url(url, decode_responses=False, protocol=2)
 

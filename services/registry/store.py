@@ -1,7 +1,7 @@
 """The registry: vehicles, Vehicle Access config versions, Connection Filters and connections, in Redis.
 
 Reads here are what the gatekeeper uses; writes of connections go through `ConnectService` (connect.py),
-which pairs each with its event. Key names and encodings live in `layout.py`.
+which pairs each with its event. Key names live in `services/keyspace.py`, encodings in `records.py`.
 """
 
 from __future__ import annotations
