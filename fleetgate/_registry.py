@@ -12,7 +12,7 @@ import typer
 from schemas.connection import Connection
 from schemas.vehicle import Vehicle
 from services.errors import RedisUnavailableError
-from services.redis_client import REDIS_ERRORS, client_for, redact
+from services.redis_client import REDIS_ERRORS, client_for, redact, refuse_eviction
 from services.registry import Registry
 from services.settings import Settings
 
@@ -28,13 +28,25 @@ RedisUrlOption = Annotated[
 ]
 
 
-def run(redis_url: str | None, work: Callable[[Registry], Awaitable[T]]) -> T:
-    """Run `work` with a registry on the configured Redis (key prefix from $FLEETGATE_KEY_PREFIX)."""
+def run(
+    redis_url: str | None,
+    work: Callable[[Registry], Awaitable[T]],
+    *,
+    refuse_evicting: bool = True,
+    socket_timeout_s: float | None = None,
+) -> T:
+    """Run `work` with a registry on the configured Redis (key prefix from $FLEETGATE_KEY_PREFIX).
+
+    Refused (EvictionPolicyError) on a Redis that may evict keys, unless FLEETGATE_ALLOW_EVICTION is set or the
+    command reports the policy itself (`refuse_evicting=False`).
+    """
     settings = Settings() if redis_url is None else Settings(redis_url=redis_url)
 
     async def main() -> T:
-        client = client_for(settings)
+        client = client_for(settings, socket_timeout_s)
         try:
+            if refuse_evicting:
+                await refuse_eviction(client, settings)
             return await work(Registry(client, settings.keys))
         except REDIS_ERRORS as exc:
             # redis-py's messages name host and port, never the password; the URL is redacted all the same.

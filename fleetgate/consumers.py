@@ -20,7 +20,9 @@ from services.consumers.audit import DEFAULT_GROUP, Auditor, summary
 from services.consumers.audit_store import AuditStore, DenialGrouping
 from services.consumers.tail import OUTCOME_STYLES, JsonPrinter, LinePrinter, TailOptions, parse_outcomes, tail
 from services.keyspace import Keys
+from services.logs import configure_logging_unless_configured
 from services.registry import Registry
+from services.settings import Settings
 from services.streams import stop_on_signals
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -89,6 +91,7 @@ def audit_run_command(
 ) -> None:
     """Store every decision and connection event in SQLite until SIGTERM or Ctrl-C (the batch in hand is finished)."""
     with reporting_errors():
+        configure_logging_unless_configured(as_json=Settings().log_json)  # as the other services log
         store = AuditStore.open(db)
 
         async def audit(registry: Registry) -> dict[str, Any]:

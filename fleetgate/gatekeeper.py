@@ -14,9 +14,13 @@ from fleetgate._output import print_json, reporting_errors
 from fleetgate._registry import RedisUrlOption, run
 from services.gatekeeper.processes import run_workers
 from services.keyspace import shard_slots, shard_tag
+from services.redis_client import eviction_policies
 from services.registry import Registry
 from services.settings import Settings
 from services.streams import live_consumers
+
+CHECK_TIMEOUT_S = 3.0
+"""A health check answers within about this long, whatever the network does (a container's check has a timeout)."""
 
 app = typer.Typer(help="The gatekeeper: decides every request on the requests stream.", no_args_is_help=True)
 
@@ -85,15 +89,22 @@ def check_command(
     ] = False,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Exit 0 when Redis answers and a worker on this host has a fresh heartbeat, else 1."""
+    """Exit 0 when Redis answers, does not evict keys (or FLEETGATE_ALLOW_EVICTION), and a worker on this host has a
+    fresh heartbeat; else 1. It never waits long: a Redis that does not answer within 3 s is unhealthy."""
     host = "" if any_host else socket.gethostname()
 
-    async def alive(registry: Registry) -> list[str]:
-        return await live_consumers(registry.redis, registry.keys, host)
+    async def state(registry: Registry) -> tuple[list[str], list[str]]:
+        policies = set((await eviction_policies(registry.redis)).values())
+        return await live_consumers(registry.redis, registry.keys, host), sorted(policies - {"noeviction"})
 
     with reporting_errors():
-        beating = run(redis_url, alive)
+        settings = Settings() if redis_url is None else Settings(redis_url=redis_url)
+        beating, evicting = run(redis_url, state, refuse_evicting=False, socket_timeout_s=CHECK_TIMEOUT_S)
+    if evicting and not settings.allow_eviction:
+        typer.echo(f"unhealthy: Redis evicts keys (maxmemory-policy {', '.join(evicting)}; needs noeviction)", err=True)
+        raise typer.Exit(1)
     if not beating:
         typer.echo(f"unhealthy: no fresh gatekeeper heartbeat{'' if any_host else ' on ' + host}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"healthy: {len(beating)} worker(s) beating")
+    policy = f"maxmemory-policy {', '.join(evicting)} (allowed)" if evicting else "maxmemory-policy noeviction"
+    typer.echo(f"healthy: {len(beating)} worker(s) beating; {policy}")

@@ -22,6 +22,10 @@ class ConfigFileError(ServiceError):
     """A Vehicle Access config file that cannot be read or does not validate; the message names the line or key."""
 
 
+class EvictionPolicyError(ServiceError):
+    """The Redis server evicts keys (its `maxmemory-policy` is not noeviction) and the settings do not allow it."""
+
+
 class RedisUnavailableError(ServiceError):
     """Redis cannot be reached; the message names the server without its password."""
 

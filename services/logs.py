@@ -30,3 +30,10 @@ def configure_logging(*, as_json: bool, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def configure_logging_unless_configured(*, as_json: bool) -> None:
+    """`configure_logging`, unless the host process has set up logging itself (a test runner, an embedding program):
+    for commands that also run in-process."""
+    if not logging.getLogger().handlers:
+        configure_logging(as_json=as_json)

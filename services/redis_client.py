@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
+
+from services.errors import EvictionPolicyError
 
 if TYPE_CHECKING:
     from services.settings import Settings
@@ -21,16 +23,38 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 RedisError, when none of the nodes it knows answers (a worker started while its startup node is down)."""
 
 
-def connect(url: str) -> Redis:
+SOCKET_TIMEOUT_S = 10.0
+"""How long a command may wait for its reply before the connection counts as dead (a blackholed network), unless
+the command blocks longer itself: a worker's socket timeout exceeds its BLOCK time (`socket_timeout_for`)."""
+
+
+def _options(socket_timeout_s: float) -> dict[str, Any]:
+    """Every connection fleetgate opens: RESP2 and bytes, bounded waits, TCP keepalive, idle connections checked."""
+    return {
+        "decode_responses": False,
+        "protocol": 2,
+        "socket_timeout": socket_timeout_s,
+        "socket_connect_timeout": min(socket_timeout_s, 5.0),
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+    }
+
+
+def socket_timeout_for(settings: Settings) -> float:
+    """Above the longest BLOCK the settings make a read wait, so that an idle stream never looks like a dead link."""
+    return max(SOCKET_TIMEOUT_S, settings.block_ms / 1000 + 5)
+
+
+def connect(url: str, socket_timeout_s: float = SOCKET_TIMEOUT_S) -> Redis:
     """An asyncio client for `url` (bytes in, bytes out; hiredis parses replies when installed).
 
     RESP2, whatever the client library's default: redis-py 8 switched to RESP3, whose replies have other shapes
     (an XREADGROUP reply is a map, not a list), and the gatekeeper's hot path reads raw replies (gatekeeper/resp.py).
     """
-    return Redis.from_url(url, decode_responses=False, protocol=2)
+    return Redis.from_url(url, **_options(socket_timeout_s))
 
 
-def connect_cluster(url: str) -> RedisCluster:
+def connect_cluster(url: str, socket_timeout_s: float = SOCKET_TIMEOUT_S) -> RedisCluster:
     """A cluster client from a node's URL (it discovers the rest), with `connect`'s options.
 
     `redis://host1:7000,host2:7001/0` names several startup nodes: a process started while one of them is down
@@ -38,9 +62,9 @@ def connect_cluster(url: str) -> RedisCluster:
     """
     others = urlsplit(url).netloc.rpartition("@")[2].split(",")[1:]
     startup_nodes = [ClusterNode(*_host_and_port(address)) for address in others]
-    return RedisCluster.from_url(
-        first_node_url(url), startup_nodes=startup_nodes or None, decode_responses=False, protocol=2
-    )
+    options = _options(socket_timeout_s)
+    del options["health_check_interval"]  # the cluster client checks its nodes itself
+    return RedisCluster.from_url(first_node_url(url), startup_nodes=startup_nodes or None, **options)
 
 
 def first_node_url(url: str) -> str:
@@ -57,14 +81,43 @@ def _host_and_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def client_for(settings: Settings) -> Client:
+def client_for(settings: Settings, socket_timeout_s: float | None = None) -> Client:
     """The client the settings ask for: a cluster client with `FLEETGATE_REDIS_CLUSTER`, else a standalone one."""
-    return open_client(settings.redis_url, cluster=settings.redis_cluster)
+    timeout = socket_timeout_for(settings) if socket_timeout_s is None else socket_timeout_s
+    return open_client(settings.redis_url, cluster=settings.redis_cluster, socket_timeout_s=timeout)
 
 
-def open_client(url: str, *, cluster: bool) -> Client:
+def open_client(url: str, *, cluster: bool, socket_timeout_s: float = SOCKET_TIMEOUT_S) -> Client:
     """A cluster client for a node's URL, or a standalone client for the server's."""
-    return connect_cluster(url) if cluster else connect(url)
+    return connect_cluster(url, socket_timeout_s) if cluster else connect(url, socket_timeout_s)
+
+
+async def eviction_policies(client: Client) -> dict[str, str]:
+    """Each server's (each master's, on a cluster) `maxmemory-policy`, from INFO (CONFIG may be disabled)."""
+    if isinstance(client, RedisCluster):
+        replies = await client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        infos = cast("dict[str, dict[str, Any]]", replies)
+    else:
+        try:
+            infos = {"server": await client.info("memory")}
+        except ResponseError as exc:
+            if "unknown command" not in str(exc):
+                raise
+            return {}  # the demo's embedded server (fakeredis) has no INFO, and never evicts
+    return {node: str(info.get("maxmemory_policy", "noeviction")) for node, info in infos.items()}
+
+
+async def refuse_eviction(client: Client, settings: Settings) -> None:
+    """Raise EvictionPolicyError when a server may evict keys, unless `FLEETGATE_ALLOW_EVICTION` accepts it."""
+    if settings.allow_eviction:
+        return
+    evicting = sorted({policy for policy in (await eviction_policies(client)).values() if policy != "noeviction"})
+    if evicting:
+        raise EvictionPolicyError(
+            f"Redis at {redact(settings.redis_url)} evicts keys (maxmemory-policy {', '.join(evicting)}): fleetgate "
+            "needs noeviction (CONFIG SET maxmemory-policy noeviction, or maxmemory-policy in redis.conf); "
+            "FLEETGATE_ALLOW_EVICTION=true runs anyway, without exactly-once or a complete registry"
+        )
 
 
 async def get_many(client: Client, keys: Sequence[str]) -> list[bytes | None]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.keyspace import Keys, parse_shards
 
 ENV_PREFIX = "FLEETGATE_"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class Settings(BaseSettings):
@@ -20,6 +21,9 @@ class Settings(BaseSettings):
     """Redis to use; may carry a user and password (`redis://user:pass@host:port/db`) or TLS (`rediss://`)."""
     key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "fleetgate"
     """Every key and stream fleetgate uses starts with this and a colon."""
+    allow_eviction: bool = False
+    """Run on a Redis whose `maxmemory-policy` evicts keys. Off: every process refuses to start on one, because an
+    evicted dedupe record decides a request twice and an evicted connection turns valid requests UNAUTHORIZED."""
     redis_cluster: bool = False
     """`redis_url` names a node of a Redis Cluster: use a cluster client (needs `shards` of 2 or more)."""
     shards: Annotated[int, Field(ge=1, le=1024)] = 1
@@ -65,6 +69,18 @@ class Settings(BaseSettings):
     """Serve Prometheus metrics on this port (0: no metrics server)."""
     log_json: bool = False
     """Log one JSON object per line instead of text."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_scheme(cls, url: str) -> str:
+        scheme = url.partition("://")[0] if "://" in url else ""
+        if scheme not in REDIS_SCHEMES:
+            # The URL itself is not repeated: it may carry a password.
+            raise ValueError(
+                "not a Redis URL: it must start with redis://, rediss:// (TLS) or unix:// "
+                "(for example redis://localhost:6379/0)"
+            )
+        return url
 
     @model_validator(mode="after")
     def _check_shards(self) -> Settings:

@@ -23,7 +23,7 @@ from typing import Any, cast
 from schemas.access import derive
 from schemas.decision import rfc3339
 from services.keyspace import Keys
-from services.redis_client import Client, client_for
+from services.redis_client import Client, client_for, refuse_eviction
 from services.registry import ConnectService, Registry
 from services.settings import Settings
 from services.streams import live_consumers
@@ -97,6 +97,7 @@ async def run_load_test(options: LoadTestOptions, on_progress: Callable[[Progres
     keys = options.keys
     gatekeepers = None
     try:
+        await refuse_eviction(redis, options.settings)
         if options.gatekeepers:
             gatekeepers = start_gatekeepers(options.settings, options.gatekeepers)
         on_progress(Progress("setting up the fleet and its owners"))

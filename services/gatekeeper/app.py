@@ -15,21 +15,32 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from dataclasses import dataclass
 
 from faststream import FastStream
 from faststream.redis import RedisBroker
 from prometheus_client import start_http_server
 
+from schemas.errors import FleetgateError
 from services.gatekeeper.worker import Gatekeeper, serve
 from services.logs import configure_logging
 from services.redis_client import client_for, first_node_url, redact
 from services.settings import Settings
 
 log = logging.getLogger("fleetgate.gatekeeper")
+USAGE_ERROR = 2
 
 
-def create_app(settings: Settings | None = None) -> FastStream:
+@dataclass
+class WorkerStatus:
+    """How the worker ended: 0 when stopped by a signal, 2 when it refused to run (one line logged, no traceback)."""
+
+    exit_code: int = 0
+
+
+def create_app(settings: Settings | None = None, status: WorkerStatus | None = None) -> FastStream:
     settings = settings or Settings()
+    status = status or WorkerStatus()
     broker = RedisBroker(first_node_url(settings.redis_url))  # it takes one host; it never sends a command
     running: dict[str, object] = {}
 
@@ -52,16 +63,22 @@ def create_app(settings: Settings | None = None) -> FastStream:
 
     def exit_if_failed(task: asyncio.Task[None]) -> None:
         # A worker that died must not leave a process that looks alive: stop the app, so it exits.
-        if not task.cancelled() and task.exception() is not None:
-            log.error("gatekeeper worker failed", exc_info=task.exception())
-            application.exit()
+        if task.cancelled() or (failure := task.exception()) is None:
+            return
+        if isinstance(failure, FleetgateError):  # a refusal (an evicting Redis, ...): its message says it all
+            log.error("gatekeeper not started: %s", failure)
+            status.exit_code = USAGE_ERROR
+        else:
+            log.error("gatekeeper worker failed", exc_info=failure)
+            status.exit_code = 1
+        application.exit()
 
     async def stop() -> None:
         gatekeeper = running.get("gatekeeper")
         task = running.get("task")
         if isinstance(gatekeeper, Gatekeeper) and isinstance(task, asyncio.Task):
             gatekeeper.stop()
-            await task
+            await asyncio.gather(task, return_exceptions=True)  # its failure, if any, was reported above
             await gatekeeper.redis.aclose()
 
     application = FastStream(broker, after_startup=[start], on_shutdown=[stop])

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections import Counter as Tally
 
 from prometheus_client import Counter, Gauge, Histogram
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 DECISIONS = Counter("fleetgate_decisions_total", "Decisions published, by outcome", ["outcome"])
 DUPLICATES = Counter(
@@ -22,8 +25,27 @@ REDELIVERIES = Counter("fleetgate_redeliveries_total", "Entries reclaimed from a
 DEAD_LETTERS = Counter("fleetgate_dead_letters_total", "Entries sent to the dead-letter stream")
 CACHE_HITS = Counter("fleetgate_cache_hits_total", "Connection and vehicle lookups served from the cache")
 CACHE_MISSES = Counter("fleetgate_cache_misses_total", "Connection and vehicle lookups read from the registry")
+BATCH_ERRORS = Counter(
+    "fleetgate_batch_errors_total",
+    "Batches whose read or commit failed on a Redis error, by reason (OOM, NOGROUP, ..., connection, timeout)",
+    ["reason"],
+)
 PENDING = Gauge("fleetgate_group_pending", "Entries delivered but not acknowledged, per group", ["group"])
 LAG = Gauge("fleetgate_group_lag", "Entries not yet delivered to the group, per group", ["group"])
+
+
+def error_reason(exc: Exception) -> str:
+    """A short, bounded label for a Redis error: an error reply's code (`OOM`), else the kind of failure."""
+    if isinstance(exc, OutOfMemoryError):  # redis-py drops the OOM code from the message of its own class
+        return "OOM"
+    if type(exc) is ResponseError:
+        code = str(exc).split(" ", 1)[0]
+        return code if code.isupper() and len(code) <= 16 else "error"
+    if isinstance(exc, ResponseError):
+        return type(exc).__name__
+    if isinstance(exc, RedisTimeoutError):
+        return "timeout"
+    return "connection" if isinstance(exc, RedisConnectionError) else type(exc).__name__
 
 
 def observe_batch(

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from types import FrameType
 
-from services.gatekeeper.app import create_app
+from services.gatekeeper.app import WorkerStatus, create_app
 from services.settings import Settings
 
 WORKER_MODULE = "services.gatekeeper"
@@ -18,8 +18,9 @@ WORKER_MODULE = "services.gatekeeper"
 def run_workers(settings: Settings, workers: int = 1) -> int:
     """Run `workers` gatekeeper workers until SIGTERM or Ctrl-C; returns the exit code (the worst child's)."""
     if workers == 1:
-        asyncio.run(create_app(settings).run())
-        return 0
+        status = WorkerStatus()
+        asyncio.run(create_app(settings, status).run())
+        return status.exit_code
     return _supervise(settings, workers)
 
 

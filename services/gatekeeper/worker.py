@@ -36,7 +36,7 @@ from services.gatekeeper.intake import read_entry
 from services.gatekeeper.resp import Entry, RespScript, RespTransport, transport_for
 from services.gatekeeper.scripts import COMMIT, DEAD_LETTER, Commit, dead_letter_arguments
 from services.keyspace import ShardKeys
-from services.redis_client import REDIS_ERRORS, Client
+from services.redis_client import REDIS_ERRORS, Client, refuse_eviction
 from services.registry.store import Registry
 from services.settings import Settings
 from services.streams import Backoff, beat, consumer_name, ensure_group, every, pause
@@ -109,6 +109,7 @@ class Gatekeeper:
                     await self.process(entries, shard)
                 backoff.reset()
             except REDIS_ERRORS as exc:
+                metrics.BATCH_ERRORS.labels(metrics.error_reason(exc)).inc()
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                     # The stream or group is gone (a Redis restarted without persistence, a FLUSHALL): create
                     # it again at 0, so whatever is written from now on is decided instead of failing forever.
@@ -235,6 +236,7 @@ async def serve(gatekeeper: Gatekeeper) -> None:
     await _until_redis_answers(gatekeeper)
     if stopping.is_set():
         return
+    await refuse_eviction(gatekeeper.redis, settings)  # an evicting Redis breaks exactly-once: refuse to start
     jobs = (
         ("reclaim", settings.reclaim_interval_ms / 1000, gatekeeper.reclaim),
         ("trim requests", settings.trim_interval_ms / 1000, lambda: upkeep.trim_requests(gatekeeper)),
@@ -250,7 +252,10 @@ async def serve(gatekeeper: Gatekeeper) -> None:
     finally:
         stopping.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await gatekeeper.redis.delete(gatekeeper.keys.heartbeat(gatekeeper.consumer))
+        try:
+            await gatekeeper.redis.delete(gatekeeper.keys.heartbeat(gatekeeper.consumer))
+        except REDIS_ERRORS as exc:  # stopped while Redis is away: the heartbeat expires on its own
+            log.warning("could not delete the heartbeat (%s); it expires in %d s", exc, settings.heartbeat_ttl_s)
         log.info("gatekeeper %s stopped", gatekeeper.consumer)
 
 
