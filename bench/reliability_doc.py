@@ -95,9 +95,47 @@ the cache's TTL (`FLEETGATE_CACHE_TTL_S`) is only a safety net.
 - **Redis security** (`tests/reliability/test_redis_security.py`): an ACL user with a password and TLS
   (`rediss://`); the password never appears in logs, errors or metrics.
 
+## Operator edges
+
+`tests/reliability/test_operator_edges.py`; each of these failed before it was fixed (issue 14, items 2 and 6):
+
+| situation | what the operator now sees |
+|---|---|
+{_edge_rows()}
+
 ## The tests in the last run
 
 | test | result |
 |---|---|
 {tests}
 """
+
+
+OPERATOR_EDGES = (
+    (
+        "Redis with `maxmemory-policy allkeys-lru` (evicted dedupe records decided requests twice; evicted "
+        "connections made valid requests UNAUTHORIZED)",
+        "every command and worker refuses to start: one line naming the policy and the fix, exit 2; `gatekeeper "
+        "check` unhealthy; `FLEETGATE_ALLOW_EVICTION=true` runs anyway and the check says the policy was allowed",
+    ),
+    (
+        "Redis out of memory under `noeviction`",
+        'each failed commit counted as `fleetgate_batch_errors_total{reason="OOM"}`; entries stay pending, '
+        "nothing is decided until memory is freed",
+    ),
+    ("`FLEETGATE_REDIS_URL=localhost:6390` (no scheme; was a 68-line traceback)", "one line, exit 2"),
+    (
+        "SIGTERM while Redis is down (was exit 1 with three tracebacks)",
+        "exit 0, one warning: the heartbeat expires on its own",
+    ),
+    (
+        "`FLEETGATE_BLOCK_MS=6000` (spurious socket timeouts)",
+        "no timeout logged: every connection's socket timeout is above its block time (at least 10 s), with TCP "
+        "keepalive and a 5 s connect timeout; `gatekeeper check` answers within 3 s",
+    ),
+    ("`fleetgate audit run`", "logs with time, level and logger, JSON lines with `FLEETGATE_LOG_JSON`"),
+)
+
+
+def _edge_rows() -> str:
+    return "\n".join(f"| {situation} | {seen} |" for situation, seen in OPERATOR_EDGES)
