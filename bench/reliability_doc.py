@@ -97,7 +97,8 @@ the cache's TTL (`FLEETGATE_CACHE_TTL_S`) is only a safety net.
 
 ## Operator edges
 
-`tests/reliability/test_operator_edges.py`; each of these failed before it was fixed (issue 14, items 2 and 6):
+`tests/reliability/test_operator_edges.py` and `test_blackhole.py`; each of these failed before it was fixed (issue 14,
+items 2, 4 and 6):
 
 | situation | what the operator now sees |
 |---|---|
@@ -130,8 +131,15 @@ OPERATOR_EDGES = (
     ),
     (
         "`FLEETGATE_BLOCK_MS=6000` (spurious socket timeouts)",
-        "no timeout logged: every connection's socket timeout is above its block time (at least 10 s), with TCP "
-        "keepalive and a 5 s connect timeout; `gatekeeper check` answers within 3 s",
+        "no timeout logged: a connection's socket timeout is FLEETGATE_SOCKET_TIMEOUT_S (10 s) on top of its block "
+        "time, with TCP keepalive and a connect timeout of at most 5 s",
+    ),
+    (
+        "a network that drops packets without closing anything (`test_blackhole.py`: a proxy in the test stops "
+        "forwarding for 4 s)",
+        "with a 1 s socket timeout the worker logged the dead connection within 2.5 s, retried with backoff, and "
+        "decided all 50 requests sent meanwhile, once each, when the network came back; `gatekeeper check` fails "
+        "within 10 s (3 s per attempt) instead of hanging",
     ),
     ("`fleetgate audit run`", "logs with time, level and logger, JSON lines with `FLEETGATE_LOG_JSON`"),
 )

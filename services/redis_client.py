@@ -41,8 +41,9 @@ def _options(socket_timeout_s: float) -> dict[str, Any]:
 
 
 def socket_timeout_for(settings: Settings) -> float:
-    """Above the longest BLOCK the settings make a read wait, so that an idle stream never looks like a dead link."""
-    return max(SOCKET_TIMEOUT_S, settings.block_ms / 1000 + 5)
+    """The settings' socket timeout on top of the longest BLOCK they make a read wait, so that an idle stream never
+    looks like a dead link and a dead link is noticed within the socket timeout of a read's end."""
+    return settings.socket_timeout_s + settings.block_ms / 1000
 
 
 def connect(url: str, socket_timeout_s: float = SOCKET_TIMEOUT_S) -> Redis:

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     allow_eviction: bool = False
     """Run on a Redis whose `maxmemory-policy` evicts keys. Off: every process refuses to start on one, because an
     evicted dedupe record decides a request twice and an evicted connection turns valid requests UNAUTHORIZED."""
+    socket_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """How long a command waits for its reply before its connection counts as dead (a network that silently drops
+    packets); a blocking read waits its block time on top. Connections also use TCP keepalive."""
     redis_cluster: bool = False
     """`redis_url` names a node of a Redis Cluster: use a cluster client (needs `shards` of 2 or more)."""
     shards: Annotated[int, Field(ge=1, le=1024)] = 1
