@@ -24,8 +24,9 @@ RedisError, when none of the nodes it knows answers (a worker started while its 
 
 
 SOCKET_TIMEOUT_S = 10.0
-"""How long a command may wait for its reply before the connection counts as dead (a blackholed network), unless
-the command blocks longer itself: a worker's socket timeout exceeds its BLOCK time (`socket_timeout_for`)."""
+"""How long a command may wait for its reply before the connection counts as dead (a blackholed network): the
+default of `FLEETGATE_SOCKET_TIMEOUT_S`, and of clients opened without settings. Blocking reads get their block
+time on top (`socket_timeout_for`)."""
 
 
 def _options(socket_timeout_s: float) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.keyspace import Keys, parse_shards
+from services.redis_client import SOCKET_TIMEOUT_S
 
 ENV_PREFIX = "FLEETGATE_"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -24,7 +25,7 @@ class Settings(BaseSettings):
     allow_eviction: bool = False
     """Run on a Redis whose `maxmemory-policy` evicts keys. Off: every process refuses to start on one, because an
     evicted dedupe record decides a request twice and an evicted connection turns valid requests UNAUTHORIZED."""
-    socket_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    socket_timeout_s: Annotated[float, Field(gt=0, le=300)] = SOCKET_TIMEOUT_S
     """How long a command waits for its reply before its connection counts as dead (a network that silently drops
     packets); a blocking read waits its block time on top. Connections also use TCP keepalive."""
     redis_cluster: bool = False
