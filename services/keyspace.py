@@ -89,6 +89,12 @@ class ShardKeys:
     """`dedupe_prefix + request_id` remembers a decided request id for the dedupe window."""
     connection_events: str
     """The `connection.*` events of the connections of this shard."""
+    unreadable_prefix: str
+    """The request id of an entry with no readable id is this and its entry id: `unreadable:` unsharded,
+    `unreadable:<tag>:` on a shard of several (entry ids repeat across the shards' streams)."""
+
+    def unreadable_id(self, entry_id: str) -> str:
+        return f"{self.unreadable_prefix}{entry_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,7 @@ class Keys:
             deadletter=f"{base}deadletter",
             dedupe_prefix=f"{base}dedupe:",
             connection_events=f"{base}connection-events",
+            unreadable_prefix="unreadable:" if self.shards == 1 else f"unreadable:{shard_tag(index, self.shards)}:",
         )
 
     def _tagged(self, index: int) -> str:

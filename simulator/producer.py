@@ -91,6 +91,7 @@ async def produce(
     keys = Keys(job.prefix, job.shards)
     # Each vehicle's requests go to its shard's stream (one stream unsharded): its order is kept there.
     streams = [keys.shard_of_vehicle(vehicle.id).requests for vehicle in job.world.vehicles]
+    unreadable = [keys.shard_of_vehicle(vehicle.id).unreadable_prefix for vehicle in job.world.vehicles]
     maker = RequestMaker(job.world, job.mix, seed=job.seed * 1000 + job.index, id_prefix=f"{job.run_id}-{job.index}-")
     rng = random.Random(job.seed * 7919 + job.index)
     end = started_at + job.duration_s
@@ -120,7 +121,9 @@ async def produce(
             report(
                 [
                     (
-                        f"unreadable:{entry_id.decode()}" if request.unreadable else request.request_id,
+                        f"{unreadable[request.vehicle]}{entry_id.decode()}"
+                        if request.unreadable
+                        else request.request_id,
                         at,
                         request.vehicle,
                         request.target,

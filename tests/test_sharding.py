@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from redis.crc import key_slot
 
 from devtools.builders import TEST_TIMINGS
+from services.gatekeeper.intake import read_entry
 from services.gatekeeper.worker import Gatekeeper, serve
 from services.keyspace import SLOTS, Keys, parse_shards, shard_of, shard_slots, shard_tag
 from services.local_redis import RedisServer
@@ -106,3 +107,15 @@ async def test_two_workers_on_half_the_shards_each_decide_everything_once(redis_
             assert sorted(await decided(shard)) == sorted(sent[shard])
     finally:
         await redis.aclose()
+
+
+def test_unreadable_ids_are_unique_across_shards() -> None:
+    """Entry ids repeat across the shards' streams, so a sharded deployment answers an unreadable entry under its
+    shard's tag as well (two unreadable entries with one entry id on two shards got one request id)."""
+    keys = Keys("fg", 6)
+    ids = {keys.shard(i).unreadable_id("1795926729920-0") for i in range(6)}
+    assert len(ids) == 6
+    assert keys.shard(3).unreadable_id("1-0") == f"unreadable:{shard_tag(3, 6)}:1-0"
+    assert Keys("fg").shard(0).unreadable_id("1-0") == "unreadable:1-0"
+    rejection = read_entry(b"1-0", {b"data": b"{not json"}, 1024, keys.shard(3).unreadable_prefix)
+    assert rejection.request_id == f"unreadable:{shard_tag(3, 6)}:1-0"

@@ -20,24 +20,27 @@ _CATALOG_TARGETS: dict[str, dict[str, Signal | Command]] = {
 _ECHOED = ("connection_id", "vehicle_id", "kind", "target")
 
 
-def read_entry(entry_id: bytes, fields: dict[bytes, bytes], max_payload_bytes: int) -> RequestMessage | Rejection:
-    """The request in an entry's `data` field, or a Rejection saying what is wrong with it."""
+def read_entry(
+    entry_id: bytes, fields: dict[bytes, bytes], max_payload_bytes: int, unreadable_prefix: str = "unreadable:"
+) -> RequestMessage | Rejection:
+    """The request in an entry's `data` field, or a Rejection saying what is wrong with it.
+
+    An entry without a readable request id is answered under `unreadable_prefix` and its entry id (the shard's
+    prefix: ShardKeys.unreadable_prefix): stable across redeliveries, so it is decided once.
+    """
     data = fields.get(DATA)
     if data is not None and len(data) <= max_payload_bytes:
         try:
             return decode_request(data)
         except ValidationError as exc:
-            return _rejection(data, exc, _unreadable_id(entry_id))
+            return _rejection(data, exc, unreadable_prefix + entry_id.decode())
     if data is None:
-        return Rejection(_unreadable_id(entry_id), "The entry has no `data` field.", {})
+        return Rejection(unreadable_prefix + entry_id.decode(), "The entry has no `data` field.", {})
     return Rejection(
-        _unreadable_id(entry_id), f"The payload is {len(data)} bytes; the limit is {max_payload_bytes}.", {}
+        unreadable_prefix + entry_id.decode(),
+        f"The payload is {len(data)} bytes; the limit is {max_payload_bytes}.",
+        {},
     )
-
-
-def _unreadable_id(entry_id: bytes) -> str:
-    """The request id of an entry whose own cannot be read: stable across redeliveries, so it is decided once."""
-    return f"unreadable:{entry_id.decode()}"
 
 
 def _rejection(data: bytes, exc: ValidationError, unreadable_id: str) -> Rejection:

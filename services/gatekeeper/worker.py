@@ -127,7 +127,8 @@ class Gatekeeper:
         """Decide and commit a batch of one shard; returns how many decisions were published (not duplicates)."""
         started = time.perf_counter()
         intakes = [
-            (entry_id, read_entry(entry_id, fields, self.settings.max_payload_bytes)) for entry_id, fields in entries
+            (entry_id, read_entry(entry_id, fields, self.settings.max_payload_bytes, shard.keys.unreadable_prefix))
+            for entry_id, fields in entries
         ]
         lookups = await self.cache.load(i for _, i in intakes if isinstance(i, RequestMessage))
         decided_at = rfc3339(datetime.now(UTC))
