@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fleetgate._output import print_json, reporting_errors
 from fleetgate._registry import RedisUrlOption, run
+from services.errors import RedisUnavailableError
 from services.gatekeeper.processes import run_workers
 from services.keyspace import shard_slots, shard_tag
 from services.redis_client import eviction_policies
@@ -99,7 +100,11 @@ def check_command(
 
     with reporting_errors():
         settings = Settings() if redis_url is None else Settings(redis_url=redis_url)
-        beating, evicting = run(redis_url, state, refuse_evicting=False, socket_timeout_s=CHECK_TIMEOUT_S)
+        try:
+            beating, evicting = run(redis_url, state, refuse_evicting=False, socket_timeout_s=CHECK_TIMEOUT_S)
+        except RedisUnavailableError as exc:  # unhealthy, not a usage error: container runtimes reserve exit 2
+            typer.echo(f"unhealthy: {exc}", err=True)
+            raise typer.Exit(1) from None
     if evicting and not settings.allow_eviction:
         typer.echo(f"unhealthy: Redis evicts keys (maxmemory-policy {', '.join(evicting)}; needs noeviction)", err=True)
         raise typer.Exit(1)

@@ -213,25 +213,27 @@ async def test_worker_and_cli_work_through_the_secured_url(secure: SecureRedis, 
 async def test_bad_credentials_give_a_clear_error_and_exit_2_without_the_password(
     secure: SecureRedis, keys: Keys
 ) -> None:
-    """Wrong password, no credentials (or no CA for TLS): `error: ...` on stderr, exit 2, no password printed."""
+    """Wrong password, no credentials (or no CA for TLS): one line on stderr, no password printed: `error: ...` and
+    exit 2 from a command, `unhealthy: ...` and exit 1 from the health check (container runtimes reserve 2)."""
     wrong, anonymous = secure.url(WRONG_PASSWORD), secure.url(None)
     runs = [
-        fleetgate(wrong, keys.prefix, "gatekeeper", "check"),
         fleetgate(wrong, keys.prefix, "access", "show"),
         fleetgate(wrong, keys.prefix, "vehicles", "show", "sec-bev"),
+        fleetgate(wrong, keys.prefix, "gatekeeper", "check"),
         fleetgate(anonymous, keys.prefix, "gatekeeper", "check"),
     ]
     if secure.ca_file is not None:
         runs.append(fleetgate(secure.url(verify=False), keys.prefix, "access", "show"))
     results = await asyncio.gather(*runs)
-    for code, out, err in results[:3]:
-        assert (code, out) == (2, "")
-        assert err.startswith(f"error: Redis at {secure.url('***', verify=True)}: ")
+    for n, (code, out, err) in enumerate(results[:3]):
+        check = n == 2
+        assert (code, out) == ((1, "") if check else (2, ""))
+        assert err.startswith(f"{'unhealthy' if check else 'error'}: Redis at {secure.url('***', verify=True)}: ")
         assert "invalid username-password pair" in err
         assert err.count("\n") == 1  # one line, no traceback
     code, out, err = results[3]
-    assert (code, out) == (2, "")
-    assert err.startswith("error: Redis at ")
+    assert (code, out) == (1, "")
+    assert err.startswith("unhealthy: Redis at ")
     assert "Authentication required" in err or "NOAUTH" in err
     if secure.ca_file is not None:
         code, out, err = results[4]
