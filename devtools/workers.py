@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from devtools.builders import request_json
 from services.keyspace import Keys
+from services.redis_client import Client
 from services.settings import Settings
 
 FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
@@ -110,3 +111,13 @@ def stop(workers: list[subprocess.Popen[bytes]]) -> list[int]:
         if worker.poll() is None:
             worker.terminate()
     return [worker.wait(30) for worker in workers]
+
+
+async def read_decisions(redis: Client, stream: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Wait until `stream` holds at least `count` decisions (or `timeout` passes); all of them, decoded, in order."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        entries = await redis.xrange(stream) or []
+        if len(entries) >= count or asyncio.get_running_loop().time() > deadline:
+            return [json.loads((fields or {})[b"data"]) for _, fields in entries]
+        await asyncio.sleep(0.02)

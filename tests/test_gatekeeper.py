@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from devtools.builders import TEST_TIMINGS, make_request, make_vehicle, request_json
+from devtools.workers import read_decisions
 from schemas.access import VehicleAccessConfig
 from schemas.decision import decide
 from schemas.powertrain import Powertrain
@@ -63,13 +64,8 @@ async def running(running_later: Runner) -> AsyncIterator[Gatekeeper]:
 
 
 async def decisions(redis: Client, lane: ShardKeys, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """Wait until at least `count` decisions are on the stream; return them all, decoded."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        entries = await redis.xrange(lane.decisions) or []
-        if len(entries) >= count or asyncio.get_running_loop().time() > deadline:
-            return [json.loads((fields or {})[b"data"]) for _, fields in entries]
-        await asyncio.sleep(0.02)
+    """Wait until at least `count` decisions are on the lane's stream; return them all, decoded."""
+    return await read_decisions(redis, lane.decisions, count, timeout)
 
 
 async def pending(redis: Client, lane: ShardKeys, group: str = "gatekeeper") -> int:

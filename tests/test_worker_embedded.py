@@ -10,7 +10,6 @@ tests/test_gatekeeper.py checks the same against a real redis-server and a Redis
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from devtools.builders import TEST_TIMINGS, request_json
+from devtools.workers import read_decisions
 from services.demo_redis import embedded_redis_server
 from services.gatekeeper.worker import Gatekeeper
 from services.keyspace import Keys, ShardKeys
@@ -58,13 +58,8 @@ def text(value: bytes | str) -> str:
 
 
 async def decisions(redis: Redis, lane: ShardKeys, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """Wait until at least `count` decisions are on the stream; return them all, decoded, in stream order."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        entries = await redis.xrange(lane.decisions) or []
-        if len(entries) >= count or asyncio.get_running_loop().time() > deadline:
-            return [json.loads((fields or {})[b"data"]) for _, fields in entries]
-        await asyncio.sleep(0.02)
+    """Wait until at least `count` decisions are on the lane's stream; return them all, decoded."""
+    return await read_decisions(redis, lane.decisions, count, timeout)
 
 
 async def test_the_worker_decides_each_outcome_on_the_embedded_server(
