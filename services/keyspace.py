@@ -16,6 +16,7 @@ module is a contract inside the project; the records stored under the registry's
 | `P:requests`, `P:decisions`, `P:deadletter` | streams | the gatekeeper's (docs/contract.md)                  |
 | `P:dedupe:{request_id}`      | string | the entry id that decided it; expires after the dedupe window    |
 | `P:gatekeeper:heartbeat:{consumer}` | string | a live worker's last beat; expires                        |
+| `P:gatekeeper:failures`      | hash   | requests entry id -> the last error its processing raised        |
 
 Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): one partition of the 16384 cluster slots into `S` ranges,
 used for everything. A slot belongs to shard `slot * S // 16384`; so an id (a vehicle's, a connection's) belongs to
@@ -89,6 +90,9 @@ class ShardKeys:
     """`dedupe_prefix + request_id` remembers a decided request id for the dedupe window."""
     connection_events: str
     """The `connection.*` events of the connections of this shard."""
+    failures: str
+    """A hash: requests-stream entry id -> the last error its processing raised, until it is decided or
+    dead-lettered (so the worker that dead-letters it names the real error, whichever worker saw it)."""
     unreadable_prefix: str
     """The request id of an entry with no readable id is this and its entry id: `unreadable:` unsharded,
     `unreadable:<tag>:` on a shard of several (entry ids repeat across the shards' streams)."""
@@ -125,6 +129,7 @@ class Keys:
             deadletter=f"{base}deadletter",
             dedupe_prefix=f"{base}dedupe:",
             connection_events=f"{base}connection-events",
+            failures=f"{base}gatekeeper:failures",
             unreadable_prefix="unreadable:" if self.shards == 1 else f"unreadable:{shard_tag(index, self.shards)}:",
         )
 

@@ -8,7 +8,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.errors import EvictionPolicyError
 
@@ -21,6 +34,25 @@ Client: TypeAlias = Redis | RedisCluster
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 """What an unreachable Redis raises: redis-py's cluster client raises RedisClusterException, which is not a
 RedisError, when none of the nodes it knows answers (a worker started while its startup node is down)."""
+
+INFRASTRUCTURE_REPLIES = frozenset(
+    {"OOM", "NOPERM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK",
+     "NOREPLICAS", "MISCONF", "NOGROUP", "NOSCRIPT", "NOAUTH", "WRONGPASS"}
+)  # fmt: skip
+"""Error replies that say the server cannot serve now (full, read-only, loading, failing over, denying access),
+whatever the command's arguments: retried, never blamed on the entries being processed."""
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Whether a failure is Redis's, not the data's: the link (connection, timeout, no node answering) or an error
+    reply of INFRASTRUCTURE_REPLIES. Anything else (a script's own `ERR ...`) may be caused by what was sent."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | RedisClusterException):
+        return True
+    if isinstance(exc, OutOfMemoryError | NoPermissionError | ReadOnlyError | ClusterDownError | TryAgainError):
+        return True  # redis-py drops the code from these classes' messages
+    if isinstance(exc, AskError | NoScriptError):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in INFRASTRUCTURE_REPLIES
 
 
 SOCKET_TIMEOUT_S = 10.0

@@ -30,6 +30,10 @@ BATCH_ERRORS = Counter(
     "Batches whose read or commit failed on a Redis error, by reason (OOM, NOGROUP, ..., connection, timeout)",
     ["reason"],
 )
+DECIDING = Gauge(
+    "fleetgate_deciding", "1 while the worker decides, 0 while Redis failures keep it from deciding (it retries)"
+)
+DECIDING.set(1)
 PENDING = Gauge("fleetgate_group_pending", "Entries delivered but not acknowledged, per group", ["group"])
 LAG = Gauge("fleetgate_group_lag", "Entries not yet delivered to the group, per group", ["group"])
 

@@ -76,7 +76,8 @@ class Commit:
         return Committed(published, text.count("0"))
 
 
-# KEYS: dead-letter stream, requests stream. ARGV: group, MAXLEN (0: none), then per entry: entry id, JSON.
+# KEYS: dead-letter stream, requests stream, failures hash. ARGV: group, MAXLEN (0: none), then per entry: entry id,
+# JSON. The entry's recorded failure goes with it.
 DEAD_LETTER = """
 for i = 3, #ARGV, 2 do
   if ARGV[2] == '0' then
@@ -85,6 +86,7 @@ for i = 3, #ARGV, 2 do
     redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[i + 1])
   end
   redis.call('XACK', KEYS[2], ARGV[1], ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
 end
 return (#ARGV - 2) / 2
 """
@@ -97,4 +99,4 @@ def dead_letter_arguments(
     args: list[Arg] = [group, maxlen]
     for entry_id, letter in letters:
         args += (entry_id, letter)
-    return [shard.deadletter, shard.requests], args
+    return [shard.deadletter, shard.requests, shard.failures], args

@@ -9,6 +9,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from services.gatekeeper import metrics
+from services.keyspace import ShardKeys
 from services.redis_client import REDIS_ERRORS, Client
 from services.streams import as_reply, last_id, next_id, split_id
 
@@ -62,10 +63,24 @@ async def trim_requests(gatekeeper: Gatekeeper) -> int:
     lag: dict[str, int] = {}
     for shard in gatekeeper.shards:
         trimmed += await _trim_stream(gatekeeper.redis, shard.keys.requests, pending, lag)
+        await _forget_settled_failures(gatekeeper.redis, shard.keys, gatekeeper.settings.group)
     for name, count in pending.items():
         metrics.PENDING.labels(name).set(count)
         metrics.LAG.labels(name).set(lag[name])
     return trimmed
+
+
+async def _forget_settled_failures(redis: Client, keys: ShardKeys, group: str) -> None:
+    """Drop recorded failures of entries no longer pending in the group (decided on a later attempt): older than
+    its oldest pending entry. One HLEN when there are none, the usual case."""
+    if not await redis.hlen(keys.failures):
+        return
+    summary = await redis.xpending(keys.requests, group)
+    oldest = split_id(summary["min"]) if summary and summary["min"] is not None else None
+    recorded = await redis.hkeys(keys.failures)
+    settled = [entry_id for entry_id in recorded if oldest is None or split_id(entry_id) < oldest]
+    if settled:
+        await redis.hdel(keys.failures, *settled)
 
 
 async def _trim_stream(redis: Client, stream: str, pending: dict[str, int], lag: dict[str, int]) -> int:

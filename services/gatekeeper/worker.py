@@ -3,9 +3,12 @@
     XREADGROUP (COUNT batch_size) -> read_entry() -> cache.load() (one MGET) -> decide() -> encode_decision()
     -> COMMIT script (dedupe + XADD decisions + XACK, one round trip)
 
-Per batch that is three round trips whatever its size. An entry whose processing raises is left pending; the
-reclaim loop (every worker runs one) claims entries idle longer than `min_idle_ms`, from dead workers or
-failed attempts, and sends those delivered more than `max_deliveries` times to the dead-letter stream.
+Per batch that is three round trips whatever its size. An entry whose processing raises is left pending (its
+error recorded in Redis); the reclaim loop (every worker runs one) claims entries idle longer than `min_idle_ms`,
+from dead workers or failed attempts, and sends those delivered more than `max_deliveries` times to the
+dead-letter stream, with the error. A failure of Redis itself (unreachable, timing out, out of memory, the
+registry unreadable) is not the entries' fault: the worker keeps the batch, backs off and tries again until it
+is decided, without a redelivery, so an outage never dead-letters valid requests (`_decide_until_done`).
 
 With several shards (`FLEETGATE_SHARDS`) a worker runs all of that for each shard it consumes (all of them,
 or those of `FLEETGATE_WORKER_SHARDS`); each shard's commands touch only keys under its own hash tag.
@@ -36,7 +39,7 @@ from services.gatekeeper.intake import read_entry
 from services.gatekeeper.resp import Entry, RespScript, RespTransport, transport_for
 from services.gatekeeper.scripts import COMMIT, DEAD_LETTER, Commit, dead_letter_arguments
 from services.keyspace import ShardKeys
-from services.redis_client import REDIS_ERRORS, Client, refuse_eviction
+from services.redis_client import REDIS_ERRORS, Client, is_infrastructure_error, refuse_eviction
 from services.registry.store import Registry
 from services.settings import Settings
 from services.streams import Backoff, beat, consumer_name, ensure_group, every, pause
@@ -67,7 +70,9 @@ class Gatekeeper:
         self._dead_letter_script = redis.register_script(DEAD_LETTER)
         self._ids = itertools.count()
         self._tag = secrets.token_hex(4)
-        self._failures: dict[tuple[str, bytes], str] = {}  # (requests stream, entry id): the last error
+        self._failed: list[tuple[ShardKeys, bytes, str]] = []  # entries whose processing raised, to be recorded
+        self.failing_since: float | None = None
+        """When the worker began failing to decide for a Redis failure (None: it decides); it stops beating then."""
         self.stopping = asyncio.Event()
 
     def _shard(self, keys: ShardKeys) -> Shard:
@@ -106,7 +111,7 @@ class Gatekeeper:
                     self.settings.block_ms,
                 )
                 if entries:
-                    await self.process(entries, shard)
+                    await self._decide_until_done(entries, shard)
                 backoff.reset()
             except REDIS_ERRORS as exc:
                 metrics.BATCH_ERRORS.labels(metrics.error_reason(exc)).inc()
@@ -123,6 +128,68 @@ class Gatekeeper:
                 with contextlib.suppress(*REDIS_ERRORS):
                     await shard.transport.refresh()
 
+    async def _decide_until_done(self, entries: list[Entry], shard: Shard) -> None:
+        """Process a batch in hand until it is committed, through failures of Redis (not of the entries).
+
+        While it retries, the batch stays this consumer's: XCLAIM JUSTID resets the entries' idle time without
+        counting a delivery, so no other worker reclaims them (and counts one) while Redis is failing for all.
+        A commit whose reply was lost is safe to run again: dedupe makes the second a duplicate. On stop the
+        batch is left pending, for another worker to reclaim. Other Redis errors (a script's own `ERR`) leave the
+        batch pending too, as a failure of these entries: redelivered, then dead-lettered with the error.
+        """
+        backoff = Backoff(cap=min(5.0, self.settings.min_idle_ms / 3000))
+        while True:
+            try:
+                await self.process(entries, shard)
+            except REDIS_ERRORS as exc:
+                metrics.BATCH_ERRORS.labels(metrics.error_reason(exc)).inc()
+                if not is_infrastructure_error(exc):
+                    self._failed += [(shard.keys, entry_id, f"{type(exc).__name__}: {exc}") for entry_id, _ in entries]
+                    log.warning("batch of %d from %s failed; left pending: %s", len(entries), shard.keys.requests, exc)
+                    await self._record_failures()
+                    return
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                    metrics.DECIDING.set(0)
+                delay = backoff.next_delay()
+                log.warning(
+                    "cannot decide %d entries of %s (%s); retrying in %.2fs, not counted as a delivery",
+                    len(entries),
+                    shard.keys.requests,
+                    exc,
+                    delay,
+                )
+                await pause(delay, self.stopping)
+                if self.stopping.is_set():
+                    return  # pending, idle: another worker reclaims them after min_idle_ms
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await shard.transport.refresh()
+                    await self._keep(shard, entries)
+                continue
+            if self.failing_since is not None:
+                log.info("deciding again after %.1fs of Redis failures", time.monotonic() - self.failing_since)
+                self.failing_since = None
+                metrics.DECIDING.set(1)
+            return
+
+    async def _keep(self, shard: Shard, entries: list[Entry]) -> None:
+        """Reset the idle time of entries this consumer holds, without counting a delivery (XCLAIM JUSTID)."""
+        ids = [entry_id for entry_id, _ in entries]
+        await shard.transport.call("XCLAIM", shard.keys.requests, self.settings.group, self.consumer, 0, *ids, "JUSTID")
+
+    async def _record_failures(self) -> None:
+        """Write the errors of entries whose processing raised to their shard's failures hash (best effort: without
+        it a dead letter says only "not decided by any worker")."""
+        failed, self._failed = self._failed, []
+        by_shard: dict[ShardKeys, dict[bytes, str]] = {}
+        for keys, entry_id, reason in failed:
+            by_shard.setdefault(keys, {})[entry_id] = reason[:1000]
+        for keys, reasons in by_shard.items():
+            try:
+                await self.redis.hset(keys.failures, mapping=reasons)  # type: ignore[arg-type]
+            except REDIS_ERRORS as exc:
+                log.warning("could not record %d failures: %s", len(reasons), exc)
+
     async def process(self, entries: list[Entry], shard: Shard) -> int:
         """Decide and commit a batch of one shard; returns how many decisions were published (not duplicates)."""
         started = time.perf_counter()
@@ -136,13 +203,15 @@ class Gatekeeper:
         commit = Commit(shard.keys, settings.group, settings.dedupe_window_s, settings.decisions_maxlen)
         for entry_id, intake in intakes:
             try:
-                outcome, payload = self._decided(shard, entry_id, intake, decided_at, lookups)
+                outcome, payload = self._decided(entry_id, intake, decided_at, lookups)
             except Exception as exc:  # one bad entry must not stop the batch: it stays pending, to be retried
-                self._failures[shard.keys.requests, entry_id] = f"{type(exc).__name__}: {exc}"
+                self._failed.append((shard.keys, entry_id, f"{type(exc).__name__}: {exc}"))
                 log.exception("entry %s failed; left pending for retry", entry_id.decode())
                 continue
             commit.add(entry_id, intake.request_id, payload, outcome)
         committed = await commit.run(shard.commit)
+        if self._failed:
+            await self._record_failures()
         metrics.observe_batch(
             len(entries),
             committed.published,
@@ -154,7 +223,7 @@ class Gatekeeper:
         return committed.published.total()
 
     def _decided(
-        self, shard: Shard, entry_id: bytes, intake: RequestMessage | Rejection, decided_at: str, lookups: Lookups
+        self, entry_id: bytes, intake: RequestMessage | Rejection, decided_at: str, lookups: Lookups
     ) -> tuple[Outcome, bytes]:
         """The outcome and the decision's JSON for one entry."""
         decision_id = f"{self._tag}-{next(self._ids)}"
@@ -167,8 +236,6 @@ class Gatekeeper:
             decision = decide(intake, connection, lookups.vehicles[intake.vehicle_id])
             payload = encode_decision(decision, intake, decision_id, decided_at, entry)
             outcome = decision.outcome  # a StrEnum: already its value, without the enum's slow `.value`
-        if self._failures:
-            self._failures.pop((shard.keys.requests, entry_id), None)
         return outcome, payload
 
     async def reclaim(self) -> int:
@@ -212,16 +279,18 @@ class Gatekeeper:
             await self._dead_letter(shard, dead, deliveries)
         retry = [(i, f) for i, f in claimed if deliveries.get(i, 1) <= limit]
         if retry:
-            await self.process(retry, shard)
+            await self._decide_until_done(retry, shard)
         return len(claimed) + len(deleted)
 
     async def _dead_letter(self, shard: Shard, dead: list[Entry], deliveries: dict[bytes, int]) -> None:
         now = datetime.now(UTC)
         letters = []
-        for entry_id, fields in dead:
-            reason = self._failures.pop(
-                (shard.keys.requests, entry_id), "not decided by any worker" if fields else "deleted while pending"
-            )
+        recorded = await self.redis.hmget(shard.keys.failures, [entry_id for entry_id, _ in dead])
+        for (entry_id, fields), error in zip(dead, recorded, strict=True):
+            if error is not None:
+                reason = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+            else:  # its worker died with it, every time (or it was deleted from the stream while pending)
+                reason = "not decided by any worker" if fields else "deleted while pending"
             times = deliveries.get(entry_id, 0)
             letter = encode_dead_letter(shard.keys.requests, entry_id, fields, deliveries=times, reason=reason, now=now)
             letters.append((entry_id, letter))
@@ -261,6 +330,8 @@ async def serve(gatekeeper: Gatekeeper) -> None:
 
 
 async def _beat(gatekeeper: Gatekeeper) -> None:
+    if gatekeeper.failing_since is not None:
+        return  # it cannot decide: let the heartbeat expire, so that `gatekeeper check` reports it unhealthy
     await beat(gatekeeper.redis, gatekeeper.keys, gatekeeper.consumer, gatekeeper.settings.heartbeat_ttl_s)
 
 
