@@ -5,7 +5,6 @@ fails are dead-lettered, with their real error, whichever worker gives up on the
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections import Counter
 from typing import Any
@@ -23,7 +22,7 @@ from services.local_redis import RedisServer
 from services.redis_client import connect
 from services.settings import Settings
 from services.streams import live_consumers
-from tests.reliability.conftest import wait_until
+from tests.reliability.conftest import read_stream, wait_until
 
 pytestmark = [pytest.mark.reliability]
 
@@ -76,7 +75,7 @@ async def test_a_registry_outage_longer_than_the_redelivery_budget_dead_letters_
     decided = await decided_ids(redis, keys)
     assert set(decided.values()) == {1}
     assert len(decided) == REQUESTS
-    outcomes = Counter(json.loads(f[b"data"])["outcome"] for _, f in await redis.xrange(keys.decisions))
+    outcomes = Counter(decision["outcome"] for _, decision in await read_stream(redis, keys.decisions))
     assert outcomes == Counter({"ALLOWED": REQUESTS})
     assert await redis.xlen(keys.deadletter) == 0
     assert (await redis.xpending(keys.requests, settings.group))["pending"] == 0
@@ -111,8 +110,7 @@ async def test_the_worker_that_gives_up_on_an_entry_names_the_error_another_work
     finally:
         second.stop()
         await asyncio.wait_for(task, timeout=10)
-    (_, fields), *_ = await redis.xrange(keys.deadletter)
-    letter = json.loads(fields[b"data"])
+    ((_, letter),) = await read_stream(redis, keys.deadletter)
     assert letter["reason"] == "delivered 2 times; last failure: RuntimeError: poisoned by its payload"
     assert await redis.hlen(keys.shard(0).failures) == 0
     assert await redis.xlen(keys.decisions) == 0
