@@ -89,7 +89,9 @@ def audit_run_command(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=10_000, help="Entries per read.")] = 500,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Store every decision and connection event in SQLite until SIGTERM or Ctrl-C (the batch in hand is finished)."""
+    """Store every decision and connection event in SQLite until SIGTERM or Ctrl-C (the batch in hand is finished).
+
+    With --until-idle it exits 1 when the audit has a gap: entries trimmed before it read them ("missed")."""
     with reporting_errors():
         configure_logging_unless_configured(as_json=Settings().log_json)  # as the other services log
         store = AuditStore.open(db)
@@ -106,11 +108,17 @@ def audit_run_command(
                 return summary(await auditor.run(until_idle=until_idle))
 
         try:
-            print_json(run(redis_url, audit))
+            result = run(redis_url, audit)
         except KeyboardInterrupt:  # before the signal handlers were in place: nothing was read yet
-            pass
+            return
         finally:
             store.close()
+        print_json(result)
+    if until_idle and result["missed"]:
+        typer.echo(
+            f"error: the audit has a gap: {result['missed']} entries were trimmed before it stored them", err=True
+        )
+        raise typer.Exit(1)
 
 
 def _audited_streams(keys: Keys) -> str:

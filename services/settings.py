@@ -56,15 +56,20 @@ class Settings(BaseSettings):
     max_payload_bytes: Annotated[int, Field(ge=64)] = 65_536
     """Larger `data` fields are REJECTED unread."""
     decisions_maxlen: Annotated[int, Field(ge=0)] = 1_000_000
-    """Approximate retention of `{prefix}:decisions` (0: unbounded)."""
+    """Retention of `{prefix}:decisions`: about this many newest entries are kept, and older ones dropped once every
+    consumer group on the stream has acknowledged them (0: by age only, or unbounded)."""
+    decisions_hard_cap: Annotated[int, Field(ge=0)] = 5_000_000
+    """The memory safety valve of `{prefix}:decisions` (0: none): past this many entries the oldest are dropped even
+    if a consumer group has not read them, counted per group (`fleetgate_trimmed_unread_total`) and logged."""
     deadletter_maxlen: Annotated[int, Field(ge=0)] = 100_000
     """Approximate retention of `{prefix}:deadletter` (0: unbounded)."""
     decisions_max_age_s: Annotated[int, Field(ge=0)] = 0
-    """Also drop decisions older than this, at each trim (0: by length only)."""
+    """Also drop decisions older than this once every consumer group has acknowledged them (0: by length only)."""
     deadletter_max_age_s: Annotated[int, Field(ge=0)] = 0
     """Also drop dead letters older than this, at each trim (0: by length only)."""
     trim_interval_ms: Annotated[int, Field(ge=100)] = 5_000
-    """How often `{prefix}:requests` is trimmed below what every group has acknowledged."""
+    """How often the streams are trimmed (requests below what every group has acknowledged, decisions by their
+    retention) and the groups' lag and pending exported."""
     cache_ttl_s: Annotated[float, Field(gt=0)] = 60.0
     """Cached vehicles and connections are re-read after this long even without an event (a safety net)."""
     heartbeat_ttl_s: Annotated[int, Field(ge=1)] = 15
@@ -94,6 +99,11 @@ class Settings(BaseSettings):
                 "cluster slots (about 2 shards per master spreads the load)"
             )
         parse_shards(self.worker_shards or "0", self.shards)  # a clear error now, not when a worker starts
+        if self.decisions_hard_cap and self.decisions_hard_cap < self.decisions_maxlen:
+            raise ValueError(
+                f"FLEETGATE_DECISIONS_HARD_CAP ({self.decisions_hard_cap}) is below FLEETGATE_DECISIONS_MAXLEN "
+                f"({self.decisions_maxlen}): the cap must leave room for the retention (0: no cap)"
+            )
         return self
 
     @property

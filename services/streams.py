@@ -112,6 +112,41 @@ async def forget_dead_consumers(redis: Client, stream: str, group: str, idle_ms:
     return gone
 
 
+# KEYS: the stream. ARGV: the group. Returns how many entries were trimmed from the stream before the group read
+# them, since the last call (0: none, or Redis cannot tell: a group that has read nothing since it was created at
+# `$`), and moves the group's read counter past them, so that each gap is reported once and its lag is right.
+_GAP = """
+local function field(list, name)
+  for i = 1, #list, 2 do
+    if list[i] == name then return list[i + 1] end
+  end
+  return nil
+end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local gone = tonumber(field(info, 'entries-added')) - tonumber(field(info, 'length'))
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  if field(g, 'name') == ARGV[1] then
+    local read = field(g, 'entries-read')
+    if not read or tonumber(read) >= gone then return 0 end
+    redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], field(g, 'last-delivered-id'), 'ENTRIESREAD', gone)
+    return gone - tonumber(read)
+  end
+end
+return 0
+"""
+
+
+async def take_gap(redis: Client, stream: str, group: str) -> int:
+    """How many entries of `stream` were trimmed before `group` read them (by the hard cap of a retention) since
+    the last call: the consumer recipe's gap check. Each gap is counted once; 0 when there is none."""
+    try:
+        return int(await redis.eval(_GAP, 1, stream, group))
+    except ResponseError as exc:
+        if "no such key" in str(exc):
+            return 0
+        raise
+
+
 def hash_tag(key: str) -> str:
     """The hash tag of a key (what its cluster slot is computed from), or "" if it has none: Redis's rule."""
     start = key.find("{")

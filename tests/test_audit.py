@@ -174,7 +174,7 @@ async def test_run_stores_exactly_the_streams_and_again_adds_nothing(
     """`audit run --until-idle` stores one row per decision and event, acknowledges all; a second run adds none."""
     db = tmp_path / "audit.db"
     summary = await audit_run(cli, db)
-    assert summary == {"read": 6 + 4, "decisions_added": 6, "events_added": 4, "unreadable_added": 0}
+    assert summary == {"read": 6 + 4, "decisions_added": 6, "events_added": 4, "unreadable_added": 0, "missed": 0}
     stored = dict(rows(db, "SELECT decision_id, outcome FROM decisions"))
     assert stored == {d["decision_id"]: d["outcome"] for d in world.decisions}
     event_ids = [text(entry_id) for entry_id, _ in await redis.xrange(keys.connection_events) or []]
@@ -182,7 +182,7 @@ async def test_run_stores_exactly_the_streams_and_again_adds_nothing(
     assert await pending(redis, keys) == [0, 0]
 
     again = await audit_run(cli, db)
-    assert again == {"read": 0, "decisions_added": 0, "events_added": 0, "unreadable_added": 0}
+    assert again == {"read": 0, "decisions_added": 0, "events_added": 0, "unreadable_added": 0, "missed": 0}
     assert rows(db, "SELECT COUNT(*) FROM decisions") == [(6,)]
     assert rows(db, "SELECT COUNT(*) FROM connection_events") == [(4,)]
 
@@ -334,7 +334,7 @@ async def test_sharded_run_stores_every_shard_and_acknowledges_per_shard(
     cli = cli_for(redis_server.url, sharded_keys)
 
     summary = await audit_run(cli, db)
-    assert summary == {"read": 12 + 3, "decisions_added": 12, "events_added": 3, "unreadable_added": 0}
+    assert summary == {"read": 12 + 3, "decisions_added": 12, "events_added": 3, "unreadable_added": 0, "missed": 0}
     expected = sorted(request_id for ids in published.values() for request_id in ids)
     assert sorted(r[0] for r in rows(db, "SELECT request_id FROM decisions")) == expected
     stored_events = rows(db, "SELECT shard_tag, entry_id, connection_id FROM connection_events")
@@ -349,7 +349,7 @@ async def test_sharded_run_stores_every_shard_and_acknowledges_per_shard(
         assert await group_state(redis, shard.connection_events) == (0, 1 if shard.index in events else None)
 
     again = await audit_run(cli, db)
-    assert again == {"read": 0, "decisions_added": 0, "events_added": 0, "unreadable_added": 0}
+    assert again == {"read": 0, "decisions_added": 0, "events_added": 0, "unreadable_added": 0, "missed": 0}
 
 
 @pytest.mark.parametrize("restart_as", ["same-consumer", "another-consumer"])

@@ -21,7 +21,7 @@ from schemas.decision import decide
 from schemas.powertrain import Powertrain
 from services.gatekeeper import worker as worker_module
 from services.gatekeeper.cache import RegistryCache
-from services.gatekeeper.upkeep import trim_by_age, trim_requests
+from services.gatekeeper.upkeep import trim_outputs, trim_requests
 from services.gatekeeper.worker import Gatekeeper
 from services.keyspace import Keys, ShardKeys
 from services.redis_client import Client
@@ -226,11 +226,11 @@ async def test_decisions_and_dead_letters_are_dropped_by_age(
         await redis.xadd(lane.decisions, {"data": b"{}"}, id=f"{now_ms - age_s * 1000}-0")
         await redis.xadd(lane.deadletter, {"data": b"{}"}, id=f"{now_ms - age_s * 1000}-0")
     gatekeeper = Gatekeeper(gatekeeper_settings.model_copy(update={"decisions_max_age_s": 3600}), redis)
-    assert await trim_by_age(gatekeeper) == 1
+    assert await trim_outputs(gatekeeper) == 1
     assert await redis.xlen(lane.decisions) == 2
     assert await redis.xlen(lane.deadletter) == 3  # no age limit set for dead letters
     gatekeeper = Gatekeeper(gatekeeper_settings.model_copy(update={"deadletter_max_age_s": 60}), redis)
-    assert await trim_by_age(gatekeeper) == 2
+    assert await trim_outputs(gatekeeper) == 2
     assert await redis.xlen(lane.deadletter) == 1
 
 

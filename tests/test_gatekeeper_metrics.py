@@ -62,8 +62,8 @@ async def test_decisions_duplicates_batches_and_cache_are_counted(
     # The first batch misses (one connection, one vehicle); every later lookup of them hits.
     assert sample("fleetgate_cache_misses_total") - before["misses"] == 2
     assert sample("fleetgate_cache_hits_total") - before["hits"] == 2 * 6 - 2
-    assert sample("fleetgate_group_pending", group="gatekeeper") == 0
-    assert sample("fleetgate_group_lag", group="gatekeeper") == 0
+    assert sample("fleetgate_group_pending", stream="requests", group="gatekeeper") == 0
+    assert sample("fleetgate_group_lag", stream="requests", group="gatekeeper") == 0
 
 
 async def test_pending_and_lag_gauges_follow_the_group(redis: Redis, keys: Keys, running_later: Runner) -> None:
@@ -74,5 +74,5 @@ async def test_pending_and_lag_gauges_follow_the_group(redis: Redis, keys: Keys,
     await redis.xreadgroup("audit", "a", {keys.requests: ">"}, count=3)
     async with running_later() as gatekeeper:
         await trim_requests(gatekeeper)
-    assert sample("fleetgate_group_pending", group="audit") == 3
-    assert sample("fleetgate_group_lag", group="audit") == 7
+    assert sample("fleetgate_group_pending", stream="requests", group="audit") == 3
+    assert sample("fleetgate_group_lag", stream="requests", group="audit") == 7

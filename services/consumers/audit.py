@@ -9,6 +9,9 @@ name of one that crashed, `consumer=`), and every consumer XAUTOCLAIMs the entri
 are unique per process: services/streams.py) left idle for over a minute. Stored rows are keyed, so a re-read batch
 adds nothing: no gap, no duplicate. An entry that is not a valid message is kept in the `unreadable` table and
 acknowledged. A Redis outage is waited out with backoff, except by a batch run (`until_idle`), which reports it.
+Entries trimmed before the audit read them (the decisions' hard cap, while the audit was stopped or too slow) are
+a gap it cannot fill: it checks for one at start and every `gap_check_s`, logs it as an error and counts it in
+`missed`, as it does entries deleted from a stream while pending; `fleetgate audit run --until-idle` then exits 1.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from services.streams import (
     forget_dead_consumers,
     pause,
     sweep_block_ms,
+    take_gap,
 )
 
 log = logging.getLogger("fleetgate.audit")
@@ -57,6 +61,9 @@ class AuditStats:
     """Connection event rows added."""
     unreadable: int = 0
     """Entries kept as unreadable (no `data`, not JSON, not a valid message)."""
+    missed: int = 0
+    """Entries trimmed from a stream before they were stored (a gap in the audit), and entries deleted while
+    pending."""
 
 
 class Auditor:
@@ -74,6 +81,7 @@ class Auditor:
         block_ms: int = 1000,
         claim_idle_ms: int = CLAIM_IDLE_MS,
         claim_interval_s: float = 30.0,
+        gap_check_s: float = 5.0,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -84,6 +92,7 @@ class Auditor:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.claim_interval_s = claim_interval_s
+        self.gap_check_s = gap_check_s
         self.shards = keys.all_shards
         self.streams = tuple(stream for shard in self.shards for stream in _streams_of(shard))
         self.decision_streams = frozenset(shard.decisions for shard in self.shards)
@@ -98,16 +107,20 @@ class Auditor:
         """Store entries until stop(), or (until_idle) until a sweep of the shards that waited finds nothing new."""
         for stream in self.streams:
             await ensure_group(self.redis, stream, self.group, "0")
+        await self.check_gaps()
         await self.read_own_pending()
         await self.claim_idle()
         loop = asyncio.get_running_loop()
-        claimed_at, backoff, found = loop.time(), Backoff(0.2), False
+        claimed_at, checked_at, backoff, found = loop.time(), loop.time(), Backoff(0.2), False
         while not self.stopping.is_set():
             try:
                 if loop.time() - claimed_at >= self.claim_interval_s:
                     # Also reclaims this consumer's own batch left pending by a failed XACK below.
                     await self.claim_idle()
                     claimed_at = loop.time()
+                if loop.time() - checked_at >= self.gap_check_s:
+                    await self.check_gaps()
+                    checked_at = loop.time()
                 block_ms = sweep_block_ms(self.block_ms, len(self.shards), found=found)
                 found = await self._read_new(block_ms)
                 if not found and block_ms is not None and until_idle:
@@ -120,6 +133,23 @@ class Auditor:
                 log.warning("redis error, retrying in %.1fs: %s", delay, exc)
                 await pause(delay, self.stopping)
         return self.stats
+
+    async def check_gaps(self) -> int:
+        """Count and report entries trimmed from the audited streams before this group read them."""
+        missed = 0
+        for stream in self.streams:
+            gap = await take_gap(self.redis, stream, self.group)
+            if gap:
+                log.error(
+                    "%d entries of %s were trimmed before audit group %s read them: the audit has a gap "
+                    "(the stream's hard cap, FLEETGATE_DECISIONS_HARD_CAP, was reached while it was behind)",
+                    gap,
+                    stream,
+                    self.group,
+                )
+                missed += gap
+        self.stats.missed += missed
+        return missed
 
     async def _read_new(self, block_ms: int | None) -> bool:
         """Read, store and acknowledge one batch of new entries per shard, in turn; False if none had any."""
@@ -175,14 +205,20 @@ class Auditor:
         """Store one read's entries in one transaction, then acknowledge them (never before the commit)."""
         batch = Batch()
         read: dict[str, list[bytes]] = {}
+        deleted = 0
         for stream_name, entries in reply:
             stream = stream_name.decode()
             for entry_id, fields in entries:
                 read.setdefault(stream, []).append(entry_id)
-                if fields:  # empty: deleted from the stream while pending, nothing to store
+                if fields:
                     self._parse(stream, entry_id.decode(), fields, batch)
+                else:  # deleted from the stream while pending: nothing left to store
+                    deleted += 1
         if not read:
             return
+        if deleted:
+            log.error("%d entries were deleted from the stream while pending, before the audit stored them", deleted)
+            self.stats.missed += deleted
         written = self.store.write(batch)  # sqlite3 blocks the loop for a commit; one consumer, so that is fine
         await self.ack(read)
         self.stats.read += sum(len(ids) for ids in read.values())
@@ -224,4 +260,5 @@ def summary(stats: AuditStats) -> dict[str, Any]:
         "decisions_added": stats.decisions,
         "events_added": stats.events,
         "unreadable_added": stats.unreadable,
+        "missed": stats.missed,
     }

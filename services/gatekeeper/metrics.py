@@ -34,8 +34,22 @@ DECIDING = Gauge(
     "fleetgate_deciding", "1 while the worker decides, 0 while Redis failures keep it from deciding (it retries)"
 )
 DECIDING.set(1)
-PENDING = Gauge("fleetgate_group_pending", "Entries delivered but not acknowledged, per group", ["group"])
-LAG = Gauge("fleetgate_group_lag", "Entries not yet delivered to the group, per group", ["group"])
+PENDING = Gauge(
+    "fleetgate_group_pending",
+    "Entries delivered but not acknowledged, per stream (requests, decisions; summed over the worker's shards) "
+    "and group",
+    ["stream", "group"],
+)
+LAG = Gauge(
+    "fleetgate_group_lag",
+    "Entries not yet delivered to the group, per stream (summed over the worker's shards) and group",
+    ["stream", "group"],
+)
+TRIMMED_UNREAD = Counter(
+    "fleetgate_trimmed_unread_total",
+    "Entries the hard cap trimmed from an output stream before a consumer group read them (lost to it)",
+    ["stream", "group"],
+)
 
 
 def error_reason(exc: Exception) -> str:

@@ -16,20 +16,17 @@ from services.gatekeeper.resp import Arg, RespScript
 from services.keyspace import ShardKeys
 
 # KEYS: decisions stream, requests stream.
-# ARGV: group, dedupe key prefix, window in seconds, decisions MAXLEN (0: none), then per entry:
-#       entry id, request id, decision JSON.
+# ARGV: group, dedupe key prefix, window in seconds, then per entry: entry id, request id, decision JSON.
 # Returns one character per entry: "1" published, "0" a duplicate of an already decided request id.
+# The decisions stream is trimmed by its retention (services/retention.py), never here: a trim on XADD would drop
+# entries a consumer group has not read yet.
 COMMIT = """
 local flags = {}
 local ids = {}
-for i = 5, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   ids[#ids + 1] = ARGV[i]
   if redis.call('SET', ARGV[2] .. ARGV[i + 1], ARGV[i], 'NX', 'EX', ARGV[3]) then
-    if ARGV[4] == '0' then
-      redis.call('XADD', KEYS[1], '*', 'data', ARGV[i + 2])
-    else
-      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'data', ARGV[i + 2])
-    end
+    redis.call('XADD', KEYS[1], '*', 'data', ARGV[i + 2])
     flags[#flags + 1] = '1'
   else
     flags[#flags + 1] = '0'
@@ -55,9 +52,9 @@ class Commit:
 
     __slots__ = ("args", "keys", "outcomes")
 
-    def __init__(self, shard: ShardKeys, group: str, dedupe_window_s: int, decisions_maxlen: int) -> None:
+    def __init__(self, shard: ShardKeys, group: str, dedupe_window_s: int) -> None:
         self.keys = [shard.decisions, shard.requests]
-        self.args: list[Arg] = [group, shard.dedupe_prefix, dedupe_window_s, decisions_maxlen]
+        self.args: list[Arg] = [group, shard.dedupe_prefix, dedupe_window_s]
         self.outcomes: list[str] = []
 
     def add(self, entry_id: bytes, request_id: str, decision: bytes, outcome: str) -> None:

@@ -14,7 +14,7 @@ from services.redis_client import REDIS_ERRORS, Client
 from services.streams import as_reply, last_id, next_id, split_id
 
 if TYPE_CHECKING:
-    from services.gatekeeper.worker import Gatekeeper
+    from services.gatekeeper.worker import Gatekeeper, Shard
 
 log = logging.getLogger("fleetgate.gatekeeper")
 
@@ -56,7 +56,7 @@ async def _follow(gatekeeper: Gatekeeper, stream: str, block_ms: int) -> None:
 
 
 async def trim_requests(gatekeeper: Gatekeeper) -> int:
-    """Trim each consumed shard's requests below what every group has acknowledged; report pending and lag per
+    """Trim each consumed shard's requests below what every group has acknowledged; export pending and lag per
     group (summed over this worker's shards)."""
     trimmed = 0
     pending: dict[str, int] = {}
@@ -64,10 +64,52 @@ async def trim_requests(gatekeeper: Gatekeeper) -> int:
     for shard in gatekeeper.shards:
         trimmed += await _trim_stream(gatekeeper.redis, shard.keys.requests, pending, lag)
         await _forget_settled_failures(gatekeeper.redis, shard.keys, gatekeeper.settings.group)
-    for name, count in pending.items():
-        metrics.PENDING.labels(name).set(count)
-        metrics.LAG.labels(name).set(lag[name])
+    _export("requests", pending, lag)
     return trimmed
+
+
+async def trim_outputs(gatekeeper: Gatekeeper) -> int:
+    """Apply the decisions' retention on each consumed shard (services/retention.py: never below what a group has
+    not acknowledged, except past the hard cap); count and log what the cap took unread; export the groups'
+    pending and lag. Dead letters (no consumer groups of ours) are trimmed on XADD and by age."""
+    settings = gatekeeper.settings
+    removed = 0
+    pending: dict[str, int] = {}
+    lag: dict[str, int] = {}
+    for shard in gatekeeper.shards:
+        now_ms = await _server_ms(shard)
+        retained = await gatekeeper.decisions_retention.apply(shard.keys.decisions, now_ms)
+        removed += retained.trimmed
+        for group, state in retained.groups.items():
+            pending[group] = pending.get(group, 0) + state.pending
+            lag[group] = lag.get(group, 0) + (state.lag or 0)
+        for group, unread in retained.unread_trimmed.items():
+            metrics.TRIMMED_UNREAD.labels("decisions", group).inc(unread)
+            log.error(
+                "%s held %d entries (FLEETGATE_DECISIONS_HARD_CAP): %d decisions trimmed before group %s read "
+                "them; it is too slow or stopped (delete a group no longer used: XGROUP DESTROY)",
+                shard.keys.decisions,
+                settings.decisions_hard_cap,
+                unread,
+                group,
+            )
+        if settings.deadletter_max_age_s:
+            oldest = f"{now_ms - 1000 * settings.deadletter_max_age_s}-0"
+            removed += int(await gatekeeper.redis.xtrim(shard.keys.deadletter, minid=oldest, approximate=False))
+    _export("decisions", pending, lag)
+    return removed
+
+
+async def _server_ms(shard: Shard) -> int:
+    """The clock that stamps the shard's entry ids (its server's), not this host's."""
+    seconds, micros = await shard.transport.call("TIME")
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _export(stream: str, pending: dict[str, int], lag: dict[str, int]) -> None:
+    for group, count in pending.items():
+        metrics.PENDING.labels(stream, group).set(count)
+        metrics.LAG.labels(stream, group).set(lag[group])
 
 
 async def _forget_settled_failures(redis: Client, keys: ShardKeys, group: str) -> None:
@@ -101,24 +143,3 @@ async def _trim_stream(redis: Client, stream: str, pending: dict[str, int], lag:
     # XTRIM MINID keeps ids >= the floor: everything older is acknowledged by every group.
     ms, seq = min(floors)
     return int(await redis.xtrim(stream, minid=f"{ms}-{seq}", approximate=False))
-
-
-async def trim_by_age(gatekeeper: Gatekeeper) -> int:
-    """Drop decisions and dead letters older than their `*_max_age_s` (MINID: stream ids start with the time)."""
-    settings = gatekeeper.settings
-    if not settings.decisions_max_age_s and not settings.deadletter_max_age_s:
-        return 0
-    removed = 0
-    for shard in gatekeeper.shards:
-        # The clock that stamped the ids (the shard's server), not this host's.
-        seconds, micros = await shard.transport.call("TIME")
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
-        for stream, max_age_s in (
-            (shard.keys.decisions, settings.decisions_max_age_s),
-            (shard.keys.deadletter, settings.deadletter_max_age_s),
-        ):
-            if max_age_s:
-                removed += int(
-                    await gatekeeper.redis.xtrim(stream, minid=f"{now_ms - 1000 * max_age_s}-0", approximate=False)
-                )
-    return removed

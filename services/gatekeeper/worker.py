@@ -41,6 +41,7 @@ from services.gatekeeper.scripts import COMMIT, DEAD_LETTER, Commit, dead_letter
 from services.keyspace import ShardKeys
 from services.redis_client import REDIS_ERRORS, Client, is_infrastructure_error, refuse_eviction
 from services.registry.store import Registry
+from services.retention import Retention
 from services.settings import Settings
 from services.streams import Backoff, beat, consumer_name, ensure_group, every, pause
 
@@ -68,6 +69,12 @@ class Gatekeeper:
         self.cache = RegistryCache(Registry(redis, self.keys), settings.cache_ttl_s)
         self.shards = [self._shard(self.keys.shard(index)) for index in settings.worker_shard_numbers]
         self._dead_letter_script = redis.register_script(DEAD_LETTER)
+        self.decisions_retention = Retention(
+            redis,
+            maxlen=settings.decisions_maxlen,
+            hard_cap=settings.decisions_hard_cap,
+            max_age_s=settings.decisions_max_age_s,
+        )
         self._ids = itertools.count()
         self._tag = secrets.token_hex(4)
         self._failed: list[tuple[ShardKeys, bytes, str]] = []  # entries whose processing raised, to be recorded
@@ -200,7 +207,7 @@ class Gatekeeper:
         lookups = await self.cache.load(i for _, i in intakes if isinstance(i, RequestMessage))
         decided_at = rfc3339(datetime.now(UTC))
         settings = self.settings
-        commit = Commit(shard.keys, settings.group, settings.dedupe_window_s, settings.decisions_maxlen)
+        commit = Commit(shard.keys, settings.group, settings.dedupe_window_s)
         for entry_id, intake in intakes:
             try:
                 outcome, payload = self._decided(entry_id, intake, decided_at, lookups)
@@ -310,7 +317,7 @@ async def serve(gatekeeper: Gatekeeper) -> None:
     jobs = (
         ("reclaim", settings.reclaim_interval_ms / 1000, gatekeeper.reclaim),
         ("trim requests", settings.trim_interval_ms / 1000, lambda: upkeep.trim_requests(gatekeeper)),
-        ("trim by age", settings.trim_interval_ms / 1000, lambda: upkeep.trim_by_age(gatekeeper)),
+        ("trim decisions", settings.trim_interval_ms / 1000, lambda: upkeep.trim_outputs(gatekeeper)),
         ("heartbeat", settings.heartbeat_ttl_s / 3, lambda: _beat(gatekeeper)),
     )
     tasks = [asyncio.create_task(upkeep.follow_connection_events(gatekeeper))]

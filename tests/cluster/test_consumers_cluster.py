@@ -118,7 +118,13 @@ async def test_audit_command_stores_every_shards_entries_once(
     db = tmp_path / "audit.db"
 
     summary = await audit_run(cli, db)
-    assert summary == {"read": 3 * SHARDS, "decisions_added": 2 * SHARDS, "events_added": SHARDS, "unreadable_added": 0}
+    assert summary == {
+        "read": 3 * SHARDS,
+        "decisions_added": 2 * SHARDS,
+        "events_added": SHARDS,
+        "unreadable_added": 0,
+        "missed": 0,
+    }
     assert sorted(r[0] for r in rows(db, "SELECT request_id FROM decisions")) == all_ids(published)
     assert sorted(r[0] for r in rows(db, "SELECT connection_id FROM connection_events")) == sorted(
         f"c-{i}" for i in range(SHARDS)
@@ -128,7 +134,7 @@ async def test_audit_command_stores_every_shards_entries_once(
         assert await group_state(cluster_client, shard.connection_events) == (0, 1)
 
     again = await audit_run(cli, db)
-    assert again == {"read": 0, "decisions_added": 0, "events_added": 0, "unreadable_added": 0}
+    assert again == {"read": 0, "decisions_added": 0, "events_added": 0, "unreadable_added": 0, "missed": 0}
 
 
 async def test_audit_claims_a_dead_consumers_batch_on_the_cluster(
