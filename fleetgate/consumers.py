@@ -18,7 +18,15 @@ from fleetgate._output import fail, print_json, reporting_errors
 from fleetgate._registry import RedisUrlOption, run
 from services.consumers.audit import DEFAULT_GROUP, Auditor, summary
 from services.consumers.audit_store import AuditStore, DenialGrouping
-from services.consumers.tail import OUTCOME_STYLES, JsonPrinter, LinePrinter, TailOptions, parse_outcomes, tail
+from services.consumers.tail import (
+    OUTCOME_STYLES,
+    JsonPrinter,
+    LinePrinter,
+    TailOptions,
+    TailResult,
+    parse_outcomes,
+    tail,
+)
 from services.keyspace import Keys
 from services.logs import configure_logging_unless_configured
 from services.registry import Registry
@@ -50,7 +58,9 @@ def tail_command(
     ] = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Show decisions as they are made, one line each, until Ctrl-C (without --group it takes nothing from anyone)."""
+    """Show decisions as they are made, one line each, until Ctrl-C (without --group it takes nothing from anyone).
+
+    Exits 1 when the group missed decisions: trimmed before it read them."""
     try:
         outcomes = parse_outcomes(outcome or ())
     except ValueError as exc:
@@ -58,14 +68,17 @@ def tail_command(
     options = TailOptions(outcomes, vehicle, from_start, group, count)
     printer = JsonPrinter() if as_json else LinePrinter()
 
-    async def follow(registry: Registry) -> int:
+    async def follow(registry: Registry) -> TailResult:
         stopping = asyncio.Event()
         with stop_on_signals(stopping):
             return await tail(registry.redis, registry.keys, options, printer, stopping)
 
     # A Ctrl-C before the signal handlers are in place is a clean exit all the same.
     with reporting_errors(), contextlib.suppress(KeyboardInterrupt):
-        run(redis_url, follow)
+        result = run(redis_url, follow)
+        if result.missed:
+            printer.warning(f"group {group} missed {result.missed} decisions (trimmed before it read them)")
+            raise typer.Exit(1)
 
 
 audit_app = typer.Typer(help="The audit log: every decision and connection event, in SQLite.", no_args_is_help=True)

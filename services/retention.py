@@ -49,6 +49,7 @@ local function after(id)
   return string.format('%.0f-%.0f', ms, seq + 1)
 end
 
+if redis.call('EXISTS', key) == 0 then return {0, {}, {}} end
 local len = redis.call('XLEN', key)
 local groups = redis.call('XINFO', 'GROUPS', key)
 local trimmed, lost = 0, {}

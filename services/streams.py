@@ -40,19 +40,40 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
+# KEYS: the stream. ARGV: group, start id. Creates the group (and the stream) with its read counter set, so that
+# Redis can always tell its lag and a gap (take_gap): at `$` it has read every entry added so far; at `0` every
+# entry trimmed before it existed. Atomic: an entry added between a count and the creation would look missed.
+_CREATE_GROUP = """
+local read = 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  local added, length
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then added = info[i + 1] elseif info[i] == 'length' then length = info[i + 1] end
+  end
+  read = ARGV[2] == '$' and added or added - length
+end
+local args = {'XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[2], 'MKSTREAM'}
+if ARGV[2] == '$' or ARGV[2] == '0' then
+  args[#args + 1] = 'ENTRIESREAD'
+  args[#args + 1] = read
+end
+local reply = redis.pcall(unpack(args))
+if type(reply) == 'table' and reply.err then
+  if string.find(reply.err, 'BUSYGROUP') then return 0 end
+  return redis.error_reply(reply.err)
+end
+return 1
+"""
+
+
 async def ensure_group(redis: Client, stream: str, group: str, start_id: str = "0") -> bool:
     """Create `group` on `stream` at `start_id` (and the stream if need be); False if it already existed.
 
     At "0" by default, so entries written before the first consumer started are delivered. An existing group keeps
     its position: `start_id` only applies to a group created now.
     """
-    try:
-        await redis.xgroup_create(stream, group, id=start_id, mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-        return False
-    return True
+    return bool(await redis.eval(_CREATE_GROUP, 1, stream, group, start_id))
 
 
 def as_reply(response: Any) -> StreamReply:

@@ -57,7 +57,7 @@ async def test_tail_group_takes_over_and_forgets_dead_consumers(
     await dead_consumers_holding(redis, keys.decisions, "billing", 2)
     printer = Collected()
     shown = tail_module.tail(redis, keys, tail_module.TailOptions(group="billing", count=2, block_ms=50), printer)
-    assert await shown == 2
+    assert (await shown).shown == 2
     assert printer.request_ids == ["r0", "r1"]
     assert not {"dead-1", "dead-2"} & await consumer_names(redis, keys.decisions, "billing")
     assert int((await redis.xpending(keys.decisions, "billing"))["pending"]) == 0

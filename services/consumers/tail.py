@@ -2,7 +2,8 @@
 
 By default a plain XREAD from the streams' ends: it takes nothing from anyone (no group, nothing to acknowledge).
 With a group it reads as one consumer of that group (on each shard's stream) and acknowledges every entry it has
-handled.
+handled; it warns of decisions trimmed before the group read them (a gap: the decisions' hard cap was reached while
+the group was behind), at start and every GAP_CHECK_S, and counts them (`fleetgate tail` then exits 1).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from services.streams import (
     forget_dead_consumers,
     last_id,
     sweep_block_ms,
+    take_gap,
 )
 
 OUTCOME_STYLES = {
@@ -41,6 +43,7 @@ OUTCOME_STYLES = {
 _OUTCOME_WIDTH = max(len(o) for o in Outcome)
 CLAIM_IDLE_MS = 60_000
 """With a group: a pending entry idle this long belongs to a dead consumer (a live one acknowledges each read)."""
+GAP_CHECK_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +141,18 @@ def describe(decision: dict[str, Any]) -> Text:
     return line
 
 
+@dataclass
+class TailResult:
+    shown: int = 0
+    """Decisions printed."""
+    missed: int = 0
+    """With a group: decisions trimmed before the group read them, or deleted while pending."""
+
+
 async def tail(
     redis: Client, keys: Keys, options: TailOptions, printer: Printer, stopping: asyncio.Event | None = None
-) -> int:
-    """Print matching decisions until `stopping` is set or `options.count` were printed; returns how many.
+) -> TailResult:
+    """Print matching decisions until `stopping` is set or `options.count` were printed.
 
     With several shards it reads their decisions streams in turn, one stream per read (sweep_block_ms): each
     shard's decisions show in order (a vehicle's are all in one shard), the shards' interleave as they come.
@@ -149,12 +160,18 @@ async def tail(
     stopping = stopping or asyncio.Event()
     streams = [shard.decisions for shard in keys.all_shards]
     reader = await _open_reader(redis, streams, options)
-    shown, found = 0, False
+    result, found = TailResult(), False
+    loop = asyncio.get_running_loop()
+    checked_at = loop.time()
+    result.missed += await reader.check_gaps(printer)
 
     def finished() -> bool:
-        return stopping.is_set() or (options.count is not None and shown >= options.count)
+        return stopping.is_set() or (options.count is not None and result.shown >= options.count)
 
     while not finished():
+        if loop.time() - checked_at >= GAP_CHECK_S:
+            result.missed += await reader.check_gaps(printer)
+            checked_at = loop.time()
         block_ms = sweep_block_ms(options.block_ms, len(streams), found=found)
         found = False
         for stream in streams:
@@ -162,14 +179,19 @@ async def tail(
                 break
             # Never read more than --count still needs: every entry read is then handled (shown or skipped, and
             # in a group acknowledged); none is left pending by an early exit.
-            size = options.batch_size if options.count is None else min(options.batch_size, options.count - shown)
+            wanted = None if options.count is None else options.count - result.shown
+            size = options.batch_size if wanted is None else min(options.batch_size, wanted)
             entries = await reader.read(stream, size, block_ms)
             if entries:
                 found = True
                 for entry_id, fields in entries:
-                    shown += _show(entry_id, fields, options, printer)
+                    if not fields:  # deleted from the stream while pending (claimed from a dead consumer)
+                        printer.warning(f"entry {entry_id.decode()} was deleted before it was shown")
+                        result.missed += 1
+                        continue
+                    result.shown += _show(entry_id, fields, options, printer)
                 await reader.handled(stream, entries)
-    return shown
+    return result
 
 
 class _Reader(Protocol):
@@ -179,6 +201,10 @@ class _Reader(Protocol):
 
     async def handled(self, stream: str, entries: list[Entry]) -> None:
         """Every entry of a read was shown or skipped."""
+        ...
+
+    async def check_gaps(self, printer: Printer) -> int:
+        """Warn of, and count, decisions trimmed before this reader could read them (0 when it cannot tell)."""
         ...
 
 
@@ -209,6 +235,9 @@ class _PlainReader:
     async def handled(self, stream: str, entries: list[Entry]) -> None:
         self.positions[stream] = entries[-1][0]
 
+    async def check_gaps(self, printer: Printer) -> int:  # noqa: ARG002  # the protocol's signature
+        return 0  # a plain XREAD takes nothing and promises nothing: it shows what is there as it reads
+
 
 class _GroupReader:
     """XREADGROUP as one consumer of a group (the same group name on every shard's stream); acknowledges.
@@ -217,15 +246,16 @@ class _GroupReader:
     and deletes those consumers: the contract's consumer recipe.
     """
 
-    def __init__(self, redis: Client, group: str) -> None:
+    def __init__(self, redis: Client, group: str, streams: list[str]) -> None:
         self.redis = redis
         self.group = group
+        self.streams = streams
         self.consumer = consumer_name()
         self.claimed: dict[str, list[Entry]] = {}
 
     @classmethod
     async def open(cls, redis: Client, streams: list[str], group: str, *, from_start: bool) -> _GroupReader:
-        reader = cls(redis, group)
+        reader = cls(redis, group, streams)
         for stream in streams:
             await ensure_group(redis, stream, group, "0" if from_start else "$")
             async for claimed in claim_idle(redis, stream, group, reader.consumer, CLAIM_IDLE_MS):
@@ -245,6 +275,15 @@ class _GroupReader:
 
     async def handled(self, stream: str, entries: list[Entry]) -> None:
         await self.redis.xack(stream, self.group, *(entry_id for entry_id, _ in entries))
+
+    async def check_gaps(self, printer: Printer) -> int:
+        missed = 0
+        for stream in self.streams:
+            gap = await take_gap(self.redis, stream, self.group)
+            if gap:
+                printer.warning(f"{gap} decisions of {stream} were trimmed before group {self.group} read them")
+                missed += gap
+        return missed
 
 
 def _show(entry_id: bytes, fields: dict[bytes, bytes], options: TailOptions, printer: Printer) -> bool:
