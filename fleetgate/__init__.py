@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fleetgate import access, catalog, connect, contract, demo, filters, gatekeeper, simulate, vehicles
+from fleetgate import access, catalog, connect, contract, deadletter, demo, filters, gatekeeper, simulate, vehicles
 from fleetgate._output import reporting_errors
 from fleetgate.consumers import audit_app, tail_command
 
@@ -22,6 +22,7 @@ app.add_typer(vehicles.app, name="vehicles")
 app.add_typer(connect.app, name="connect")
 app.add_typer(filters.app, name="filters")
 app.add_typer(gatekeeper.app, name="gatekeeper")
+app.add_typer(deadletter.app, name="deadletter")
 app.add_typer(simulate.app, name="simulate")
 app.command("loadtest")(simulate.loadtest_command)
 app.command("tail")(tail_command)
