@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.reliability_doc import render
 from devtools.crash_scenarios import PERSISTENCE, crash_redis, crash_workers, revocations_under_load
+from devtools.operator_scenarios import lagging_consumer, registry_outage
 from services.keyspace import Keys
 from services.local_redis import start_redis_server
 from services.redis_client import connect
@@ -62,6 +63,17 @@ async def scenarios(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+async def operator_scenarios() -> dict[str, Any]:
+    results: dict[str, Any] = {"lagging consumer": []}
+    for hard_cap in (0, 10_000):
+        with tempfile.TemporaryDirectory() as directory:
+            figures = await lagging_consumer(Path(directory), requests=30_000, maxlen=5_000, hard_cap=hard_cap)
+            results["lagging consumer"].append(figures)
+    with tempfile.TemporaryDirectory() as directory:
+        results["registry outage"] = await registry_outage(Path(directory), requests=2_000, outage_s=15)
+    return results
+
+
 def run_suite() -> dict[str, Any]:
     """The reliability tests, as pytest reports them."""
     with tempfile.TemporaryDirectory() as directory:
@@ -98,12 +110,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--revocations", type=int, default=100)
     parser.add_argument("--render-only", action="store_true", help="Rewrite the doc from --json, running nothing.")
+    parser.add_argument("--operator-only", action="store_true", help="Run only issue 14's scenarios; keep the rest.")
     args = parser.parse_args()
     if args.render_only:
         args.out.write_text(render(json.loads(args.json.read_text())))
         print(f"wrote {args.out} from {args.json}")
         return
-    results = asyncio.run(scenarios(args))
+    if args.operator_only:
+        results = json.loads(args.json.read_text()) | asyncio.run(operator_scenarios())
+    else:
+        results = asyncio.run(scenarios(args)) | asyncio.run(operator_scenarios())
     results["suite"] = run_suite()
     results["machine"] = {"python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
     args.json.parent.mkdir(parents=True, exist_ok=True)

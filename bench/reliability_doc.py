@@ -76,9 +76,7 @@ the cache's TTL (`FLEETGATE_CACHE_TTL_S`) is only a safety net.
 
 - **Fail closed** (`tests/reliability/test_fail_closed.py`): requests that carry their own scopes (ignored),
   name another vehicle's connection, or a revoked or unknown one are never ALLOWED; while the registry cannot be
-  read, entries stay pending and are decided once it can, never on missing data. Known limit: a failed registry
-  read counts as a delivery, so an outage longer than `FLEETGATE_MAX_DELIVERIES` reclaims (about 150 s with the
-  defaults) dead-letters valid requests: they get no decision, never a wrong one.
+  read, entries wait and are decided once it can, never on missing data (and never dead-lettered: below).
 - **Poison** (`tests/reliability/test_trimming_and_poison.py`): entries whose processing always fails go to the
   dead-letter stream after `FLEETGATE_MAX_DELIVERIES` with their fields and the last error, while the healthy
   traffic around them is decided.
@@ -94,6 +92,27 @@ the cache's TTL (`FLEETGATE_CACHE_TTL_S`) is only a safety net.
   once everyone has caught up.
 - **Redis security** (`tests/reliability/test_redis_security.py`): an ACL user with a password and TLS
   (`rediss://`); the password never appears in logs, errors or metrics.
+
+## A consumer that stops, a registry that fails (issue 14, items 1 and 3)
+
+An audit consumer (`Auditor`, what `fleetgate audit run` runs) stopped while requests are decided, with
+`FLEETGATE_DECISIONS_MAXLEN` 5,000 (the issue's report: 25,000 of 30,200 lost, silently), then run again:
+
+| hard cap | sent while stopped | held | stored after | lost | gatekeeper counted | audit reported | catch-up |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+{_lag_rows(results.get("lagging consumer", []))}
+
+Under the retention nothing the group had not acknowledged is trimmed; past the hard cap the gatekeeper's
+`fleetgate_trimmed_unread_total{{stream="decisions",group="audit"}}`, its error log and the audit's `missed` (and
+its exit 1) give the same number (`tests/reliability/test_lagging_consumer.py` asserts it, with `tail --group`).
+
+Registry reads refused (an ACL without the registry's keys: NOPERM) for {_outage(results, "outage s")} s while
+{_outage(results, "requests")} valid requests arrive, with a redelivery budget of about 5 x 1 s
+(`FLEETGATE_MIN_IDLE_MS` 1000, `FLEETGATE_MAX_DELIVERIES` 5; the issue's report: 1,269 of 2,000 dead-lettered):
+{_outage(results, "decided")} decided, {_outage(results, "duplicated")} duplicated,
+{_outage(results, "dead letters")} dead letters, all decided {_outage(results, "recovered s")} s after the registry
+came back; the health check during the outage: {_outage(results, "health check during the outage")}
+(`tests/reliability/test_registry_outage.py`).
 
 ## Operator edges
 
@@ -143,6 +162,19 @@ OPERATOR_EDGES = (
     ),
     ("`fleetgate audit run`", "logs with time, level and logger, JSON lines with `FLEETGATE_LOG_JSON`"),
 )
+
+
+def _lag_rows(runs: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"| {r['hard cap'] or 'none'} | {r['requests']:,} | {r['held while stopped']:,} | {r['stored']:,} "
+        f"| {r['lost']:,} | {r['counted by the gatekeeper']:,} | {r['reported by the audit']:,} | {r['catch-up s']} s |"
+        for r in runs
+    )
+
+
+def _outage(results: dict[str, Any], name: str) -> Any:
+    value = results.get("registry outage", {}).get(name, "?")
+    return f"{value:,}" if isinstance(value, int) else value
 
 
 def _edge_rows() -> str:
