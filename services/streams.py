@@ -46,6 +46,11 @@ def consumer_name() -> str:
 _CREATE_GROUP = """
 local read = 0
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    for i = 1, #group, 2 do
+      if group[i] == 'name' and group[i + 1] == ARGV[1] then return 0 end
+    end
+  end
   local info = redis.call('XINFO', 'STREAM', KEYS[1])
   local added, length
   for i = 1, #info, 2 do
@@ -58,11 +63,7 @@ if ARGV[2] == '$' or ARGV[2] == '0' then
   args[#args + 1] = 'ENTRIESREAD'
   args[#args + 1] = read
 end
-local reply = redis.pcall(unpack(args))
-if type(reply) == 'table' and reply.err then
-  if string.find(reply.err, 'BUSYGROUP') then return 0 end
-  return redis.error_reply(reply.err)
-end
+redis.call(unpack(args))
 return 1
 """
 
