@@ -77,6 +77,9 @@ class DecisionMessage(_Message):
     vehicle_id: str | None
     kind: Kind | None
     target: str | None
+    params: dict[str, ParamValue] | None = None
+    """The request's command arguments, echoed (so that whoever executes an ALLOWED command needs nothing else);
+    null for a signal, a command without arguments, or a request that was not readable."""
     outcome: Outcome
     permission: str | None
     """The permission the target needs; null when the target is unknown."""

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from schemas import problems
 from schemas.decision import Decision
-from schemas.messages import DeadLetterMessage, DecisionMessage, RequestMessage
+from schemas.messages import DeadLetterMessage, DecisionMessage, ParamValue, RequestMessage
 from schemas.problems import Outcome
 
 _REQUEST_ID_SLOT = "\x00request-id\x00"
@@ -38,6 +38,7 @@ def decision_message(
         vehicle_id=request.vehicle_id,
         kind=request.kind,
         target=request.target,
+        params=request.params,
         outcome=decision.outcome,
         permission=decision.permission,
         error=decision.error(request.request_id),
@@ -59,9 +60,14 @@ def encode_decision(
     return (
         f'{{"v":1,"decision_id":{_quote(decision_id)},"request_id":{request_id},'
         f'"connection_id":{_quote(request.connection_id)},"vehicle_id":{_quote(request.vehicle_id)},'
-        f'"kind":"{request.kind}","target":{_quote(request.target)},{error},'
+        f'"kind":"{request.kind}","target":{_quote(request.target)},"params":{_params(request.params)},{error},'
         f'"decided_at":"{decided_at}","entry_id":{"null" if entry_id is None else _quote(entry_id)}}}'
     ).encode()
+
+
+def _params(params: dict[str, ParamValue] | None) -> str:
+    """Command arguments as JSON (rare: most requests are signals, which have none)."""
+    return "null" if params is None else json.dumps(params, separators=(",", ":"))
 
 
 def _fragments(decision: Decision) -> tuple[str, str]:
