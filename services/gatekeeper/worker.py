@@ -33,7 +33,7 @@ from schemas.decision import decide, rfc3339
 from schemas.messages import RequestMessage
 from schemas.outbound import Rejection, encode_dead_letter, encode_decision, encode_rejection
 from schemas.problems import Outcome
-from services.gatekeeper import metrics, upkeep
+from services.gatekeeper import events, metrics, upkeep
 from services.gatekeeper.cache import Lookups, RegistryCache
 from services.gatekeeper.intake import read_entry
 from services.gatekeeper.resp import Entry, RespScript, RespTransport, transport_for
@@ -274,7 +274,7 @@ async def serve(gatekeeper: Gatekeeper) -> None:
         ("trim by age", settings.trim_interval_ms / 1000, lambda: upkeep.trim_by_age(gatekeeper)),
         ("heartbeat", settings.heartbeat_ttl_s / 3, lambda: _beat(gatekeeper)),
     )
-    tasks = [asyncio.create_task(upkeep.follow_connection_events(gatekeeper))]
+    tasks = [asyncio.create_task(events.follow_connection_events(gatekeeper))]
     tasks += [asyncio.create_task(every(seconds, job, stopping, name)) for name, seconds, job in jobs]
     streams = ", ".join(shard.keys.requests for shard in gatekeeper.shards)
     log.info("gatekeeper %s consuming %s as group %s", gatekeeper.consumer, streams, settings.group)
