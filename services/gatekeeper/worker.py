@@ -35,6 +35,7 @@ from schemas.outbound import Rejection, encode_dead_letter, encode_decision, enc
 from schemas.problems import Outcome
 from services.gatekeeper import events, metrics, upkeep
 from services.gatekeeper.cache import Lookups, RegistryCache
+from services.gatekeeper.connections import refuse_too_few_clients
 from services.gatekeeper.intake import read_entry
 from services.gatekeeper.resp import Entry, RespScript, RespTransport, transport_for
 from services.gatekeeper.scripts import COMMIT, DEAD_LETTER, Commit, dead_letter_arguments
@@ -268,6 +269,7 @@ async def serve(gatekeeper: Gatekeeper) -> None:
     if stopping.is_set():
         return
     await refuse_eviction(gatekeeper.redis, settings)  # an evicting Redis breaks exactly-once: refuse to start
+    await refuse_too_few_clients(gatekeeper.redis, settings)  # short of connections, readers would fail: refuse
     jobs = (
         ("reclaim", settings.reclaim_interval_ms / 1000, gatekeeper.reclaim),
         ("trim requests", settings.trim_interval_ms / 1000, lambda: upkeep.trim_requests(gatekeeper)),
