@@ -10,9 +10,11 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import Popen
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -24,7 +26,7 @@ from schemas.access import VehicleAccessConfig
 from schemas.powertrain import Powertrain
 from services.keyspace import Keys
 from services.local_redis import RedisServer, start_redis_server
-from services.redis_client import connect
+from services.redis_client import Client, connect
 from services.registry import ConnectService, Registry
 
 # Reclaim quickly, so a scenario does not wait 30 s for each dead worker's entries.
@@ -178,34 +180,36 @@ def probe(request_id: str, connection_id: str, vehicle_id: str) -> bytes:
     ).encode()
 
 
-async def decided_as(redis: Redis, keys: Keys, connection_id: str, after: str, outcome: str) -> bool:
-    """Whether a decision for the connection with that outcome was published after entry `after`."""
-    for _entry_id, fields in await redis.xrange(keys.decisions, min="(" + after) or []:
+async def decided_as(redis: Client, decisions: str, connection_id: str, after: str, outcome: str) -> bool:
+    """Whether a decision for the connection with that outcome was published on `decisions` after entry `after`."""
+    for _entry_id, fields in await redis.xrange(decisions, min="(" + after) or []:
         decision = json.loads((fields or {})[b"data"])
         if decision["connection_id"] == connection_id and decision["outcome"] == outcome:
             return True
     return False
 
 
-async def revocation_delays(redis: Redis, keys: Keys, registry: Registry, trials: int) -> list[float]:
-    """Seconds from revoke() returning to the decision of the first request it made UNAUTHORIZED, per trial."""
+async def revocation_delays(redis: Client, keys: Keys, registry: Registry, trials: int) -> list[float]:
+    """Seconds from revoke() returning to the decision of the first request it made UNAUTHORIZED, per trial (each
+    trial's vehicle on its own shard, when there are several)."""
     connect = ConnectService(registry)
     delays = []
     for trial in range(trials):
         vehicle = make_vehicle(Powertrain.BEV, vehicle_id=f"rv-{trial}")
+        lane = keys.shard_of_vehicle(vehicle.id)
         await registry.add_vehicle(vehicle)
         connection = await connect.authorize(vehicle.id)
-        newest = await redis.xrevrange(keys.decisions, count=1) or []
+        newest = await redis.xrevrange(lane.decisions, count=1) or []
         start = newest[0][0].decode() if newest and isinstance(newest[0][0], bytes) else "0-0"
-        await redis.xadd(keys.requests, {"data": probe(f"warm-{trial}", connection.id, vehicle.id)})
-        while not await decided_as(redis, keys, connection.id, start, "ALLOWED"):
+        await redis.xadd(lane.requests, {"data": probe(f"warm-{trial}", connection.id, vehicle.id)})
+        while not await decided_as(redis, lane.decisions, connection.id, start, "ALLOWED"):
             await asyncio.sleep(0.01)  # cached as active by the worker now
         await connect.revoke(connection.id)
         revoked_at, n = time.monotonic(), 0
         while True:
             n += 1
-            await redis.xadd(keys.requests, {"data": probe(f"p-{trial}-{n}", connection.id, vehicle.id)})
-            if await decided_as(redis, keys, connection.id, start, "UNAUTHORIZED"):
+            await redis.xadd(lane.requests, {"data": probe(f"p-{trial}-{n}", connection.id, vehicle.id)})
+            if await decided_as(redis, lane.decisions, connection.id, start, "UNAUTHORIZED"):
                 delays.append(time.monotonic() - revoked_at)
                 break
             assert time.monotonic() - revoked_at < 10, "a revocation was not honoured within 10 s"
@@ -213,11 +217,11 @@ async def revocation_delays(redis: Redis, keys: Keys, registry: Registry, trials
     return delays
 
 
-async def revocations_under_load(redis: Redis, keys: Keys, url: str, trials: int) -> list[float]:
-    """Revocation delays (seconds, sorted) with one worker process and about 2,000 other requests a second."""
-    registry = Registry(redis, keys)
-    await registry.publish_config(VehicleAccessConfig.select(signals=["odometer-traveleddistance"]))
-    worker = start_worker(url, keys)
+@asynccontextmanager
+async def worker_under_load(redis: Client, keys: Keys, url: str, **settings: Any) -> AsyncIterator[Popen[bytes]]:
+    """One worker process on `keys` (its shards; `settings` for others, as `redis_cluster=True`) while about
+    2,000 other requests a second flow (over every shard), for the block's duration."""
+    worker = start_worker(url, keys, **settings)
     stop_load = asyncio.Event()
 
     async def background_load() -> None:
@@ -229,8 +233,16 @@ async def revocations_under_load(redis: Redis, keys: Keys, url: str, trials: int
 
     load = asyncio.create_task(background_load())
     try:
-        return sorted(await revocation_delays(redis, keys, registry, trials))
+        yield worker
     finally:
         stop_load.set()
         await load
         await asyncio.to_thread(stop, [worker])
+
+
+async def revocations_under_load(redis: Client, keys: Keys, url: str, trials: int, **settings: Any) -> list[float]:
+    """Revocation delays (seconds, sorted) with one worker process and about 2,000 other requests a second."""
+    registry = Registry(redis, keys)
+    await registry.publish_config(VehicleAccessConfig.select(signals=["odometer-traveleddistance"]))
+    async with worker_under_load(redis, keys, url, **settings):
+        return sorted(await revocation_delays(redis, keys, registry, trials))

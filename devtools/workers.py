@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from devtools.builders import request_json
 from services.keyspace import Keys
-from services.redis_client import Client
+from services.redis_client import REDIS_ERRORS, Client
 from services.settings import Settings
 
 FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
@@ -37,28 +37,40 @@ def start_worker_process(env: dict[str, str], log: Path | None = None) -> subpro
 
 
 def start_worker(redis_url: str, keys: Keys, **settings: Any) -> subprocess.Popen[bytes]:
-    """A worker on `keys.prefix` with quick reads (block_ms 100) unless `settings` say otherwise."""
-    return start_worker_process(fleetgate_env(redis_url, keys.prefix, **{"block_ms": 100, **settings}))
+    """A worker on `keys.prefix` and its shards, with quick reads (block_ms 100) unless `settings` say otherwise."""
+    return start_worker_process(
+        fleetgate_env(redis_url, keys.prefix, **{"block_ms": 100, "shards": keys.shards, **settings})
+    )
+
+
+SPREAD = 1024
+"""How many vehicles `publish` spreads the requests of a sharded deployment over."""
 
 
 def request_body(n: int, connection_id: str = "c-unknown", vehicle_id: str = "v-unknown") -> bytes:
     return request_json(f"r{n}", connection_id=connection_id, vehicle_id=vehicle_id)
 
 
-async def publish(redis: Redis, keys: Keys, first: int, count: int) -> None:
+async def publish(redis: Client, keys: Keys, first: int, count: int) -> None:
     """Requests r<first> .. r<first + count - 1>, pipelined; retried whole while Redis is away.
 
-    A retried chunk may publish some ids twice: the gatekeeper must still decide each once.
+    A retried chunk may publish some ids twice: the gatekeeper must still decide each once. With several shards
+    the requests name `SPREAD` vehicles, each sent to its vehicle's shard, so that they land on every shard.
     """
     for start in range(first, first + count, 500):
         while True:
             try:
                 async with redis.pipeline(transaction=False) as pipe:
                     for n in range(start, min(start + 500, first + count)):
-                        pipe.xadd(keys.requests, {"data": request_body(n)})
+                        if keys.sharded:
+                            vehicle = f"v-{n % SPREAD}"
+                            stream = keys.shard_of_vehicle(vehicle).requests
+                            pipe.xadd(stream, {"data": request_body(n, vehicle_id=vehicle)})
+                        else:
+                            pipe.xadd(keys.requests, {"data": request_body(n)})
                     await pipe.execute()
                 break
-            except RedisError:
+            except REDIS_ERRORS:
                 await asyncio.sleep(0.1)
 
 

@@ -32,3 +32,7 @@ class RedisUnavailableError(ServiceError):
 
 class AuditStoreError(ServiceError):
     """The audit database cannot be opened, read or written; the message names the file."""
+
+
+class ConnectionLimitError(ServiceError):
+    """A Redis server cannot take the connections a worker needs (its `maxclients`, less the clients it has)."""

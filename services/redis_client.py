@@ -55,15 +55,21 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in INFRASTRUCTURE_REPLIES
 
 
+POOL_SIZE = 100
+"""Connections a client may open to one server (redis-py's default), unless told otherwise: what the commands and
+services hold is a few. A gatekeeper worker sizes its pool from what it runs (gatekeeper/connections.py)."""
+
 SOCKET_TIMEOUT_S = 10.0
 """How long a command may wait for its reply before the connection counts as dead (a blackholed network): the
 default of `FLEETGATE_SOCKET_TIMEOUT_S`, and of clients opened without settings. Blocking reads get their block
 time on top (`socket_timeout_for`)."""
 
 
-def _options(socket_timeout_s: float) -> dict[str, Any]:
-    """Every connection fleetgate opens: RESP2 and bytes, bounded waits, TCP keepalive, idle connections checked."""
+def _options(socket_timeout_s: float, max_connections: int) -> dict[str, Any]:
+    """Every connection fleetgate opens: RESP2 and bytes, bounded waits, TCP keepalive, idle connections checked;
+    at most `max_connections` to each server."""
     return {
+        "max_connections": max_connections,
         "decode_responses": False,
         "protocol": 2,
         "socket_timeout": socket_timeout_s,
@@ -79,24 +85,27 @@ def socket_timeout_for(settings: Settings) -> float:
     return settings.socket_timeout_s + settings.block_ms / 1000
 
 
-def connect(url: str, socket_timeout_s: float = SOCKET_TIMEOUT_S) -> Redis:
+def connect(url: str, socket_timeout_s: float = SOCKET_TIMEOUT_S, max_connections: int = POOL_SIZE) -> Redis:
     """An asyncio client for `url` (bytes in, bytes out; hiredis parses replies when installed).
 
     RESP2, whatever the client library's default: redis-py 8 switched to RESP3, whose replies have other shapes
     (an XREADGROUP reply is a map, not a list), and the gatekeeper's hot path reads raw replies (gatekeeper/resp.py).
     """
-    return Redis.from_url(url, **_options(socket_timeout_s))
+    return Redis.from_url(url, **_options(socket_timeout_s, max_connections))
 
 
-def connect_cluster(url: str, socket_timeout_s: float = SOCKET_TIMEOUT_S) -> RedisCluster:
-    """A cluster client from a node's URL (it discovers the rest), with `connect`'s options.
+def connect_cluster(
+    url: str, socket_timeout_s: float = SOCKET_TIMEOUT_S, max_connections: int = POOL_SIZE
+) -> RedisCluster:
+    """A cluster client from a node's URL (it discovers the rest), with `connect`'s options (`max_connections` to
+    each node).
 
     `redis://host1:7000,host2:7001/0` names several startup nodes: a process started while one of them is down
     (a master that just failed) still finds the cluster through another.
     """
     others = urlsplit(url).netloc.rpartition("@")[2].split(",")[1:]
     startup_nodes = [ClusterNode(*_host_and_port(address)) for address in others]
-    options = _options(socket_timeout_s)
+    options = _options(socket_timeout_s, max_connections)
     del options["health_check_interval"]  # the cluster client checks its nodes itself
     return RedisCluster.from_url(first_node_url(url), startup_nodes=startup_nodes or None, **options)
 
@@ -115,15 +124,20 @@ def _host_and_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def client_for(settings: Settings, socket_timeout_s: float | None = None) -> Client:
+def client_for(settings: Settings, socket_timeout_s: float | None = None, max_connections: int = POOL_SIZE) -> Client:
     """The client the settings ask for: a cluster client with `FLEETGATE_REDIS_CLUSTER`, else a standalone one."""
     timeout = socket_timeout_for(settings) if socket_timeout_s is None else socket_timeout_s
-    return open_client(settings.redis_url, cluster=settings.redis_cluster, socket_timeout_s=timeout)
+    cluster = settings.redis_cluster
+    return open_client(settings.redis_url, cluster=cluster, socket_timeout_s=timeout, max_connections=max_connections)
 
 
-def open_client(url: str, *, cluster: bool, socket_timeout_s: float = SOCKET_TIMEOUT_S) -> Client:
+def open_client(
+    url: str, *, cluster: bool, socket_timeout_s: float = SOCKET_TIMEOUT_S, max_connections: int = POOL_SIZE
+) -> Client:
     """A cluster client for a node's URL, or a standalone client for the server's."""
-    return connect_cluster(url, socket_timeout_s) if cluster else connect(url, socket_timeout_s)
+    if cluster:
+        return connect_cluster(url, socket_timeout_s, max_connections)
+    return connect(url, socket_timeout_s, max_connections)
 
 
 async def eviction_policies(client: Client) -> dict[str, str]:
@@ -152,6 +166,32 @@ async def refuse_eviction(client: Client, settings: Settings) -> None:
             "needs noeviction (CONFIG SET maxmemory-policy noeviction, or maxmemory-policy in redis.conf); "
             "FLEETGATE_ALLOW_EVICTION=true runs anyway, without exactly-once or a complete registry"
         )
+
+
+async def client_limits(client: Client) -> dict[str, tuple[int, int]]:
+    """Each server's (each master's, on a cluster) `maxclients` and how many clients it has now, by its name.
+
+    From INFO clients (Redis 7 tells `maxclients` there), else CONFIG GET; a server that answers neither (the
+    demo's fakeredis, a managed service that disables CONFIG) is left out: its limit is unknown.
+    """
+    try:
+        infos = await _per_server(client, "INFO", "clients")
+        limits = {node: info.get("maxclients") for node, info in infos.items()}
+        if None in limits.values():
+            configs = await _per_server(client, "CONFIG GET", "maxclients")
+            limits = {node: configs.get(node, {}).get("maxclients") for node in infos}
+    except ResponseError:
+        return {}  # INFO or CONFIG unknown or refused
+    return {node: (int(limit), int(infos[node]["connected_clients"])) for node, limit in limits.items() if limit}
+
+
+async def _per_server(client: Client, command: str, argument: str) -> dict[str, dict[str, Any]]:
+    """A command's parsed reply from each server (each master of a cluster, by node name)."""
+    if isinstance(client, RedisCluster):
+        replies = await client.execute_command(command, argument, target_nodes=RedisCluster.PRIMARIES)
+        return cast("dict[str, dict[str, Any]]", replies)
+    reply = await client.execute_command(command, argument)  # type: ignore[no-untyped-call]
+    return {"server": cast("dict[str, Any]", reply)}
 
 
 async def get_many(client: Client, keys: Sequence[str]) -> list[bytes | None]:

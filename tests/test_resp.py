@@ -24,6 +24,25 @@ async def test_read_group_returns_entries_with_their_fields(redis: Redis, keys: 
     assert (await redis.xpending(keys.requests, "g"))["pending"] == 2
 
 
+async def test_read_groups_reads_several_streams_in_one_command(redis: Redis, keys: Keys) -> None:
+    """One XREADGROUP of three streams: COUNT applies to each, and only the streams with new entries come back."""
+    streams = [f"{keys.prefix}:s{n}" for n in range(3)]
+    for stream in streams:
+        await redis.xgroup_create(stream, "g", id="0", mkstream=True)
+    first = [await redis.xadd(streams[0], {"data": f"{n}".encode()}) for n in range(3)]
+    third = await redis.xadd(streams[2], {"data": b"x"})
+    transport = RespTransport(redis)
+    read = await transport.read_groups(streams, "g", "c1", count=2, block_ms=10)
+    assert read == [
+        (streams[0].encode(), [(first[0], {b"data": b"0"}), (first[1], {b"data": b"1"})]),
+        (streams[2].encode(), [(third, {b"data": b"x"})]),
+    ]
+    assert await transport.read_groups(streams, "g", "c1", count=2, block_ms=10) == [
+        (streams[0].encode(), [(first[2], {b"data": b"2"})])
+    ]
+    assert await transport.read_groups(streams, "g", "c1", count=2, block_ms=10) == []
+
+
 async def test_script_is_loaded_again_after_a_script_flush(redis: Redis, keys: Keys) -> None:
     script = RespScript(RespTransport(redis), "return redis.call('INCR', KEYS[1]) + tonumber(ARGV[1])")
     assert await script([keys.prefix + ":n"], [10]) == 11

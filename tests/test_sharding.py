@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from redis.crc import key_slot
 
 from devtools.builders import TEST_TIMINGS
+from services.gatekeeper.connections import SPARE, UPKEEP_JOBS, connections_needed
 from services.gatekeeper.intake import read_entry
-from services.gatekeeper.worker import Gatekeeper, serve
+from services.gatekeeper.worker import READ_SPAN, Gatekeeper, read_count, serve
 from services.keyspace import SLOTS, Keys, parse_shards, shard_of, shard_slots, shard_tag
 from services.local_redis import RedisServer
 from services.redis_client import connect
@@ -119,3 +120,23 @@ def test_unreadable_ids_are_unique_across_shards() -> None:
     assert Keys("fg").shard(0).unreadable_id("1-0") == "unreadable:1-0"
     rejection = read_entry(b"1-0", {b"data": b"{not json"}, 1024, keys.shard(3).unreadable_prefix)
     assert rejection.request_id == f"unreadable:{shard_tag(3, 6)}:1-0"
+
+
+def test_a_worker_needs_as_many_connections_on_one_redis_whatever_its_shards() -> None:
+    """On one Redis each consume loop reads every shard at once: the need is the same at 1 and 64 shards. On a
+    cluster each consumed shard has its own blocking read, so the need per master follows the consumed shards."""
+    assert connections_needed(Settings(shards=64)) == connections_needed(Settings(shards=1))
+    assert connections_needed(Settings(shards=1)).per_server == 3 + 1 + UPKEEP_JOBS + SPARE
+    assert connections_needed(Settings(redis_cluster=True, shards=64)).consume_loops == 64
+    assert connections_needed(Settings(redis_cluster=True, shards=64, worker_shards="0-15")).consume_loops == 16
+    assert connections_needed(Settings(redis_cluster=True, shards=2)).consume_loops == 4  # 3 loops: 2 per shard
+
+
+def test_a_read_of_many_shards_stays_bounded() -> None:
+    """One shard reads a batch as before; many share out READ_SPAN batches, so a read stays bounded."""
+    assert read_count(500, 1) == 500
+    assert read_count(500, READ_SPAN) == 500
+    for shards in (9, 64, 1024):
+        assert read_count(500, shards) * shards <= READ_SPAN * 500
+    assert read_count(500, 64) == 62
+    assert read_count(10, 1024) == 1

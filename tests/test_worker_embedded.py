@@ -17,12 +17,15 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from devtools.builders import TEST_TIMINGS, request_json
+from devtools.builders import TEST_TIMINGS, make_vehicle, request_json
 from devtools.workers import read_decisions
+from schemas.access import VehicleAccessConfig
+from schemas.powertrain import Powertrain
 from services.demo_redis import embedded_redis_server
-from services.gatekeeper.worker import Gatekeeper
+from services.gatekeeper.worker import Gatekeeper, serve
 from services.keyspace import Keys, ShardKeys
 from services.redis_client import connect
+from services.registry import ConnectService, Registry
 from services.settings import Settings
 
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
@@ -95,3 +98,50 @@ async def test_the_worker_decides_each_outcome_on_the_embedded_server(
     assert by_id["denied"]["permission"] == "read_charge"
     assert by_id["rejected"]["vehicle_id"] == "bev"
     assert pending["pending"] == 0
+
+
+async def test_a_worker_on_several_shards_reads_them_together_on_the_embedded_server(
+    embedded_url: str, redis: Redis, keys: Keys
+) -> None:
+    """With 4 shards the worker reads every shard's requests in one XREADGROUP and every shard's connection events
+    in one XREAD, which fakeredis serves too: each request is decided once on its shard, and a revocation bites."""
+    sharded = Keys(keys.prefix, 4)
+    registry = Registry(redis, sharded)
+    await registry.publish_config(VehicleAccessConfig.select(signals=["odometer-traveleddistance"]))
+    vehicles = [f"v-{n}" for n in range(40)]
+    assert {sharded.shard_of_vehicle(vehicle).index for vehicle in vehicles} == {0, 1, 2, 3}
+    for vehicle in vehicles:
+        await registry.add_vehicle(make_vehicle(Powertrain.BEV, vehicle_id=vehicle))
+    connection = await ConnectService(registry).authorize("v-0")
+    lane = sharded.shard_of_vehicle("v-0")
+
+    async def decided() -> dict[str, str]:
+        found = [d for shard in sharded.all_shards for d in await read_decisions(redis, shard.decisions, 0)]
+        assert len(found) == len({d["request_id"] for d in found}), "a request decided twice"
+        return {d["request_id"]: d["outcome"] for d in found}
+
+    settings = Settings(redis_url=embedded_url, key_prefix=sharded.prefix, shards=4, **TEST_TIMINGS)
+    gatekeeper = Gatekeeper(settings, redis)
+    task = asyncio.create_task(serve(gatekeeper))
+    try:
+        for n, vehicle in enumerate(vehicles):
+            body = request_json(f"r{n}", connection_id=connection.id, vehicle_id=vehicle)
+            await redis.xadd(sharded.shard_of_vehicle(vehicle).requests, {"data": body})
+        for _ in range(100):
+            if len(await decided()) == len(vehicles):
+                break
+            await asyncio.sleep(0.05)
+        outcomes = await decided()
+        assert sorted(outcomes) == sorted(f"r{n}" for n in range(len(vehicles)))
+        assert outcomes["r0"] == "ALLOWED"
+
+        await ConnectService(registry).revoke(connection.id)
+        for n in range(20):  # a request every 50 ms: one within the first second is UNAUTHORIZED
+            body = request_json(f"after-{n}", connection_id=connection.id, vehicle_id="v-0")
+            await redis.xadd(lane.requests, {"data": body})
+            await asyncio.sleep(0.05)
+        outcomes = await decided()
+        assert "UNAUTHORIZED" in [outcomes.get(f"after-{n}") for n in range(20)]
+    finally:
+        gatekeeper.stop()
+        await asyncio.wait_for(task, timeout=10)

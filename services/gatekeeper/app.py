@@ -22,6 +22,7 @@ from faststream.redis import RedisBroker
 from prometheus_client import start_http_server
 
 from schemas.errors import FleetgateError
+from services.gatekeeper.connections import connections_needed
 from services.gatekeeper.worker import Gatekeeper, serve
 from services.logs import configure_logging
 from services.redis_client import client_for, first_node_url, redact
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None, status: WorkerStatus | None = N
         gc.set_threshold(50_000, 20, 10)
         if settings.metrics_port:
             start_http_server(settings.metrics_port)
-        redis = client_for(settings)
+        # A pool of what the worker may hold at once (connections.py), not redis-py's 100 whatever the shards.
+        redis = client_for(settings, max_connections=connections_needed(settings).per_server)
         gatekeeper = Gatekeeper(settings, redis)
         running["gatekeeper"], running["redis"] = gatekeeper, redis
         task = asyncio.create_task(serve(gatekeeper))

@@ -2,9 +2,10 @@
 left as the plain RESP2 lists hiredis parses.
 
 redis-py packs every argument in Python and turns each stream entry into a dict: for a 500-entry batch that
-was about a third of the worker's CPU (`python -m bench.gatekeeper`). Only XREADGROUP and the COMMIT script
-go through here; everything else uses redis-py as usual, on the same connection pool. On a Redis Cluster the
-commands go to the master of one shard's hash tag, on the cluster client's own connections to that node.
+was about a third of the worker's CPU (`python -m bench.gatekeeper`). Only XREADGROUP (of one stream, or of
+every shard's on one server) and the COMMIT script go through here; everything else uses redis-py as usual, on
+the same connection pool. On a Redis Cluster the commands go to the master of one shard's hash tag, on the
+cluster client's own connections to that node.
 This uses redis-py's connection internals (`send_packed_command`, `read_response`, a cluster node's
 `acquire_connection`): pyproject.toml bounds redis-py to the major version it is tested on.
 """
@@ -12,6 +13,7 @@ This uses redis-py's connection internals (`send_packed_command`, `read_response
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any, cast
 
 import hiredis
@@ -77,13 +79,30 @@ class RespTransport:
 
     async def read_group(self, stream: str, group: str, consumer: str, count: int, block_ms: int) -> list[Entry]:
         """New entries for `consumer` (XREADGROUP ... >), waiting up to `block_ms` when there are none."""
-        reply = await self.call(
-            "XREADGROUP", "GROUP", group, consumer, "COUNT", count, "BLOCK", block_ms, "STREAMS", stream, ">"
-        )
+        for _stream, entries in await self.read_groups([stream], group, consumer, count, block_ms):
+            return entries
+        return []
+
+    async def read_groups(
+        self, streams: Sequence[str], group: str, consumer: str, count: int, block_ms: int
+    ) -> list[tuple[bytes, list[Entry]]]:
+        """New entries for `consumer` on any of `streams` in one XREADGROUP (`STREAMS s1 s2 ... > > ...`), up to
+        `count` per stream, waiting up to `block_ms` when none has any: each stream that has some, with them.
+
+        One read, and so one connection, for a worker's every shard on one server; a Redis Cluster refuses it for
+        streams of different slots (CROSSSLOT).
+        """
+        starts = [">"] * len(streams)
+        command = ("XREADGROUP", "GROUP", group, consumer, "COUNT", count, "BLOCK", block_ms, "STREAMS")
+        reply = await self.call(*command, *streams, *starts)
         if not reply:
             return []
-        entries = cast("list[tuple[bytes, list[bytes]]]", reply[0][1])
-        return [(entry_id, _as_dict(fields)) for entry_id, fields in entries]
+        read = cast("list[tuple[bytes, list[tuple[bytes, list[bytes]]]]]", reply)
+        return [
+            (stream, [(entry_id, _as_dict(fields)) for entry_id, fields in entries])
+            for stream, entries in read
+            if entries
+        ]
 
 
 class ClusterRespTransport(RespTransport):

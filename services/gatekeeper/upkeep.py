@@ -1,58 +1,20 @@
-"""What each worker does beside deciding (serve() in worker.py runs these): follow connection events, trim, report
-group stats."""
+"""What each worker does beside deciding (serve() in worker.py runs these): trim, report group stats. Following
+the connection events is events.py's."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from typing import TYPE_CHECKING
 
 from services.gatekeeper import metrics
 from services.keyspace import ShardKeys
-from services.redis_client import REDIS_ERRORS, Client
-from services.streams import as_reply, last_id, next_id, split_id
+from services.redis_client import Client
+from services.streams import next_id, split_id
 
 if TYPE_CHECKING:
     from services.gatekeeper.worker import Gatekeeper, Shard
 
 log = logging.getLogger("fleetgate.gatekeeper")
-
-
-async def follow_connection_events(gatekeeper: Gatekeeper, block_ms: int = 200) -> None:
-    """Drop cached connections as their events arrive, so a revocation applies within about `block_ms`.
-
-    The cache holds connections of every shard, so every shard's event stream is followed, each by its own
-    reader (on a cluster the streams live on different servers: one XREAD cannot span them).
-    """
-    streams = [shard.connection_events for shard in gatekeeper.keys.all_shards]
-    await asyncio.gather(*(_follow(gatekeeper, stream, block_ms) for stream in streams))
-
-
-async def _follow(gatekeeper: Gatekeeper, stream: str, block_ms: int) -> None:
-    redis = gatekeeper.redis
-    last: bytes | str = "$"  # until the first read: the stream's end (the cache is empty now; nothing older matters)
-    while not gatekeeper.stopping.is_set():
-        try:
-            if last == "$":
-                last = await last_id(redis, stream)
-            response = await redis.xread({stream: last}, count=1000, block=block_ms)
-        except REDIS_ERRORS as exc:
-            log.warning("reading connection events failed: %s", exc)
-            await asyncio.sleep(0.5)
-            continue
-        except Exception:  # this reader must outlive anything: without it, revocations wait for the cache TTL
-            # redis-py's cluster client can fail with AttributeError on a connection closed by a topology refresh.
-            log.exception("reading connection events failed")
-            await asyncio.sleep(0.5)
-            continue
-        for _stream, events in as_reply(response):
-            for event_id, fields in events:
-                last = event_id
-                try:
-                    gatekeeper.cache.forget_connection(json.loads(fields[b"data"])["connection_id"])
-                except (KeyError, ValueError, TypeError):
-                    log.warning("ignoring malformed connection event %s", event_id.decode())
 
 
 async def trim_requests(gatekeeper: Gatekeeper) -> int:
