@@ -40,41 +40,36 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
-# KEYS: the stream. ARGV: group, start id. Creates the group (and the stream) with its read counter set, so that
-# Redis can always tell its lag and a gap (take_gap): at `$` it has read every entry added so far; at `0` every
-# entry trimmed before it existed. Atomic: an entry added between a count and the creation would look missed.
-_CREATE_GROUP = """
-local read = 0
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-    for i = 1, #group, 2 do
-      if group[i] == 'name' and group[i + 1] == ARGV[1] then return 0 end
-    end
-  end
-  local info = redis.call('XINFO', 'STREAM', KEYS[1])
-  local added, length
-  for i = 1, #info, 2 do
-    if info[i] == 'entries-added' then added = info[i + 1] elseif info[i] == 'length' then length = info[i + 1] end
-  end
-  read = ARGV[2] == '$' and added or added - length
-end
-local args = {'XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[2], 'MKSTREAM'}
-if ARGV[2] == '$' or ARGV[2] == '0' then
-  args[#args + 1] = 'ENTRIESREAD'
-  args[#args + 1] = read
-end
-redis.call(unpack(args))
-return 1
-"""
-
-
 async def ensure_group(redis: Client, stream: str, group: str, start_id: str = "0") -> bool:
     """Create `group` on `stream` at `start_id` (and the stream if need be); False if it already existed.
 
     At "0" by default, so entries written before the first consumer started are delivered. An existing group keeps
-    its position: `start_id` only applies to a group created now.
+    its position: `start_id` only applies to a group created now. A group created at `0` or `$` gets its read
+    counter set (ENTRIESREAD: every entry trimmed before it existed, or every entry so far), so that Redis can always
+    tell its lag and a gap (take_gap). Not a script: a Redis at its memory limit refuses scripts that may write, and
+    a worker must still start there; an entry trimmed between the count and the creation would be reported once as
+    missed, which retention's few trims a minute make unlikely.
     """
-    return bool(await redis.eval(_CREATE_GROUP, 1, stream, group, start_id))
+    entries_read: int | None = None
+    if start_id in ("0", "$") and await redis.exists(stream):
+        if any(_text(g["name"]) == group for g in await redis.xinfo_groups(stream)):
+            return False
+        info = await redis.xinfo_stream(stream)
+        added = int(info.get("entries-added") or 0)
+        entries_read = added if start_id == "$" else added - int(info["length"])
+    elif start_id in ("0", "$"):
+        entries_read = 0
+    try:
+        await redis.xgroup_create(stream, group, id=start_id, mkstream=True, entries_read=entries_read)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+        return False
+    return True
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def as_reply(response: Any) -> StreamReply:
@@ -222,15 +217,18 @@ async def every(seconds: float, job: Callable[[], Awaitable[Any]], stopping: asy
         await pause(seconds, stopping)
 
 
-async def beat(redis: Client, keys: Keys, consumer: str, ttl_s: int) -> None:
-    """Say that `consumer` is alive for the next `ttl_s` seconds (its heartbeat key expires after that)."""
-    await redis.set(keys.heartbeat(consumer), str(time.time()), ex=ttl_s)
+async def beat(redis: Client, keys: Keys, consumer: str, ttl_s: int, *, prefix: str | None = None) -> None:
+    """Say that `consumer` is alive for the next `ttl_s` seconds (its heartbeat key expires after that); under
+    `prefix`, a service's own, else the gatekeeper's."""
+    await redis.set(f"{prefix or keys.heartbeat_prefix}{consumer}", str(time.time()), ex=ttl_s)
 
 
-async def live_consumers(redis: Client, keys: Keys, host: str = "") -> list[str]:
-    """The consumers with a fresh heartbeat (only those of `host`, when given: names start with the host)."""
-    found = redis.scan_iter(match=f"{keys.heartbeat_prefix}{host}*", count=1000)
-    return [key.decode().removeprefix(keys.heartbeat_prefix) async for key in found]
+async def live_consumers(redis: Client, keys: Keys, host: str = "", *, prefix: str | None = None) -> list[str]:
+    """The consumers with a fresh heartbeat (only those of `host`, when given: names start with the host), of the
+    gatekeeper or of the service whose heartbeats live under `prefix`."""
+    prefix = prefix or keys.heartbeat_prefix
+    found = redis.scan_iter(match=f"{prefix}{host}*", count=1000)
+    return [key.decode().removeprefix(prefix) async for key in found]
 
 
 @contextmanager
