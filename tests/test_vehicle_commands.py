@@ -20,10 +20,8 @@ from simulator.vehicles import (
     set_value,
     settable,
 )
-from simulator.vehicles.plan import day_start, local_day
-from simulator.vehicles.profile import profile_for
 from simulator.vehicles.read import body_builders
-from tests.vehicle_helpers import NOW, SEED, full_vehicle, problem, read, refusal, value, woken
+from tests.vehicle_helpers import NOW, SEED, full_vehicle, night, problem, read, refusal, value, woken
 
 T = NOW + 10
 """When the commands run: the vehicle woken and parked at NOW (see `parked`)."""
@@ -168,13 +166,12 @@ def test_a_charge_schedule_is_deleted_by_its_id() -> None:
 def test_a_lower_charge_limit_stops_charging_there() -> None:
     """Charging at 50 % at night with the limit set to 55 %: it charges up to 55 % and stops, FULLY_CHARGED."""
     vehicle = full_vehicle(Powertrain.BEV)
-    profile = profile_for(vehicle, SEED)
-    night = day_start(profile, local_day(profile, NOW) + 1) + 60  # no departure before 06:00 local
-    state = woken(initial_state(vehicle, SEED, night), vehicle, night)
+    t = night(vehicle)
+    state = woken(initial_state(vehicle, SEED, t), vehicle, t)
     for code, setting in PLUGGED:
-        state = set_value(state, vehicle, code, setting, night)
-    state, _ = execute(state, vehicle, "set-charge-limit", {"percent": 55}, night)
-    later = woken(state, vehicle, night + 4 * 3600)
+        state = set_value(state, vehicle, code, setting, t)
+    state, _ = execute(state, vehicle, "set-charge-limit", {"percent": 55}, t)
+    later = woken(state, vehicle, t + 4 * 3600)
     assert later.plugged
     assert value(later, vehicle, "tractionbattery-stateofcharge", later.at) == 55.0
     assert value(later, vehicle, "charge-detailedchargingstatus", later.at) == "FULLY_CHARGED"

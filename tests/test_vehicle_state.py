@@ -29,10 +29,10 @@ from simulator.vehicles import (
     set_remote_access,
     set_value,
 )
-from simulator.vehicles.plan import day_plan, day_start, local_day, yearly_km
+from simulator.vehicles.plan import day_plan, local_day, yearly_km
 from simulator.vehicles.profile import bearing_deg, distance_km, profile_for
 from simulator.vehicles.state import ChargeRecord, Schedule, Trip
-from tests.vehicle_helpers import NOW, SEED, full_vehicle, read, refusal, stale, value, woken
+from tests.vehicle_helpers import NOW, SEED, full_vehicle, night, read, refusal, stale, value, woken
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR, DAY = 3600.0, 86_400.0
@@ -127,20 +127,20 @@ def test_charging_raises_the_state_of_charge_and_stops_at_the_limit() -> None:
     """Plugged in at night: the rate follows the charger and capacity; at the limit it stops, then it falls asleep."""
     vehicle = full_vehicle(Powertrain.BEV)
     profile = profile_for(vehicle, SEED)
-    night = day_start(profile, local_day(profile, NOW) + 1) + 60  # 00:01 local, before the first departure
-    state = initial_state(vehicle, SEED, night)
+    t = night(vehicle)
+    state = initial_state(vehicle, SEED, t)
     assert not state.driving
     for code, setting in (
         ("charge-ischargingcableconnected", True),
         ("tractionbattery-stateofcharge", 40),
         ("charge-chargelimits", 80),
     ):
-        state = set_value(state, vehicle, code, setting, night)
-    assert value(state, vehicle, "charge-detailedchargingstatus", night) == "CHARGING"
-    hour_later = value(state, vehicle, "tractionbattery-stateofcharge", night + HOUR)
+        state = set_value(state, vehicle, code, setting, t)
+    assert value(state, vehicle, "charge-detailedchargingstatus", t) == "CHARGING"
+    hour_later = value(state, vehicle, "tractionbattery-stateofcharge", t + HOUR)
     assert hour_later == pytest.approx(40 + profile.charger_kw * 0.9 / profile.capacity_kwh * 100, abs=0.1)
-    morning = night + 6 * HOUR - 120
-    assert value(state, vehicle, "charge-timetocomplete", night) > 60
+    morning = t + 6 * HOUR - 120
+    assert value(state, vehicle, "charge-timetocomplete", t) > 60
     full = advance(state, vehicle, morning, SEED)
     asleep = read_signal(full, vehicle, "tractionbattery-stateofcharge", morning)
     assert refusal(asleep) == "ASLEEP"
@@ -183,19 +183,20 @@ def test_a_long_gap_costs_little_and_adds_its_distance() -> None:
 def test_a_parked_vehicle_falls_asleep_and_a_command_wakes_it() -> None:
     """Asleep: reads refused with the value as of falling asleep; a command runs and wakes it; later it sleeps again."""
     vehicle = full_vehicle(Powertrain.ICE)
-    profile = profile_for(vehicle, SEED)
-    state = set_value(initial_state(vehicle, SEED, NOW), vehicle, "connectivitystatus-isasleep", True, NOW)
-    result = read_signal(state, vehicle, "odometer-traveleddistance", NOW + 60)
+    t = night(vehicle)
+    state = set_value(initial_state(vehicle, SEED, t), vehicle, "connectivitystatus-isasleep", True, t)
+    result = read_signal(state, vehicle, "odometer-traveleddistance", t + 60)
     assert refusal(result) == "ASLEEP"
-    assert stale(result).oem_updated_at <= NOW
-    assert value(state, vehicle, "connectivitystatus-isasleep", NOW + 60) is True
-    state, outcome = execute(state, vehicle, "unlock", None, NOW + 60)
+    assert stale(result).oem_updated_at <= t
+    assert value(state, vehicle, "connectivitystatus-isasleep", t + 60) is True
+    state, outcome = execute(state, vehicle, "unlock", None, t + 60)
     assert isinstance(outcome, CommandResult)
-    assert value(state, vehicle, "closure-islocked", NOW + 120) is False
-    assert value(state, vehicle, "connectivitystatus-isasleep", NOW + 120) is False
-    again = NOW + 60 + profile.sleep_after_s + 1
-    if not advance(state, vehicle, again, SEED).driving:
-        assert refusal(read_signal(state, vehicle, "closure-islocked", again)) == "ASLEEP"
+    assert value(state, vehicle, "closure-islocked", t + 120) is False
+    assert value(state, vehicle, "connectivitystatus-isasleep", t + 120) is False
+    again = t + 60 + profile_for(vehicle, SEED).sleep_after_s + 1
+    result = read_signal(state, vehicle, "closure-islocked", again)
+    assert refusal(result) == "ASLEEP"
+    assert stale(result) == SignalReading({"value": False}, again - 1)
 
 
 def test_out_of_coverage_reads_and_commands_are_unreachable() -> None:
@@ -260,11 +261,15 @@ def test_time_never_runs_backwards() -> None:
     assert execute(state, vehicle, "lock", None, NOW)[0].at == NOW + 100
 
 
-def test_advance_refuses_another_seed() -> None:
-    """A state remembers its seed: advancing it with another is an error, not a silently different vehicle."""
+def test_advance_refuses_another_seed_or_no_time() -> None:
+    """A state remembers its seed: advancing it with another is an error, not a silently different vehicle; so is
+    a time that is not a finite number."""
     vehicle = full_vehicle(Powertrain.ICE)
+    state = initial_state(vehicle, SEED, NOW)
     with pytest.raises(ValueError, match="seed"):
-        advance(initial_state(vehicle, SEED, NOW), vehicle, NOW + 1, SEED + 1)
+        advance(state, vehicle, NOW + 1, SEED + 1)
+    with pytest.raises(ValueError, match="finite"):
+        advance(state, vehicle, float("nan"), SEED)
 
 
 def test_encode_decode_round_trip_and_size() -> None:

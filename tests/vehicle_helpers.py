@@ -8,6 +8,8 @@ from schemas.catalog import get_catalog
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle, placeholder_vin
 from simulator.vehicles import SignalReading, VehicleProblem, VehicleState, read_signal, set_value
+from simulator.vehicles.plan import day_start, local_day
+from simulator.vehicles.profile import profile_for
 
 NOW = 1_750_000_000.0
 """2025-06-15 15:06:40 UTC."""
@@ -34,6 +36,12 @@ def full_vehicle(powertrain: Powertrain, vehicle_id: str | None = None, year: in
         powertrain=powertrain,
         capabilities=get_catalog().physically_possible(powertrain),
     )
+
+
+def night(vehicle: Vehicle) -> float:
+    """00:01 local time the night after NOW: hours before the vehicle's first departure (06:45 at the earliest)."""
+    profile = profile_for(vehicle, SEED)
+    return day_start(profile, local_day(profile, NOW) + 1) + 60
 
 
 def woken(state: VehicleState, vehicle: Vehicle, t: float) -> VehicleState:

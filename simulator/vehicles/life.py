@@ -14,6 +14,7 @@ distance it would have driven, and only the last REPLAY_TAIL_DAYS are replayed. 
 from __future__ import annotations
 
 import calendar
+import math
 from dataclasses import dataclass, replace
 
 from schemas.vehicle import Vehicle
@@ -77,6 +78,8 @@ def advance(state: VehicleState, vehicle: Vehicle, now: float, seed: int) -> Veh
     """The vehicle's state at simulated time `now` (unchanged if `now` is not after `state.at`)."""
     if seed != state.seed:
         raise ValueError(f"this state was drawn with seed {state.seed}, not {seed}")
+    if not math.isfinite(now):
+        raise ValueError(f"simulated time must be a finite number of seconds, got {now}")
     if now <= state.at:
         return state
     profile = profile_for(vehicle, seed)
