@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -110,3 +110,155 @@ def permission_denied(permission: str, target_label: str) -> Problem:
         "REAUTHENTICATE",
         "This app needs another permission for this. Please reconnect your vehicle and grant it.",
     )
+
+
+def for_app(problem: Problem, app_name: str) -> Problem:
+    """The problem with Smartcar's `<app name>` placeholder in its user message filled in."""
+    return replace(problem, suggested_user_message=problem.suggested_user_message.replace("<app name>", app_name))
+
+
+# Smartcar's error catalogue for what a vehicle (rather than the policy) refuses: type, code, description,
+# statusCode, resolution and suggestedUserMessage exactly as Smartcar publishes them
+# (../shared/reference/smartcar_connect_api.md §3, tested against it), apart from entries marked as fleetgate's.
+# `<app name>` is Smartcar's placeholder: `for_app()` fills it in.
+_APP_MESSAGE = (
+    "Your car is temporarily unable to connect to <app name>. Please be patient while we\u2019re working to resolve"
+    " this issue."
+)
+
+
+def _vehicle_state(code: str, description: str, message: str, resolution: ResolutionType | None = None) -> Problem:
+    return Problem("VEHICLE_STATE", code, description, 409, resolution, message)
+
+
+def _upstream(code: str, description: str) -> Problem:
+    return Problem("UPSTREAM", code, description, 502, "RETRY_LATER", _APP_MESSAGE)
+
+
+VEHICLE_STATE_PROBLEMS: dict[str, Problem] = {
+    p.code or "": p
+    for p in (
+        _vehicle_state(
+            "ASLEEP",
+            "The vehicle is in a sleep state and temporarily unable to perform your request.",
+            # sic: Smartcar's message ends with a space.
+            "Your vehicle is in a sleep state. This request was not sent to preserve battery life. ",
+        ),
+        _vehicle_state(
+            "UNREACHABLE",
+            "The vehicle was unable to perform your request because it is currently unreachable.",
+            "Your vehicle is currently unreachable. Ensure the vehicle has adequate mobile coverage.",
+        ),
+        _vehicle_state(
+            "CHARGE_FAULT",
+            "The vehicle is connected to an EV charger but cannot perform the request because 1) the charger is not"
+            " providing any current, or 2) there is a conflict with another charging schedule.",
+            "Your vehicle is unable to start or stop charging because of a conflict with the vehicle's charging"
+            " schedule.",
+        ),
+        _vehicle_state(
+            "NOT_CHARGING",
+            "The vehicle is unable to perform your request because it is not currently charging.",
+            "Please ensure that you have plugged an EV charger into your car\u2019s charge port and the vehicle is"
+            " charging.",
+        ),
+        _vehicle_state(
+            "CHARGING_PLUG_NOT_CONNECTED",
+            "The vehicle is not connected to an EV charger and unable to perform your request.",
+            "Your vehicle is not plugged in.",
+        ),
+        # Smartcar lists the code but publishes no strings for it: fleetgate's wording, in Smartcar's style.
+        _vehicle_state(
+            "CHARGING_PLUG_CONNECTED",
+            "The vehicle is connected to an EV charger and unable to perform your request.",
+            "Your vehicle is plugged in. Please unplug it and try again.",
+        ),
+        _vehicle_state(
+            "CHARGING_IN_PROGRESS",
+            "The vehicle is currently charging and unable to perform your request.",
+            "Your vehicle is already charging.",
+        ),
+        _vehicle_state(
+            "FULLY_CHARGED",
+            "The vehicle is unable to perform your request because its EV battery is fully charged.",
+            "Your vehicle is already fully charged.",
+        ),
+        _vehicle_state(
+            "IN_MOTION",
+            "The vehicle is currently in motion and unable to perform your request.",
+            "Your vehicle is unable to perform the request while in motion.",
+        ),
+        _vehicle_state(
+            "DOOR_OPEN",
+            "The vehicle could not perform your request because one or more of its doors are open.",
+            "Your vehicle was unable to lock. Please ensure that all doors and the trunk are fully closed.",
+        ),
+        _vehicle_state(
+            "REMOTE_ACCESS_DISABLED",
+            "The vehicle is unable to perform your request because the user has disabled remote access for connected"
+            " services.",
+            "Your vehicle is unable to perform the request as remote access is disabled or unavailable.",
+        ),
+        _vehicle_state(
+            "UNKNOWN",
+            "The vehicle was unable to perform your request due to an unknown issue.",
+            "Your vehicle is temporarily unable to connect due to an unknown issue. Please be patient while we\u2019re"
+            " working to resolve this issue.",
+            "RETRY_LATER",
+        ),
+        _vehicle_state(
+            "LOW_BATTERY",
+            "The vehicle was unable to perform your request because the 12v or high voltage battery is too low.",
+            "Your vehicle battery is too low to perform this task.",
+            "RETRY_LATER",
+        ),
+        _vehicle_state(
+            "VEHICLE_OFFLINE_FOR_SERVICE",
+            "The vehicle was unable to perform your request because it is currently in service mode.",
+            "Your vehicle is in service mode and temporarily unable to perform this task.",
+        ),
+    )
+}
+
+UPSTREAM_PROBLEMS: dict[str, Problem] = {
+    p.code or "": p
+    for p in (
+        _upstream(
+            "INVALID_DATA",
+            "Smartcar received invalid data from an upstream source. Please retry your request at a later time.",
+        ),
+        _upstream(
+            "KNOWN_ISSUE",
+            "Smartcar received an error from an upstream source. Please retry your request at a later time.",
+        ),
+        _upstream(
+            "NO_RESPONSE",
+            "One of Smartcar\u2019s upstream sources failed to respond. Please retry your request at a later time.",
+        ),
+        # Smartcar's page has no distinct sample (its JSON repeats NO_RESPONSE's): fleetgate's wording, from the
+        # page's prose and its siblings' second sentence.
+        _upstream(
+            "RATE_LIMIT",
+            "Your application\u2019s requests have exceeded this vehicle\u2019s rate limit. Please retry your request"
+            " at a later time.",
+        ),
+        _upstream(
+            "UNKNOWN_ISSUE",
+            "Smartcar received an unknown error from an upstream source. Please retry your request at a later time and"
+            " contact us if the issue persists.",
+        ),
+    )
+}
+
+RATE_LIMIT_PROBLEMS: dict[str, Problem] = {
+    "VEHICLE": Problem(
+        "RATE_LIMIT",
+        "VEHICLE",
+        "You have reached the throttling rate limit for this vehicle. Please see the retry-after header for when to"
+        " retry the request.",
+        429,
+        "RETRY_LATER",
+        "Your vehicle is temporarily unable to connect to <app name>. Please be patient while we\u2019re working to"
+        " resolve this issue.",
+    ),
+}
