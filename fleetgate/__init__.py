@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from fleetgate import access, catalog, connect, contract, deadletter, demo, filters, gatekeeper, simulate, vehicles
+from fleetgate import (
+    access,
+    catalog,
+    connect,
+    contract,
+    deadletter,
+    demo,
+    filters,
+    gatekeeper,
+    simulate,
+    vehicle_sim,
+    vehicles,
+)
 from fleetgate._output import reporting_errors
 from fleetgate.consumers import audit_app, tail_command
 
@@ -19,6 +31,10 @@ app.add_typer(access.app, name="access")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(contract.app, name="contract")
 app.add_typer(vehicles.app, name="vehicles")
+vehicles.app.command("serve")(vehicle_sim.serve_command)
+vehicles.app.command("check")(vehicle_sim.check_command)
+vehicles.app.command("state")(vehicle_sim.state_command)
+vehicles.app.command("set")(vehicle_sim.set_command)
 app.add_typer(connect.app, name="connect")
 app.add_typer(filters.app, name="filters")
 app.add_typer(gatekeeper.app, name="gatekeeper")

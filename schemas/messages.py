@@ -6,7 +6,7 @@ Encoding and decoding go straight through pydantic-core (bytes in, bytes out): t
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -89,6 +89,42 @@ class DecisionMessage(_Message):
     """The request's stream entry id, when the gatekeeper knows it."""
 
 
+class ResponseStatus(StrEnum):
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+
+
+class ResponseMessage(_Message):
+    """Out, on `{prefix}:responses`: exactly one per ALLOWED decision, what the vehicle answered.
+
+    For a signal: its Smartcar v3 body and when the vehicle last reported it. For a command: its status. On
+    failure (the vehicle's state refused it, or it did not answer) a Smartcar-shaped VEHICLE_STATE / UPSTREAM /
+    RATE_LIMIT error, and for a signal the stale last value where Smartcar keeps one.
+    """
+
+    response_id: str
+    request_id: str
+    decision_id: str
+    connection_id: str
+    vehicle_id: str
+    kind: Kind
+    target: str
+    status: ResponseStatus
+    body: dict[str, Any] | None
+    """A signal's value in Smartcar's v3 body shape (with an error: the last value, if the vehicle has one); null
+    for a command."""
+    oem_updated_at: AwareDatetime | None
+    """When the vehicle last reported the signal's value (null for a command)."""
+    retrieved_at: AwareDatetime
+    """When the vehicle answered (its simulated clock)."""
+    error: SmartcarError | None
+    """Null exactly when the status is SUCCESS."""
+    retry_after_s: int | None = None
+    """With a RATE_LIMIT error: seconds before the vehicle takes another request."""
+    responded_at: AwareDatetime
+    """When the vehicles service wrote this response (wall clock)."""
+
+
 class ConnectionEventType(StrEnum):
     CREATED = "connection.created"
     REAUTHORIZED = "connection.reauthorized"
@@ -157,4 +193,5 @@ MESSAGE_TYPES: dict[str, type[_Message]] = {
     "decision": DecisionMessage,
     "connection-event": ConnectionEventMessage,
     "deadletter": DeadLetterMessage,
+    "response": ResponseMessage,
 }

@@ -1,4 +1,5 @@
-"""The AsyncAPI 3 document of the gatekeeper: which streams it receives from and sends to, and their messages.
+"""The AsyncAPI 3 document of the gatekeeper (and the responses the vehicles service sends on the decisions it
+allows): which streams it receives from and sends to, and their messages.
 
 Written from the message models and the keyspace, not by FastStream's generator: the gatekeeper reads and writes
 its streams with its own loop, so FastStream knows them only as declared publishers, and described all four as
@@ -21,6 +22,7 @@ from schemas.messages import (
     DeadLetterMessage,
     DecisionMessage,
     RequestMessage,
+    ResponseMessage,
 )
 from services.settings import Settings
 
@@ -51,6 +53,11 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
          "Out of the Connect service: every grant, re-authentication and revocation. The gatekeeper follows it "
          "(XREAD, no group) to drop cached grants; anyone may read it.",
          "followConnectionEvents", "receive", "Followed from the stream's end; each event drops a cached grant."),
+        ("responses", shard.responses, "response", ResponseMessage,
+         f"Out of the vehicles service, which reads the decisions as the consumer group `{settings.vehicles_group}`:"
+         " what the vehicle answered, exactly one per ALLOWED request_id; each downstream service reads it with a "
+         "consumer group of its own.",
+         "publishResponses", "send", "The vehicles service's answer to an ALLOWED request, with its state change."),
     )  # fmt: skip
     schemas: dict[str, Any] = {}
     channels: dict[str, Any] = {}

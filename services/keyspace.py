@@ -17,6 +17,11 @@ module is a contract inside the project; the records stored under the registry's
 | `P:dedupe:{request_id}`      | string | the entry id that decided it; expires after the dedupe window    |
 | `P:gatekeeper:heartbeat:{consumer}` | string | a live worker's last beat; expires                        |
 | `P:gatekeeper:failures`      | hash   | requests entry id -> the last error its processing raised        |
+| `P:responses`                | stream | the vehicles service's answers to ALLOWED requests (contract)    |
+| `P:vehicle-state:{vehicle_id}` | hash | a simulated vehicle's state (`s`) and its version (`n`)          |
+| `P:vehicles:dedupe:{request_id}` | string | the decision entry answered; expires after the dedupe window |
+| `P:vehicles:heartbeat:{consumer}` | string | a live vehicles service's last beat; expires               |
+| `P:vehicles:clock`           | string | the simulated vehicles' clock: speed and epochs, JSON            |
 
 Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): one partition of the 16384 cluster slots into `S` ranges,
 used for everything. A slot belongs to shard `slot * S // 16384`; so an id (a vehicle's, a connection's) belongs to
@@ -90,6 +95,13 @@ class ShardKeys:
     """`dedupe_prefix + request_id` remembers a decided request id for the dedupe window."""
     connection_events: str
     """The `connection.*` events of the connections of this shard."""
+    responses: str
+    """The vehicles service's answers to this shard's ALLOWED decisions."""
+    vehicle_state_prefix: str
+    """`vehicle_state_prefix + vehicle_id`: the state of a simulated vehicle of this shard (its requests, decisions
+    and state share the shard's hash tag, so one script writes a response with the state change it reports)."""
+    response_dedupe_prefix: str
+    """`response_dedupe_prefix + request_id` remembers an answered request id for the dedupe window."""
     failures: str
     """A hash: requests-stream entry id -> the last error its processing raised, until it is decided or
     dead-lettered (so the worker that dead-letters it names the real error, whichever worker saw it)."""
@@ -130,6 +142,9 @@ class Keys:
             dedupe_prefix=f"{base}dedupe:",
             connection_events=f"{base}connection-events",
             failures=f"{base}gatekeeper:failures",
+            responses=f"{base}responses",
+            vehicle_state_prefix=f"{base}vehicle-state:",
+            response_dedupe_prefix=f"{base}vehicles:dedupe:",
             unreadable_prefix="unreadable:" if self.shards == 1 else f"unreadable:{shard_tag(index, self.shards)}:",
         )
 
@@ -227,3 +242,13 @@ class Keys:
     def heartbeat_prefix(self) -> str:
         """`P:gatekeeper:heartbeat:{consumer}` exists while that worker is alive (it expires)."""
         return f"{self.prefix}:gatekeeper:heartbeat:"
+
+    @property
+    def vehicles_clock(self) -> str:
+        """`P:vehicles:clock`: the simulated vehicles' clock (JSON), set by the first vehicles service to start."""
+        return f"{self.prefix}:vehicles:clock"
+
+    @property
+    def vehicles_heartbeat_prefix(self) -> str:
+        """`P:vehicles:heartbeat:{consumer}` exists while that vehicles service is alive (it expires)."""
+        return f"{self.prefix}:vehicles:heartbeat:"

@@ -74,6 +74,21 @@ class Settings(BaseSettings):
     """Cached vehicles and connections are re-read after this long even without an event (a safety net)."""
     heartbeat_ttl_s: Annotated[int, Field(ge=1)] = 15
     """A worker's heartbeat key expires after this long; `gatekeeper check` fails once none is fresh."""
+    # --- the vehicles service (simulator/vehicles/service.py)
+    vehicles_group: Annotated[str, Field(min_length=1)] = "vehicles"
+    """The consumer group on `{prefix}:decisions` that the vehicles services share."""
+    responses_maxlen: Annotated[int, Field(ge=0)] = 1_000_000
+    """Retention of `{prefix}:responses`, as FLEETGATE_DECISIONS_MAXLEN is of the decisions."""
+    responses_hard_cap: Annotated[int, Field(ge=0)] = 5_000_000
+    """The memory safety valve of `{prefix}:responses`, as FLEETGATE_DECISIONS_HARD_CAP is of the decisions."""
+    sim_speed: Annotated[float, Field(gt=0, le=100_000)] = 1.0
+    """How fast simulated vehicles live: 1 is real time, 60 a simulated minute per second. Set once per
+    deployment: the first vehicles service to start records the clock in Redis, and every process follows it."""
+    sim_seed: int = 0
+    """The seed of the simulated vehicles' values and lives: the same seed gives the same fleet state."""
+    sim_refuse_asleep: bool = False
+    """Reads of an asleep simulated vehicle are refused (VEHICLE_STATE/ASLEEP, with the stale value) instead of
+    answered with the value it last reported. Parked vehicles sleep most of the day: on, most reads fail."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """Serve Prometheus metrics on this port (0: no metrics server)."""
     log_json: bool = False
@@ -99,6 +114,11 @@ class Settings(BaseSettings):
                 "cluster slots (about 2 shards per master spreads the load)"
             )
         parse_shards(self.worker_shards or "0", self.shards)  # a clear error now, not when a worker starts
+        if self.responses_hard_cap and self.responses_hard_cap < self.responses_maxlen:
+            raise ValueError(
+                f"FLEETGATE_RESPONSES_HARD_CAP ({self.responses_hard_cap}) is below FLEETGATE_RESPONSES_MAXLEN "
+                f"({self.responses_maxlen}): the cap must leave room for the retention (0: no cap)"
+            )
         if self.decisions_hard_cap and self.decisions_hard_cap < self.decisions_maxlen:
             raise ValueError(
                 f"FLEETGATE_DECISIONS_HARD_CAP ({self.decisions_hard_cap}) is below FLEETGATE_DECISIONS_MAXLEN "

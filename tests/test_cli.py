@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fleetgate import app
+from schemas.messages import MESSAGE_TYPES
 
 runner = CliRunner()
 
@@ -110,7 +111,7 @@ def test_catalog_listings(listing: str, count: int) -> None:
 def test_contract_export_writes_and_checks(tmp_path: Path) -> None:
     """export writes the schema files; --check then passes, and fails once a file is edited."""
     assert _run("contract", "export", "--out", str(tmp_path))[0] == 0
-    assert len(list(tmp_path.glob("*.schema.json"))) == 4
+    assert len(list(tmp_path.glob("*.schema.json"))) == len(MESSAGE_TYPES)
     assert _run("contract", "export", "--out", str(tmp_path), "--check")[0] == 0
     (tmp_path / "request.v1.schema.json").write_text("{}")
     code, _, err = _run("contract", "export", "--out", str(tmp_path), "--check")

@@ -307,9 +307,15 @@ def resolve(reference: str) -> Any:
 
 def test_asyncapi_says_who_sends_and_who_receives() -> None:
     """The gatekeeper receives requests (as the group `gatekeeper`) and connection events, and sends decisions and
-    dead letters; each operation names its channel's own message."""
+    dead letters; the vehicles service sends responses; each operation names its channel's own message."""
     actions = {resolve(op["channel"]["$ref"])["title"]: op["action"] for op in ASYNCAPI["operations"].values()}
-    assert actions == {"requests": "receive", "connection-events": "receive", "decisions": "send", "deadletter": "send"}
+    assert actions == {
+        "requests": "receive",
+        "connection-events": "receive",
+        "decisions": "send",
+        "deadletter": "send",
+        "responses": "send",
+    }
     (receive_requests,) = (o for o in ASYNCAPI["operations"].values() if o["channel"]["$ref"] == "#/channels/requests")
     assert receive_requests["x-consumer-group"] == "gatekeeper"
     for operation in ASYNCAPI["operations"].values():
@@ -319,10 +325,10 @@ def test_asyncapi_says_who_sends_and_who_receives() -> None:
 
 
 def test_asyncapi_messages_are_distinct_and_claim_no_header() -> None:
-    """Four messages with four ids, none declaring a correlationId header (entries have none), no custom bindings,
+    """Five messages with five ids, none declaring a correlationId header (entries have none), no custom bindings,
     and every reference resolves inside the document."""
     messages = ASYNCAPI["components"]["messages"]
-    assert sorted(messages) == ["connection-event", "deadletter", "decision", "request"]
+    assert sorted(messages) == ["connection-event", "deadletter", "decision", "request", "response"]
     text = json.dumps(ASYNCAPI)
     assert "correlationId" not in text
     assert "bindings" not in text

@@ -35,12 +35,14 @@ SECTIONS = {
     "decision": "Decision",
     "deadletter": "Dead letter",
     "connection-event": "Connection event",
+    "response": "Response",
 }
 CHANNELS = {
     "request": "requests",
     "decision": "decisions",
     "deadletter": "deadletter",
     "connection-event": "connection-events",
+    "response": "responses",
 }
 DOC_PREFIX = "fleetgate:"
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]

@@ -1,0 +1,104 @@
+"""One ALLOWED decision answered by the simulated vehicle: the response message, and the state it leaves.
+
+Pure: the vehicles service (service.py) brings the decision, the vehicle's registry record, its state and the
+simulated time, and writes what comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas import problems
+from schemas.messages import ResponseMessage, ResponseStatus
+from schemas.vehicle import Vehicle
+from simulator.vehicles import SignalReading, VehicleProblem, VehicleState, advance, execute, read_signal
+
+REPLAY_LIMIT_S = 3600.0
+"""A read stores the state it advanced when the stored one is older than this (simulated seconds), so that later
+answers do not replay the same hours again; more often would make every read a write."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    response: bytes
+    state: VehicleState | None
+    """The vehicle's new state, when the request changed it (a command that succeeded); None otherwise."""
+    code: str
+    """SUCCESS, or the error's code (for metrics): ASLEEP, DOOR_OPEN, ..."""
+
+
+def answer(
+    decision: dict[str, Any],
+    vehicle: Vehicle | None,
+    state: VehicleState | None,
+    now: float,
+    response_id: str,
+    *,
+    refuse_asleep: bool = False,
+) -> Answer:
+    """The vehicle's answer to an ALLOWED decision, at simulated time `now` (unix seconds).
+
+    A read of an asleep vehicle answers the value it last reported (its `oemUpdatedAt` says how old), as most
+    manufacturers' clouds do; with `refuse_asleep` it is VEHICLE_STATE/ASLEEP with that stale value, as Smartcar
+    answers for the vehicles that must be woken to read (parked vehicles are asleep most of the day).
+    Raises ValueError for a target the vehicle is not capable of (the gatekeeper has refused those already).
+    """
+    target = str(decision["target"])
+    if vehicle is None or state is None:  # registered when decided, gone since: the vehicle cannot be reached
+        return _failed(decision, problems.UPSTREAM_PROBLEMS["NO_RESPONSE"], None, now, response_id, None)
+    if decision["kind"] == "signal":
+        advanced = advance(state, vehicle, now, state.seed) if now - state.at > REPLAY_LIMIT_S else None
+        reading = read_signal(advanced or state, vehicle, target, now)
+        if isinstance(reading, VehicleProblem):
+            if reading.code == "ASLEEP" and not refuse_asleep and reading.stale is not None:
+                return Answer(_message(decision, response_id, now, reading=reading.stale), advanced, "SUCCESS")
+            return _failed(decision, reading.problem, reading.stale, now, response_id, advanced)
+        return Answer(_message(decision, response_id, now, reading=reading), advanced, "SUCCESS")
+    changed, result = execute(state, vehicle, target, decision.get("params"), now)
+    if isinstance(result, VehicleProblem):  # the attempt woke the vehicle all the same: its state is kept
+        return _failed(decision, result.problem, None, now, response_id, changed)
+    return Answer(_message(decision, response_id, now), changed, "SUCCESS")
+
+
+def _failed(  # noqa: PLR0917  # a private helper of answer(), called with its own arguments in order
+    decision: dict[str, Any],
+    problem: problems.Problem,
+    stale: SignalReading | None,
+    now: float,
+    response_id: str,
+    state: VehicleState | None,
+) -> Answer:
+    message = _message(decision, response_id, now, reading=stale, problem=problem)
+    return Answer(message, state, problem.code or problem.type)
+
+
+def _message(
+    decision: dict[str, Any],
+    response_id: str,
+    now: float,
+    *,
+    reading: SignalReading | None = None,
+    problem: problems.Problem | None = None,
+) -> bytes:
+    request_id = str(decision["request_id"])
+    return ResponseMessage(
+        response_id=response_id,
+        request_id=request_id,
+        decision_id=str(decision["decision_id"]),
+        connection_id=str(decision["connection_id"]),
+        vehicle_id=str(decision["vehicle_id"]),
+        kind=decision["kind"],
+        target=str(decision["target"]),
+        status=ResponseStatus.SUCCESS if problem is None else ResponseStatus.ERROR,
+        body=None if reading is None else reading.body,
+        oem_updated_at=None if reading is None else _at(reading.oem_updated_at),
+        retrieved_at=_at(now),
+        error=None if problem is None else problem.for_request(request_id),
+        responded_at=datetime.now(UTC),
+    ).encode()
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

@@ -1,0 +1,328 @@
+"""The vehicles service: simulated vehicles answering the ALLOWED decisions, on `{prefix}:responses`.
+
+    XREADGROUP decisions (group `vehicles`) -> the ALLOWED ones -> vehicles (cached registry records) and their
+    states (one pipeline of HMGETs) -> answer() each, in stream order -> RESPOND script (responses, state changes,
+    dedupe records and XACK in one step)
+
+The guarantees are the gatekeeper's: exactly one response per ALLOWED request id (a dedupe record per request,
+written with the response), a command's state change and its response written together or not at all, entries
+of dead consumers reclaimed after `min_idle_ms`, those delivered more than `max_deliveries` times dead-lettered,
+a Redis failure waited out without counting a delivery, the responses stream trimmed by its retention, a
+heartbeat (`fleetgate vehicles check`), SIGTERM finishing the batch in hand.
+
+Two processes answering the same vehicle at once: the state write is checked against the version read
+(respond.py), and the loser answers again from the winner's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from redis.typing import StreamIdT
+
+from schemas.outbound import encode_dead_letter
+from schemas.vehicle import Vehicle
+from services.gatekeeper.resp import Entry, RespScript, transport_for
+from services.gatekeeper.scripts import DEAD_LETTER
+from services.keyspace import ShardKeys
+from services.redis_client import REDIS_ERRORS, Client, is_infrastructure_error, refuse_eviction
+from services.registry.store import Registry
+from services.retention import Retention
+from services.settings import Settings
+from services.streams import Backoff, beat, consumer_name, ensure_group, every, pause
+from simulator.vehicles import SimClock, metrics
+from simulator.vehicles.answer import answer
+from simulator.vehicles.respond import RESPOND, Respond, Responded
+from simulator.vehicles.store import Stored, clock, load_states
+
+log = logging.getLogger("fleetgate.vehicles")
+
+CONFLICT_ROUNDS = 5
+"""Times a batch's entries whose vehicle changed under them are answered again before being left for reclaim."""
+
+
+class VehicleService:
+    """One vehicles service process: a consumer of the decisions streams of its shards."""
+
+    def __init__(self, settings: Settings, redis: Client, consumer: str | None = None) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = settings.keys
+        self.consumer = consumer or consumer_name()
+        self.registry = Registry(redis, self.keys)
+        self.shards = [self.keys.shard(index) for index in settings.worker_shard_numbers]
+        self.retention = Retention(
+            redis, maxlen=settings.responses_maxlen, hard_cap=settings.responses_hard_cap, max_age_s=0
+        )
+        self.clock: SimClock | None = None
+        self._vehicles: dict[str, tuple[Vehicle | None, float]] = {}
+        self._ids = itertools.count()
+        self._tag = secrets.token_hex(4)
+        self._reclaim_cursors: dict[str, bytes | str] = {}
+        self._dead_letter = redis.register_script(DEAD_LETTER)
+        self.failing_since: float | None = None
+        self.stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def start(self) -> None:
+        """Create the groups (at 0: decisions written before the first service started are answered too) and read
+        the simulated clock."""
+        for shard in self.shards:
+            await ensure_group(self.redis, shard.decisions, self.settings.vehicles_group, "0")
+        self.clock = await clock(self.redis, self.keys, self.settings.sim_speed)
+
+    async def consume(self) -> None:
+        await asyncio.gather(*(self._consume_loop(shard) for shard in self.shards))
+
+    async def _consume_loop(self, shard: ShardKeys) -> None:
+        transport = transport_for(self.redis, shard.decisions)
+        script = RespScript(transport, RESPOND)
+        backoff = Backoff()
+        settings = self.settings
+        while not self.stopping.is_set():
+            try:
+                entries = await transport.read_group(
+                    shard.decisions, settings.vehicles_group, self.consumer, settings.batch_size, settings.block_ms
+                )
+                backoff.reset()
+            except REDIS_ERRORS as exc:
+                delay = backoff.next_delay()
+                log.warning("redis error on %s, retrying in %.2fs: %s", shard.decisions, delay, exc)
+                await pause(delay, self.stopping)
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await self.start()
+                continue
+            if entries:
+                await self._answer_until_done(entries, shard, script)
+
+    async def _answer_until_done(self, entries: list[Entry], shard: ShardKeys, script: RespScript) -> None:
+        """Answer a batch through Redis failures without counting a delivery (as the gatekeeper does)."""
+        backoff = Backoff(cap=min(5.0, self.settings.min_idle_ms / 3000))
+        while True:
+            try:
+                await self.process(entries, shard, script)
+            except REDIS_ERRORS as exc:
+                if not is_infrastructure_error(exc) or self.stopping.is_set():
+                    log.warning("batch of %d from %s failed; left pending: %s", len(entries), shard.decisions, exc)
+                    return
+                self.failing_since = self.failing_since or time.monotonic()
+                delay = backoff.next_delay()
+                log.warning("cannot answer %d decisions (%s); retrying in %.2fs", len(entries), exc, delay)
+                await pause(delay, self.stopping)
+                with contextlib.suppress(*REDIS_ERRORS):
+                    ids: list[StreamIdT] = [entry_id for entry_id, _ in entries]
+                    await self.redis.xclaim(
+                        shard.decisions, self.settings.vehicles_group, self.consumer, 0, ids, justid=True
+                    )
+                continue
+            self.failing_since = None
+            return
+
+    async def process(self, entries: list[Entry], shard: ShardKeys, script: RespScript) -> Responded:
+        """Answer one batch of one shard's decisions; entries whose vehicle changed meanwhile are answered again."""
+        started = time.perf_counter()
+        pending = entries
+        responded = Responded({})
+        for _ in range(CONFLICT_ROUNDS):
+            respond = await self._responses(pending, shard)
+            keys, args = respond.arguments()
+            responded = Responded.of(respond, await script(keys, args))
+            conflicts = set(responded.conflicts)
+            metrics.CONFLICTS.inc(len(conflicts))
+            metrics.DUPLICATES.inc(responded.count("0"))
+            if not conflicts:
+                break
+            pending = [entry for entry in pending if entry[0] in conflicts]
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return responded
+
+    async def _responses(self, entries: list[Entry], shard: ShardKeys) -> Respond:
+        respond = Respond(shard, self.settings.vehicles_group, self.settings.dedupe_window_s)
+        allowed: list[tuple[bytes, dict[str, Any]]] = []
+        for entry_id, fields in entries:
+            decision = _allowed_decision(entry_id, fields)
+            if decision is None:
+                respond.acknowledge(entry_id)
+            else:
+                allowed.append((entry_id, decision))
+        if not allowed:
+            return respond
+        assert self.clock is not None, "start() reads the clock"
+        now = self.clock.now()
+        vehicles = await self._load_vehicles({d["vehicle_id"] for _, d in allowed})
+        known = [v for v in vehicles.values() if v is not None]
+        states: dict[str, Stored] = await load_states(self.redis, self.keys, known, self.settings.sim_seed, now)
+        for entry_id, decision in allowed:
+            vehicle_id = decision["vehicle_id"]
+            stored = states.get(vehicle_id)
+            try:
+                result = answer(
+                    decision,
+                    vehicles.get(vehicle_id),
+                    None if stored is None else stored.state,
+                    now,
+                    self._next_id(),
+                    refuse_asleep=self.settings.sim_refuse_asleep,
+                )
+            except Exception:  # a bug or a tampered decision: left pending, redelivered, then dead-lettered
+                log.exception("decision %s could not be answered; left pending", entry_id.decode())
+                continue
+            metrics.RESPONSES.labels(result.code).inc()
+            request_id = decision["request_id"]
+            if result.state is None or stored is None:
+                respond.answer(entry_id, request_id, result.response, vehicle_id=vehicle_id, version=0, state=None)
+            else:
+                encoded = result.state.encode()
+                respond.answer(
+                    entry_id, request_id, result.response, vehicle_id=vehicle_id, version=stored.version, state=encoded
+                )
+                states[vehicle_id] = Stored(result.state, stored.version + 1)  # the next answer builds on it
+        return respond
+
+    async def _load_vehicles(self, vehicle_ids: set[str]) -> dict[str, Vehicle | None]:
+        """Registry records, cached for `cache_ttl_s` (a vehicle's make and capabilities rarely change)."""
+        now = time.monotonic()
+        found = {v: c[0] for v in vehicle_ids if (c := self._vehicles.get(v)) is not None and c[1] > now}
+        missing = sorted(vehicle_ids - found.keys())
+        if missing:
+            if len(self._vehicles) > 500_000:
+                self._vehicles.clear()
+            expires = now + self.settings.cache_ttl_s
+            for vehicle_id, vehicle in zip(missing, await self.registry.vehicles_by_id(missing), strict=True):
+                self._vehicles[vehicle_id] = (vehicle, expires)
+                found[vehicle_id] = vehicle
+        return found
+
+    def _next_id(self) -> str:
+        return f"{self._tag}-{next(self._ids)}"
+
+    async def reclaim(self) -> int:
+        """Claim decisions idle past min_idle_ms; dead-letter those delivered too often, answer the rest."""
+        claimed_total = 0
+        for shard in self.shards:
+            group, stream = self.settings.vehicles_group, shard.decisions
+            reply = await self.redis.xautoclaim(
+                stream,
+                group,
+                self.consumer,
+                min_idle_time=self.settings.min_idle_ms,
+                start_id=self._reclaim_cursors.get(stream, "0-0"),
+                count=self.settings.batch_size,
+            )
+            self._reclaim_cursors[stream] = reply[0]
+            claimed: list[Entry] = [(i, f) for i, f in reply[1] if f is not None]
+            if not claimed:
+                continue
+            claimed_total += len(claimed)
+            metrics.REDELIVERIES.inc(len(claimed))
+            pending = await self.redis.xpending_range(
+                stream, group, min=claimed[0][0], max=claimed[-1][0], count=len(claimed), consumername=self.consumer
+            )
+            deliveries = {cast(bytes, p["message_id"]): int(p["times_delivered"]) for p in pending}
+            dead = [(i, f) for i, f in claimed if deliveries.get(i, 1) > self.settings.max_deliveries]
+            if dead:
+                await self._send_to_dead_letters(shard, dead, deliveries)
+            retry = [(i, f) for i, f in claimed if deliveries.get(i, 1) <= self.settings.max_deliveries]
+            if retry:
+                script = RespScript(transport_for(self.redis, stream), RESPOND)
+                await self._answer_until_done(retry, shard, script)
+        return claimed_total
+
+    async def _send_to_dead_letters(self, shard: ShardKeys, dead: list[Entry], deliveries: dict[bytes, int]) -> None:
+        now = datetime.now(UTC)
+        args: list[Any] = [self.settings.vehicles_group, self.settings.deadletter_maxlen]
+        for entry_id, fields in dead:
+            times = deliveries.get(entry_id, 0)
+            reason = "not answered by any vehicles service"
+            args += (
+                entry_id,
+                encode_dead_letter(shard.decisions, entry_id, fields, deliveries=times, reason=reason, now=now),
+            )
+        await self._dead_letter(keys=[shard.deadletter, shard.decisions, shard.failures], args=args)
+        metrics.DEAD_LETTERS.inc(len(dead))
+        log.warning("dead-lettered %d decisions from %s", len(dead), shard.decisions)
+
+    async def trim(self) -> int:
+        """Apply the responses' retention on each shard (never below what a consumer group has not read)."""
+        removed = 0
+        for shard in self.shards:
+            seconds, _ = await self.redis.time()
+            retained = await self.retention.apply(shard.responses, int(seconds) * 1000)
+            removed += retained.trimmed
+            for group, unread in retained.unread_trimmed.items():
+                log.error(
+                    "%d responses of %s trimmed before group %s read them (hard cap)", unread, shard.responses, group
+                )
+        return removed
+
+    async def beat(self) -> None:
+        if self.failing_since is None:
+            prefix = self.keys.vehicles_heartbeat_prefix
+            await beat(self.redis, self.keys, self.consumer, self.settings.heartbeat_ttl_s, prefix=prefix)
+
+
+def _allowed_decision(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any] | None:
+    """The decision an entry carries when it is ALLOWED and complete; None for any other (acknowledged only)."""
+    data = fields.get(b"data")
+    if data is None or b'"ALLOWED"' not in data:  # a byte search spares parsing every denial
+        metrics.SKIPPED.labels("not allowed").inc()
+        return None
+    try:
+        decision = json.loads(data)
+        if decision.get("outcome") != "ALLOWED" or decision.get("kind") not in ("signal", "command"):
+            metrics.SKIPPED.labels("not allowed").inc()
+            return None
+        for name in ("request_id", "decision_id", "connection_id", "vehicle_id", "target"):
+            if not isinstance(decision.get(name), str):
+                raise ValueError(f"no {name}")
+    except ValueError as exc:
+        log.warning("decision entry %s is unreadable (%s); acknowledged without an answer", entry_id.decode(), exc)
+        metrics.SKIPPED.labels("unreadable").inc()
+        return None
+    return dict(decision)
+
+
+async def serve(service: VehicleService) -> None:
+    """Run a vehicles service until service.stop(): its consume loops and upkeep jobs, then a clean exit."""
+    settings = service.settings
+    backoff = Backoff()
+    while not service.stopping.is_set():
+        try:
+            await refuse_eviction(service.redis, settings)
+            await service.start()
+            await service.beat()
+            break
+        except REDIS_ERRORS as exc:
+            delay = backoff.next_delay()
+            log.warning("waiting for Redis (%s); retrying in %.1fs", exc, delay)
+            await pause(delay, service.stopping)
+    jobs = (
+        ("reclaim", settings.reclaim_interval_ms / 1000, service.reclaim),
+        ("trim responses", settings.trim_interval_ms / 1000, service.trim),
+        ("heartbeat", settings.heartbeat_ttl_s / 3, service.beat),
+    )
+    tasks = [asyncio.create_task(every(seconds, job, service.stopping, name)) for name, seconds, job in jobs]
+    log.info(
+        "vehicles service %s answering %d shard(s) as group %s",
+        service.consumer,
+        len(service.shards),
+        settings.vehicles_group,
+    )
+    try:
+        await service.consume()
+    finally:
+        service.stopping.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(*REDIS_ERRORS):
+            await service.redis.delete(f"{service.keys.vehicles_heartbeat_prefix}{service.consumer}")
+        log.info("vehicles service %s stopped", service.consumer)
