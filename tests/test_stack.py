@@ -26,8 +26,10 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 import services.gatekeeper.metrics  # noqa: F401  (registers the metrics the dashboard must name)
+import simulator.vehicles.metrics  # noqa: F401  (so do the vehicles service's)
 from services.keyspace import Keys
 from services.local_redis import RedisServer, free_port
+from tests.reliability.conftest import read_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -41,16 +43,22 @@ def test_compose_file_follows_the_compose_specification() -> None:
 
 
 def test_the_stack_has_what_it_promises() -> None:
-    """Two gatekeeper replicas with a health check, the simulator waits for them, metrics are scraped."""
+    """Two gatekeeper replicas and the vehicles service, each with a health check; the simulator waits for both;
+    metrics are scraped from both."""
     services = COMPOSE["services"]
-    assert set(services) == {"redis", "gatekeeper", "simulator", "audit", "prometheus", "grafana"}
+    assert set(services) == {"redis", "gatekeeper", "vehicles", "simulator", "audit", "prometheus", "grafana"}
+    assert services["vehicles"]["healthcheck"]["test"] == ["CMD", "fleetgate", "vehicles", "check"]
+    assert services["simulator"]["depends_on"]["vehicles"]["condition"] == "service_healthy"
     gatekeeper = services["gatekeeper"]
     assert gatekeeper["deploy"]["replicas"] == 2
     assert gatekeeper["healthcheck"]["test"] == ["CMD", "fleetgate", "gatekeeper", "check"]
     assert services["simulator"]["depends_on"]["gatekeeper"]["condition"] == "service_healthy"
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
-    scrape = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())["scrape_configs"][0]
-    assert scrape["dns_sd_configs"][0]["port"] == int(gatekeeper["environment"]["FLEETGATE_METRICS_PORT"])
+    scrapes = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())["scrape_configs"]
+    ports = {s["dns_sd_configs"][0]["names"][0]: s["dns_sd_configs"][0]["port"] for s in scrapes}
+    assert ports == {
+        name: int(services[name]["environment"]["FLEETGATE_METRICS_PORT"]) for name in ("gatekeeper", "vehicles")
+    }
 
 
 def test_the_dashboard_queries_metrics_the_gatekeeper_exports() -> None:
@@ -88,7 +96,8 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 async def test_the_stack_commands_work_together(
     redis: Redis, keys: Keys, redis_server: RedisServer, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    """Two gatekeepers, the audit consumer and the simulator, as compose starts them: healthy, clean, audited."""
+    """Two gatekeepers, the vehicles service, the audit consumer and the simulator, as compose starts them:
+    healthy, clean, audited, and every ALLOWED decision answered once on the responses stream."""
     base = {"FLEETGATE_REDIS_URL": redis_server.url, "FLEETGATE_KEY_PREFIX": keys.prefix}
     metrics_ports = [free_port(), free_port()]
     for port in metrics_ports:  # two replicas on one host cannot share the container's port
@@ -99,6 +108,13 @@ async def test_the_stack_commands_work_together(
     deadline = time.monotonic() + 30
     while subprocess.run(health, env=check_env, capture_output=True, check=False).returncode != 0:
         assert time.monotonic() < deadline, "the gatekeepers never became healthy"
+        time.sleep(0.2)
+
+    command, env = command_and_env("vehicles", base | {"FLEETGATE_METRICS_PORT": str(free_port())})
+    processes.append(subprocess.Popen(command, env=env))
+    vehicles_health = [FLEETGATE, *COMPOSE["services"]["vehicles"]["healthcheck"]["test"][2:]]
+    while subprocess.run(vehicles_health, env=env, capture_output=True, check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the vehicles service never became healthy"
         time.sleep(0.2)
 
     database = tmp_path / "audit.sqlite"
@@ -128,9 +144,15 @@ async def test_the_stack_commands_work_together(
     while _audited(database) < decisions and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _audited(database) == decisions
+    allowed = sum(1 for _, d in await read_stream(redis, keys.decisions) if d["outcome"] == "ALLOWED")
+    deadline = time.monotonic() + 30
+    while await redis.xlen(keys.shard(0).responses) < allowed and time.monotonic() < deadline:
+        time.sleep(0.2)
+    answered = [response["request_id"] for _, response in await read_stream(redis, keys.shard(0).responses)]
+    assert len(answered) == len(set(answered)) == allowed > 0
     for process in processes:
         process.send_signal(signal.SIGTERM)
-    assert [process.wait(30) for process in processes] == [0, 0, 0]
+    assert [process.wait(30) for process in processes] == [0, 0, 0, 0]
 
 
 def _audited(database: Path) -> int:
