@@ -184,13 +184,16 @@ class Gatekeeper:
                     self.failing_since = time.monotonic()
                     metrics.DECIDING.set(0)
                 delay = backoff.next_delay()
-                log.warning(
-                    "cannot decide %d entries of %s (%s); retrying in %.2fs, not counted as a delivery",
-                    len(entries),
-                    shard.keys.requests,
-                    exc,
-                    delay,
-                )
+                if backoff.failures == 1 or backoff.failures % 20 == 0:  # a line per outage, then now and then
+                    log.warning(
+                        "cannot decide %d entries of %s (%s); retrying every %.2fs at most, not counted as a "
+                        "delivery (%d attempts so far)",
+                        len(entries),
+                        shard.keys.requests,
+                        exc,
+                        backoff.cap,
+                        backoff.failures,
+                    )
                 await pause(delay, self.stopping)
                 if self.stopping.is_set():
                     return  # pending, idle: another worker reclaims them after min_idle_ms

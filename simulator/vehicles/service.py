@@ -117,7 +117,10 @@ class VehicleService:
                     return
                 self.failing_since = self.failing_since or time.monotonic()
                 delay = backoff.next_delay()
-                log.warning("cannot answer %d decisions (%s); retrying in %.2fs", len(entries), exc, delay)
+                if backoff.failures == 1 or backoff.failures % 20 == 0:  # a line per outage, then now and then
+                    log.warning(
+                        "cannot answer %d decisions (%s); retrying (attempt %d)", len(entries), exc, backoff.failures
+                    )
                 await pause(delay, self.stopping)
                 with contextlib.suppress(*REDIS_ERRORS):
                     ids: list[StreamIdT] = [entry_id for entry_id, _ in entries]
