@@ -24,7 +24,11 @@ answers do not replay the same hours again; more often would make every read a w
 class Answer:
     response: bytes
     state: VehicleState | None
-    """The vehicle's new state, when the request changed it (a command that succeeded); None otherwise."""
+    """The state to store: after a command (it woke the vehicle, whatever it answered), or a read that advanced
+    the stored state by more than REPLAY_LIMIT_S; None when nothing needs storing."""
+    latest: VehicleState | None
+    """The state as of this answer (stored or not): the service keeps it in memory, so that the next answer for
+    the vehicle does not replay the same simulated time again."""
     code: str
     """SUCCESS, or the error's code (for metrics): ASLEEP, DOOR_OPEN, ..."""
 
@@ -47,31 +51,23 @@ def answer(
     """
     target = str(decision["target"])
     if vehicle is None or state is None:  # registered when decided, gone since: the vehicle cannot be reached
-        return _failed(decision, problems.UPSTREAM_PROBLEMS["NO_RESPONSE"], None, now, response_id, None)
+        problem = problems.UPSTREAM_PROBLEMS["NO_RESPONSE"]
+        return Answer(_message(decision, response_id, now, problem=problem), None, None, "NO_RESPONSE")
     if decision["kind"] == "signal":
-        advanced = advance(state, vehicle, now, state.seed) if now - state.at > REPLAY_LIMIT_S else None
-        reading = read_signal(advanced or state, vehicle, target, now)
+        advanced = advance(state, vehicle, now, state.seed)
+        store = advanced if advanced.at - state.at > REPLAY_LIMIT_S else None
+        reading = read_signal(advanced, vehicle, target, now)
         if isinstance(reading, VehicleProblem):
             if reading.code == "ASLEEP" and not refuse_asleep and reading.stale is not None:
-                return Answer(_message(decision, response_id, now, reading=reading.stale), advanced, "SUCCESS")
-            return _failed(decision, reading.problem, reading.stale, now, response_id, advanced)
-        return Answer(_message(decision, response_id, now, reading=reading), advanced, "SUCCESS")
+                message = _message(decision, response_id, now, reading=reading.stale)
+                return Answer(message, store, advanced, "SUCCESS")
+            message = _message(decision, response_id, now, reading=reading.stale, problem=reading.problem)
+            return Answer(message, store, advanced, reading.code)
+        return Answer(_message(decision, response_id, now, reading=reading), store, advanced, "SUCCESS")
     changed, result = execute(state, vehicle, target, decision.get("params"), now)
     if isinstance(result, VehicleProblem):  # the attempt woke the vehicle all the same: its state is kept
-        return _failed(decision, result.problem, None, now, response_id, changed)
-    return Answer(_message(decision, response_id, now), changed, "SUCCESS")
-
-
-def _failed(  # noqa: PLR0917  # a private helper of answer(), called with its own arguments in order
-    decision: dict[str, Any],
-    problem: problems.Problem,
-    stale: SignalReading | None,
-    now: float,
-    response_id: str,
-    state: VehicleState | None,
-) -> Answer:
-    message = _message(decision, response_id, now, reading=stale, problem=problem)
-    return Answer(message, state, problem.code or problem.type)
+        return Answer(_message(decision, response_id, now, problem=result.problem), changed, changed, result.code)
+    return Answer(_message(decision, response_id, now), changed, changed, "SUCCESS")
 
 
 def _message(

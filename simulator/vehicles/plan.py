@@ -112,8 +112,9 @@ def planned_km(profile: Profile, day: int) -> float:
 
 @lru_cache(maxsize=65_536)
 def yearly_km(profile: Profile) -> float:
-    """The distance the vehicle's plans drive in a year (sampled over eight weeks of them)."""
-    return sum(planned_km(profile, day) for day in range(_SAMPLE_START, _SAMPLE_START + 56)) / 56 * 365.25
+    """The distance the vehicle's plans drive in a year, sampled over two weeks of them: a vehicle's first state
+    needs it (its odometer), and eight weeks made that 4 ms a vehicle, 400 s of CPU for a fleet of 100,000."""
+    return sum(planned_km(profile, day) for day in range(_SAMPLE_START, _SAMPLE_START + 14)) / 14 * 365.25
 
 
 _SAMPLE_START = 19_000  # a day in 2022: any fixed stretch of plans is as typical as another

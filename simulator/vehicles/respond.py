@@ -60,6 +60,8 @@ class Respond:
     dedupe_window_s: int
     args: list[Arg] = field(default_factory=list)
     entry_ids: list[bytes] = field(default_factory=list)
+    vehicles: dict[bytes, str] = field(default_factory=dict)
+    """The vehicle each answered entry is about."""
 
     def acknowledge(self, entry_id: bytes) -> None:
         """A decision that needs no answer (not ALLOWED, or not readable)."""
@@ -71,6 +73,7 @@ class Respond:
     ) -> None:
         self.args += (entry_id, request_id, response, vehicle_id, version, state or b"")
         self.entry_ids.append(entry_id)
+        self.vehicles[entry_id] = vehicle_id
 
     def arguments(self) -> tuple[list[str], list[Arg]]:
         keys = [self.shard.responses, self.shard.decisions]

@@ -64,6 +64,7 @@ class VehicleService:
         )
         self.clock: SimClock | None = None
         self._vehicles: dict[str, tuple[Vehicle | None, float]] = {}
+        self._latest: dict[str, Stored] = {}
         self._ids = itertools.count()
         self._tag = secrets.token_hex(4)
         self._reclaim_cursors: dict[str, bytes | str] = {}
@@ -140,6 +141,9 @@ class VehicleService:
             respond = await self._responses(pending, shard)
             keys, args = respond.arguments()
             responded = Responded.of(respond, await script(keys, args))
+            for entry_id, flag in responded.flags.items():
+                if flag in "C0" and entry_id in respond.vehicles:  # its state was not written: forget what we kept
+                    self._latest.pop(respond.vehicles[entry_id], None)
             conflicts = set(responded.conflicts)
             metrics.CONFLICTS.inc(len(conflicts))
             metrics.DUPLICATES.inc(responded.count("0"))
@@ -165,6 +169,10 @@ class VehicleService:
         vehicles = await self._load_vehicles({d["vehicle_id"] for _, d in allowed})
         known = [v for v in vehicles.values() if v is not None]
         states: dict[str, Stored] = await load_states(self.redis, self.keys, known, self.settings.sim_seed, now)
+        for vehicle_id, loaded in list(states.items()):
+            cached = self._latest.get(vehicle_id)
+            if cached is not None and cached.version == loaded.version and cached.state.at > loaded.state.at:
+                states[vehicle_id] = cached  # the same state, already advanced: no replay
         for entry_id, decision in allowed:
             vehicle_id = decision["vehicle_id"]
             stored = states.get(vehicle_id)
@@ -182,15 +190,28 @@ class VehicleService:
                 continue
             metrics.RESPONSES.labels(result.code).inc()
             request_id = decision["request_id"]
-            if result.state is None or stored is None:
+            write = result.state
+            if write is None and stored is not None and stored.version == 0:
+                write = result.latest or stored.state  # a vehicle's first state: stored, not drawn again
+            if write is None or stored is None:
                 respond.answer(entry_id, request_id, result.response, vehicle_id=vehicle_id, version=0, state=None)
+                if stored is not None and result.latest is not None:
+                    states[vehicle_id] = Stored(result.latest, stored.version)
             else:
-                encoded = result.state.encode()
+                encoded = write.encode()
                 respond.answer(
                     entry_id, request_id, result.response, vehicle_id=vehicle_id, version=stored.version, state=encoded
                 )
-                states[vehicle_id] = Stored(result.state, stored.version + 1)  # the next answer builds on it
+                states[vehicle_id] = Stored(result.latest or write, stored.version + 1)  # the next answer builds on it
+        self._remember(states)
         return respond
+
+    def _remember(self, states: dict[str, Stored]) -> None:
+        """Keep each vehicle's latest state (bounded): a conflict or a lost write only makes a version differ, and
+        a differing version is read from Redis again."""
+        if len(self._latest) > 200_000:
+            self._latest.clear()
+        self._latest.update(states)
 
     async def _load_vehicles(self, vehicle_ids: set[str]) -> dict[str, Vehicle | None]:
         """Registry records, cached for `cache_ttl_s` (a vehicle's make and capabilities rarely change)."""
