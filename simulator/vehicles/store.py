@@ -47,13 +47,23 @@ class Stored:
     faults: FaultSet = field(default_factory=FaultSet)
 
 
-async def clock(redis: Client, keys: Keys, speed: float) -> SimClock:
-    """The deployment's simulated clock: the one recorded in Redis, or a new one starting now at `speed`."""
+async def clock(redis: Client, keys: Keys, speed: float, epoch_sim: float | None = None) -> SimClock:
+    """The deployment's simulated clock: the one recorded in Redis, or a new one starting now at `speed`, its
+    simulated time starting at `epoch_sim` (default: the real time now)."""
     now = time.time()
-    fresh = json.dumps({"speed": speed, "epoch_real": now, "epoch_sim": now})
+    fresh = json.dumps({"speed": speed, "epoch_real": now, "epoch_sim": now if epoch_sim is None else epoch_sim})
     await redis.set(keys.vehicles_clock, fresh, nx=True)
-    recorded = json.loads(await redis.get(keys.vehicles_clock) or fresh)
+    return _clock(json.loads(await redis.get(keys.vehicles_clock) or fresh))
+
+
+def _clock(recorded: dict[str, float]) -> SimClock:
     return SimClock(speed=float(recorded["speed"]), epoch_real=recorded["epoch_real"], epoch_sim=recorded["epoch_sim"])
+
+
+async def recorded_clock(redis: Client, keys: Keys) -> SimClock | None:
+    """The deployment's simulated clock if one was recorded (without recording one)."""
+    recorded = await redis.get(keys.vehicles_clock)
+    return None if recorded is None else _clock(json.loads(recorded))
 
 
 async def load_states(
