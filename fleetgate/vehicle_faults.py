@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -132,7 +131,7 @@ def _add(vehicle_id: str, target: str | None, fields: dict[str, Any], window_s: 
         window = {} if window_s is None else {"start": now, "until": now + window_s}
         fault = Fault.model_validate({"target": target, **fields, **window})
         _, after = await update_faults(registry.redis, registry.keys, vehicle.id, lambda f: f.added(fault, now))
-        return {"vehicle_id": vehicle.id, "added": _fault_json(after.faults[-1])}
+        return {"vehicle_id": vehicle.id, "added": after.faults[-1].shown()}
 
     with reporting_errors():
         try:
@@ -163,12 +162,4 @@ async def _now(registry: Registry) -> float:
 
 
 def _shown(vehicle_id: str, faults: FaultSet) -> dict[str, Any]:
-    return {"vehicle_id": vehicle_id, "faults": [_fault_json(fault) for fault in faults.faults]}
-
-
-def _fault_json(fault: Fault) -> dict[str, Any]:
-    shown = fault.model_dump(exclude_none=True)
-    for name in ("start", "until"):
-        if name in shown:
-            shown[name] = datetime.fromtimestamp(shown[name], UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    return shown
+    return {"vehicle_id": vehicle_id, "faults": [fault.shown() for fault in faults.faults]}

@@ -23,6 +23,7 @@ import hashlib
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -147,6 +148,15 @@ class Fault(BaseModel):
 
     def spent(self, now: float) -> bool:
         return (self.until is not None and self.until <= now) or self.remaining == 0
+
+    def shown(self) -> dict[str, Any]:
+        """As `fleetgate vehicles faults` shows it: what is set, the window in RFC 3339."""
+        shown = self.model_dump(exclude_none=True)
+        for name in ("start", "until"):
+            if name in shown:
+                moment = datetime.fromtimestamp(shown[name], UTC).isoformat(timespec="milliseconds")
+                shown[name] = moment.replace("+00:00", "Z")
+        return shown
 
 
 @dataclass(frozen=True, slots=True)
