@@ -32,6 +32,7 @@ from simulator.vehicles.scenario import load_scenario, plan
 from simulator.vehicles.scenario_run import Applied, ScenarioRun
 from simulator.vehicles.service import VehicleService
 from simulator.vehicles.service import serve as serve_vehicles
+from simulator.vehicles.store import clock
 from tests.reliability.conftest import read_stream, wait_until
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "scenario-example.toml"
@@ -221,3 +222,25 @@ def test_a_step_the_vehicle_cannot_take_is_reported_and_the_run_exits_1(cli: Any
 def _keys(redis_server: RedisServer, keys: Keys) -> list[bytes]:
     with sync_redis.Redis.from_url(redis_server.url) as client:
         return sorted(client.scan_iter(match=f"{keys.prefix}:*"))
+
+
+@pytest.mark.usefixtures("bev")
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ([], "too far from the scenario's start 2026-12-01T10:00:00.000Z: play it on a fresh world"),
+        (["--speed", "60"], "the simulated clock runs at 1x"),
+    ],
+)
+async def test_a_scenario_does_not_fit_a_world_whose_clock_runs_otherwise(
+    cli: Any, redis: Redis, redis_server: RedisServer, keys: Keys, options: list[str], problem: str
+) -> None:
+    """A clock recorded already (a vehicles service started at real time, 1x): the example's start is refused, and
+    so is another --speed; exit 2, one line, nothing written."""
+    await clock(redis, keys, 1.0)
+    before = _keys(redis_server, keys)
+    code, printed, stderr = await asyncio.to_thread(cli, EXAMPLE.read_text(), *options)
+    assert (code, printed) == (2, [])
+    assert problem in stderr
+    assert stderr.count("\n") == 1
+    assert _keys(redis_server, keys) == before

@@ -23,6 +23,7 @@ from typing import Any
 from services.gatekeeper.resp import Entry
 from services.keyspace import ShardKeys
 from services.redis_client import Client
+from simulator.vehicles import metrics
 
 log = logging.getLogger("fleetgate.vehicles")
 
@@ -59,6 +60,7 @@ class Delays:
         self._held.add(key)
         self._shards[shard.decisions] = shard
         heapq.heappush(self._due, (time.monotonic() + delay_ms / 1000, next(self._order), shard.decisions, entry))
+        metrics.DELAYED.set(len(self._held))
         self._changed.set()
 
     async def run(self) -> None:
@@ -82,6 +84,7 @@ class Delays:
                     log.exception("%d delayed decisions of %s could not be answered", len(entries), stream)
                 finally:
                     self._held.difference_update((stream, entry_id) for entry_id, _ in entries)
+                    metrics.DELAYED.set(len(self._held))
 
     def close(self) -> None:
         self._closed = True

@@ -223,7 +223,6 @@ class VehicleService:
                 stored.version + 1,
                 stored.faults if result.faults is None else result.faults,
             )
-        metrics.DELAYED.set(len(self.delays))
         return respond
 
     def _next_id(self) -> str:
