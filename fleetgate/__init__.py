@@ -14,6 +14,8 @@ from fleetgate import (
     filters,
     gatekeeper,
     simulate,
+    vehicle_faults,
+    vehicle_scenario,
     vehicle_sim,
     vehicles,
 )
@@ -35,6 +37,9 @@ vehicles.app.command("serve")(vehicle_sim.serve_command)
 vehicles.app.command("check")(vehicle_sim.check_command)
 vehicles.app.command("state")(vehicle_sim.state_command)
 vehicles.app.command("set")(vehicle_sim.set_command)
+vehicles.app.command("fault")(vehicle_faults.fault_command)
+vehicles.app.command("faults")(vehicle_faults.faults_command)
+vehicles.app.command("run")(vehicle_scenario.run_command)
 app.add_typer(connect.app, name="connect")
 app.add_typer(filters.app, name="filters")
 app.add_typer(gatekeeper.app, name="gatekeeper")

@@ -10,6 +10,10 @@ stores the new state with the response:
 - `set_value(state, vehicle, code, value, now)` and `set_remote_access(...)`: by hand, for faults (overrides.py).
 - `VehicleState.encode()` / `VehicleState.decode(data)`: a few hundred bytes of JSON (state.py).
 
+Faults (faults.py: injected errors and delays, decided per request without chance) and what a scenario makes happen
+to a vehicle (scripted.py) are pure too; answer.py applies both models to one decision, and the modules around it
+(service, respond, store, delays, scenario_run) are the part with Redis.
+
 Decisions, Smartcar-like:
 - **Time** only moves forward: a call with `now` before the state's `at` acts at `at`. read_signal, execute and
   set_value advance the state to `now` themselves (with the seed the state remembers), so the service need not

@@ -1,12 +1,14 @@
 """One ALLOWED decision answered by the simulated vehicle: the response message, and the state it leaves.
 
-Pure: the vehicles service (service.py) brings the decision, the vehicle's registry record, its state and the
-simulated time, and writes what comes back.
+Pure: the vehicles service (service.py) brings the decision, the vehicle's registry record, its state and faults and
+the simulated time, and writes what comes back. The vehicle's faults (faults.py) are applied first: an injected error
+answers instead of the state model (a command is then not run; a signal's error keeps the last value the vehicle
+reported, where the model has one), and an injected delay is the service's to serve.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +16,7 @@ from schemas import problems
 from schemas.messages import ResponseMessage, ResponseStatus
 from schemas.vehicle import Vehicle
 from simulator.vehicles import SignalReading, VehicleProblem, VehicleState, advance, execute, read_signal
+from simulator.vehicles.faults import FaultSet, Injection, inject
 
 REPLAY_LIMIT_S = 3600.0
 """A read stores the state it advanced when the stored one is older than this (simulated seconds), so that later
@@ -31,6 +34,10 @@ class Answer:
     the vehicle does not replay the same simulated time again."""
     code: str
     """SUCCESS, or the error's code (for metrics): ASLEEP, DOOR_OPEN, ..."""
+    faults: FaultSet | None = None
+    """The vehicle's faults after this request counted against a `next` fault (written with it); None: unchanged."""
+    delay_ms: int = 0
+    """An injected delay: the response is to be written no earlier than this after the answer."""
 
 
 def answer(
@@ -41,6 +48,7 @@ def answer(
     response_id: str,
     *,
     refuse_asleep: bool = False,
+    faults: FaultSet | None = None,
 ) -> Answer:
     """The vehicle's answer to an ALLOWED decision, at simulated time `now` (unix seconds).
 
@@ -53,6 +61,25 @@ def answer(
     if vehicle is None or state is None:  # registered when decided, gone since: the vehicle cannot be reached
         problem = problems.UPSTREAM_PROBLEMS["NO_RESPONSE"]
         return Answer(_message(decision, response_id, now, problem=problem), None, None, "NO_RESPONSE")
+    injected = inject(faults or FaultSet(), target, str(decision["request_id"]), now, state.seed)
+    if injected.error is not None:
+        found = _injected(decision, vehicle, state, now, response_id, injected)
+    else:
+        found = _modelled(decision, vehicle, state, now, response_id, refuse_asleep=refuse_asleep)
+    return replace(found, faults=injected.faults, delay_ms=injected.delay_ms)
+
+
+def _modelled(
+    decision: dict[str, Any],
+    vehicle: Vehicle,
+    state: VehicleState,
+    now: float,
+    response_id: str,
+    *,
+    refuse_asleep: bool,
+) -> Answer:
+    """What the state model answers."""
+    target = str(decision["target"])
     if decision["kind"] == "signal":
         advanced = advance(state, vehicle, now, state.seed)
         store = advanced if advanced.at - state.at > REPLAY_LIMIT_S else None
@@ -70,6 +97,26 @@ def answer(
     return Answer(_message(decision, response_id, now), changed, changed, "SUCCESS")
 
 
+def _injected(  # noqa: PLR0917  # a private helper of answer(), called with its own arguments in order
+    decision: dict[str, Any],
+    vehicle: Vehicle,
+    state: VehicleState,
+    now: float,
+    response_id: str,
+    injected: Injection,
+) -> Answer:
+    """The injected error; for a signal, with the last value the vehicle reported (as a refusal by its state has)."""
+    assert injected.problem is not None
+    stale = None
+    if decision["kind"] == "signal":
+        reading = read_signal(state, vehicle, str(decision["target"]), now)
+        stale = reading if isinstance(reading, SignalReading) else reading.stale
+    message = _message(
+        decision, response_id, now, reading=stale, problem=injected.problem, retry_after_s=injected.retry_after_s
+    )
+    return Answer(message, None, None, injected.problem.code or injected.problem.type)
+
+
 def _message(
     decision: dict[str, Any],
     response_id: str,
@@ -77,6 +124,7 @@ def _message(
     *,
     reading: SignalReading | None = None,
     problem: problems.Problem | None = None,
+    retry_after_s: int | None = None,
 ) -> bytes:
     request_id = str(decision["request_id"])
     return ResponseMessage(
@@ -92,6 +140,7 @@ def _message(
         oem_updated_at=None if reading is None else _at(reading.oem_updated_at),
         retrieved_at=_at(now),
         error=None if problem is None else problem.for_request(request_id),
+        retry_after_s=retry_after_s,
         responded_at=datetime.now(UTC),
     ).encode()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RESPONSES = Counter(
     "fleetgate_vehicle_responses_total", "Responses written, by status and code (SUCCESS, ASLEEP, ...)", ["code"]
@@ -22,3 +22,4 @@ BATCH_SECONDS = Histogram(
 )
 REDELIVERIES = Counter("fleetgate_vehicle_redeliveries_total", "Decisions reclaimed from an idle or dead consumer")
 DEAD_LETTERS = Counter("fleetgate_vehicle_dead_letters_total", "Decisions sent to the dead-letter stream")
+DELAYED = Gauge("fleetgate_vehicle_responses_delayed", "Decisions a delay fault holds back, pending until due")

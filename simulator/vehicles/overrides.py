@@ -39,14 +39,25 @@ def set_value(state: VehicleState, vehicle: Vehicle, code: str, value: Any, now:
         raise ValueError(
             f"{code} is derived from the vehicle's state and cannot be set; settable: {', '.join(settable())}"
         )
+    return _set(state, vehicle, sim, value, now)
+
+
+def set_by(state: VehicleState, vehicle: Vehicle, setter: str, value: Any, now: float) -> VehicleState:
+    """set_value() by the setter's name (signals.toml `set`), whether or not the vehicle reports the signal: what
+    happens to a vehicle (it goes offline, falls asleep, is plugged in) happens to one that does not report it too."""
+    sim = next(sim for sim in signal_map().values() if sim.set == setter)
+    return _set(state, vehicle, sim, value, now)
+
+
+def _set(state: VehicleState, vehicle: Vehicle, sim: SignalSim, value: Any, now: float) -> VehicleState:
     state = advance(state, vehicle, max(now, state.at), state.seed)
     t = state.at
     profile = profile_for(vehicle, state.seed)
     ctx = Ctx(vehicle, profile, settle(state, profile, t), now_at(state, profile, t))
     try:
-        return SETTERS[sim.set](ctx, value, sim)
+        return SETTERS[sim.set or ""](ctx, value, sim)
     except (KeyError, TypeError) as exc:
-        raise ValueError(f"{code}: not a value of this signal's shape (missing or wrong {exc})") from exc
+        raise ValueError(f"{sim.code}: not a value of this signal's shape (missing or wrong {exc})") from exc
 
 
 def settable() -> list[str]:

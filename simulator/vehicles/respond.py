@@ -1,11 +1,12 @@
 """The vehicles service's one script per batch: each answered request's response, the vehicle state it changed,
 its dedupe record and the acknowledgement of its decision, written in one step.
 
-A command's effect and its response never part ways: both are written by the same script, or neither. State
-changes are checked against the version the service read (optimistic concurrency): a vehicle whose state another
-process changed meanwhile is not written, its entry stays unacknowledged and the service answers it again from
-the new state. A request id answered before (a redelivered decision, or one published twice) gets no second
-response, and its state change is dropped with it.
+A command's effect and its response never part ways: both are written by the same script, or neither; so do a
+request and the count it took from a `next N` fault (the vehicle's faults, field `f` of its state hash). State and
+fault changes are checked against the version the service read (optimistic concurrency): a vehicle whose state or
+faults another process changed meanwhile is not written, its entry stays unacknowledged and the service answers it
+again from the new state. A request id answered before (a redelivered decision, or one published twice) gets no
+second response, and its state and fault changes are dropped with it.
 """
 
 from __future__ import annotations
@@ -18,22 +19,26 @@ from services.keyspace import ShardKeys
 
 # KEYS: responses stream, decisions stream.
 # ARGV: group, dedupe prefix, window in seconds, state prefix, then per entry: entry id, request id, response JSON
-#       ('' to acknowledge only), vehicle id, the state version read, the new state ('' if unchanged).
+#       ('' to acknowledge only), vehicle id, the state version read, the new state ('' if unchanged), the new
+#       faults ('' if unchanged).
 # Returns one character per entry: "1" answered, "0" a duplicate (acknowledged, nothing written), "-" acknowledged
 # only, "C" its vehicle's state changed since it was read (not acknowledged: to be answered again).
 RESPOND = """
 local flags, acks = {}, {}
-for i = 5, #ARGV, 6 do
-  local entry, request, response, vehicle, version, state = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-    ARGV[i + 4], ARGV[i + 5]
+for i = 5, #ARGV, 7 do
+  local entry, request, response, vehicle, version, state, faults = ARGV[i], ARGV[i + 1], ARGV[i + 2],
+    ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local flag = '-'
   if response ~= '' then
     local key = ARGV[4] .. vehicle
-    if state ~= '' and (redis.call('HGET', key, 'n') or '0') ~= version then
+    local writes = state ~= '' or faults ~= ''
+    if writes and (redis.call('HGET', key, 'n') or '0') ~= version then
       flag = 'C'
     elseif redis.call('SET', ARGV[2] .. request, entry, 'NX', 'EX', ARGV[3]) then
-      if state ~= '' then
-        redis.call('HSET', key, 'n', tonumber(version) + 1, 's', state)
+      if writes then
+        redis.call('HSET', key, 'n', tonumber(version) + 1)
+        if state ~= '' then redis.call('HSET', key, 's', state) end
+        if faults ~= '' then redis.call('HSET', key, 'f', faults) end
       end
       redis.call('XADD', KEYS[1], '*', 'data', response)
       flag = '1'
@@ -65,13 +70,22 @@ class Respond:
 
     def acknowledge(self, entry_id: bytes) -> None:
         """A decision that needs no answer (not ALLOWED, or not readable)."""
-        self.args += (entry_id, "", "", "", 0, "")
+        self.args += (entry_id, "", "", "", 0, "", "")
         self.entry_ids.append(entry_id)
 
     def answer(
-        self, entry_id: bytes, request_id: str, response: bytes, *, vehicle_id: str, version: int, state: bytes | None
+        self,
+        entry_id: bytes,
+        request_id: str,
+        response: bytes,
+        *,
+        vehicle_id: str,
+        version: int,
+        state: bytes | None,
+        faults: bytes | None = None,
     ) -> None:
-        self.args += (entry_id, request_id, response, vehicle_id, version, state or b"")
+        """A response, written with the vehicle's new state and faults (None: unchanged) if it is still at `version`."""
+        self.args += (entry_id, request_id, response, vehicle_id, version, state or b"", faults or b"")
         self.entry_ids.append(entry_id)
         self.vehicles[entry_id] = vehicle_id
 

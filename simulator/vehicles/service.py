@@ -12,26 +12,26 @@ heartbeat (`fleetgate vehicles check`), SIGTERM finishing the batch in hand.
 
 Two processes answering the same vehicle at once: the state write is checked against the version read
 (respond.py), and the loser answers again from the winner's state.
+
+Injected faults (faults.py) are read with each vehicle's state and applied by answer(); a count taken from a `next N`
+fault is written with the response. A decision a delay fault holds back leaves its batch (the rest is written at
+once) and is answered when due by the service's Delays loop (delays.py), pending meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
-import json
 import logging
 import secrets
 import time
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from redis.typing import StreamIdT
 
-from schemas.outbound import encode_dead_letter
-from schemas.vehicle import Vehicle
 from services.gatekeeper.resp import Entry, RespScript, transport_for
-from services.gatekeeper.scripts import DEAD_LETTER
 from services.keyspace import ShardKeys
 from services.redis_client import REDIS_ERRORS, Client, is_infrastructure_error, refuse_eviction
 from services.registry.store import Registry
@@ -40,6 +40,9 @@ from services.settings import Settings
 from services.streams import Backoff, beat, consumer_name, ensure_group, every, pause
 from simulator.vehicles import SimClock, metrics
 from simulator.vehicles.answer import answer
+from simulator.vehicles.delays import Delays
+from simulator.vehicles.intake import VehicleCache, allowed_decision
+from simulator.vehicles.reclaim import Reclaim
 from simulator.vehicles.respond import RESPOND, Respond, Responded
 from simulator.vehicles.store import Stored, clock, load_states
 
@@ -63,12 +66,13 @@ class VehicleService:
             redis, maxlen=settings.responses_maxlen, hard_cap=settings.responses_hard_cap, max_age_s=0
         )
         self.clock: SimClock | None = None
-        self._vehicles: dict[str, tuple[Vehicle | None, float]] = {}
+        self._vehicles = VehicleCache(self.registry, settings.cache_ttl_s)
+        self.delays = Delays(redis, settings.vehicles_group, self.consumer, self._answer_delayed)
+        self._scripts: dict[str, RespScript] = {}
         self._latest: dict[str, Stored] = {}
         self._ids = itertools.count()
         self._tag = secrets.token_hex(4)
-        self._reclaim_cursors: dict[str, bytes | str] = {}
-        self._dead_letter = redis.register_script(DEAD_LETTER)
+        self._reclaim = Reclaim(redis, settings, self.consumer)
         self.failing_since: float | None = None
         self.stopping = asyncio.Event()
 
@@ -85,9 +89,15 @@ class VehicleService:
     async def consume(self) -> None:
         await asyncio.gather(*(self._consume_loop(shard) for shard in self.shards))
 
+    def _script(self, shard: ShardKeys) -> RespScript:
+        found = self._scripts.get(shard.decisions)
+        if found is None:
+            found = self._scripts[shard.decisions] = RespScript(transport_for(self.redis, shard.decisions), RESPOND)
+        return found
+
     async def _consume_loop(self, shard: ShardKeys) -> None:
         transport = transport_for(self.redis, shard.decisions)
-        script = RespScript(transport, RESPOND)
+        script = self._script(shard)
         backoff = Backoff()
         settings = self.settings
         while not self.stopping.is_set():
@@ -106,22 +116,24 @@ class VehicleService:
             if entries:
                 await self._answer_until_done(entries, shard, script)
 
-    async def _answer_until_done(self, entries: list[Entry], shard: ShardKeys, script: RespScript) -> None:
+    async def _answer_delayed(self, entries: list[Entry], shard: ShardKeys) -> None:
+        await self._answer_until_done(entries, shard, self._script(shard), served=True)
+
+    async def _answer_until_done(
+        self, entries: list[Entry], shard: ShardKeys, script: RespScript, *, served: bool = False
+    ) -> None:
         """Answer a batch through Redis failures without counting a delivery (as the gatekeeper does)."""
         backoff = Backoff(cap=min(5.0, self.settings.min_idle_ms / 3000))
         while True:
             try:
-                await self.process(entries, shard, script)
+                await self.process(entries, shard, script, served=served)
             except REDIS_ERRORS as exc:
                 if not is_infrastructure_error(exc) or self.stopping.is_set():
                     log.warning("batch of %d from %s failed; left pending: %s", len(entries), shard.decisions, exc)
                     return
                 self.failing_since = self.failing_since or time.monotonic()
                 delay = backoff.next_delay()
-                if backoff.failures == 1 or backoff.failures % 20 == 0:  # a line per outage, then now and then
-                    log.warning(
-                        "cannot answer %d decisions (%s); retrying (attempt %d)", len(entries), exc, backoff.failures
-                    )
+                log.warning("cannot answer %d decisions (%s); retrying in %.2fs", len(entries), exc, delay)
                 await pause(delay, self.stopping)
                 with contextlib.suppress(*REDIS_ERRORS):
                     ids: list[StreamIdT] = [entry_id for entry_id, _ in entries]
@@ -132,13 +144,21 @@ class VehicleService:
             self.failing_since = None
             return
 
-    async def process(self, entries: list[Entry], shard: ShardKeys, script: RespScript) -> Responded:
-        """Answer one batch of one shard's decisions; entries whose vehicle changed meanwhile are answered again."""
+    async def process(
+        self, entries: list[Entry], shard: ShardKeys, script: RespScript, *, served: bool = False
+    ) -> Responded:
+        """Answer one batch of one shard's decisions; entries whose vehicle changed meanwhile are answered again.
+
+        Entries a delay fault holds back are left out (and to self.delays) unless their delay is `served`; those
+        held already are left out too (a batch tried again after a Redis failure, a reclaim).
+        """
         started = time.perf_counter()
-        pending = entries
+        pending = entries if served else [e for e in entries if not self.delays.holds(shard, e[0])]
         responded = Responded({})
         for _ in range(CONFLICT_ROUNDS):
-            respond = await self._responses(pending, shard)
+            respond = await self._responses(pending, shard, served=served)
+            if not respond.entry_ids:
+                break
             keys, args = respond.arguments()
             responded = Responded.of(respond, await script(keys, args))
             for entry_id, flag in responded.flags.items():
@@ -153,28 +173,28 @@ class VehicleService:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return responded
 
-    async def _responses(self, entries: list[Entry], shard: ShardKeys) -> Respond:
+    async def _responses(self, entries: list[Entry], shard: ShardKeys, *, served: bool) -> Respond:
         respond = Respond(shard, self.settings.vehicles_group, self.settings.dedupe_window_s)
-        allowed: list[tuple[bytes, dict[str, Any]]] = []
-        for entry_id, fields in entries:
-            decision = _allowed_decision(entry_id, fields)
+        allowed: list[tuple[Entry, dict[str, Any]]] = []
+        for entry in entries:
+            decision = allowed_decision(*entry)
             if decision is None:
-                respond.acknowledge(entry_id)
+                respond.acknowledge(entry[0])
             else:
-                allowed.append((entry_id, decision))
+                allowed.append((entry, decision))
         if not allowed:
             return respond
         assert self.clock is not None, "start() reads the clock"
         now = self.clock.now()
-        vehicles = await self._load_vehicles({d["vehicle_id"] for _, d in allowed})
+        vehicles = await self._vehicles.get({d["vehicle_id"] for _, d in allowed})
         known = [v for v in vehicles.values() if v is not None]
         states: dict[str, Stored] = await load_states(self.redis, self.keys, known, self.settings.sim_seed, now)
         for vehicle_id, loaded in list(states.items()):
             cached = self._latest.get(vehicle_id)
             if cached is not None and cached.version == loaded.version and cached.state.at > loaded.state.at:
                 states[vehicle_id] = cached  # the same state, already advanced: no replay
-        for entry_id, decision in allowed:
-            vehicle_id = decision["vehicle_id"]
+        for entry, decision in allowed:
+            entry_id, vehicle_id = entry[0], decision["vehicle_id"]
             stored = states.get(vehicle_id)
             try:
                 result = answer(
@@ -184,25 +204,38 @@ class VehicleService:
                     now,
                     self._next_id(),
                     refuse_asleep=self.settings.sim_refuse_asleep,
+                    faults=None if stored is None else stored.faults,
                 )
             except Exception:  # a bug or a tampered decision: left pending, redelivered, then dead-lettered
                 log.exception("decision %s could not be answered; left pending", entry_id.decode())
+                continue
+            if result.delay_ms and not served:  # answered again when due; the rest of the batch goes on
+                self.delays.hold(entry, shard, result.delay_ms)
                 continue
             metrics.RESPONSES.labels(result.code).inc()
             request_id = decision["request_id"]
             write = result.state
             if write is None and stored is not None and stored.version == 0:
                 write = result.latest or stored.state  # a vehicle's first state: stored, not drawn again
-            if write is None or stored is None:
+            if stored is None or (write is None and result.faults is None):
                 respond.answer(entry_id, request_id, result.response, vehicle_id=vehicle_id, version=0, state=None)
                 if stored is not None and result.latest is not None:
-                    states[vehicle_id] = Stored(result.latest, stored.version)
-            else:
-                encoded = write.encode()
-                respond.answer(
-                    entry_id, request_id, result.response, vehicle_id=vehicle_id, version=stored.version, state=encoded
-                )
-                states[vehicle_id] = Stored(result.latest or write, stored.version + 1)  # the next answer builds on it
+                    states[vehicle_id] = Stored(result.latest, stored.version, stored.faults)
+                continue
+            respond.answer(
+                entry_id,
+                request_id,
+                result.response,
+                vehicle_id=vehicle_id,
+                version=stored.version,
+                state=None if write is None else write.encode(),
+                faults=None if result.faults is None else result.faults.encode(),
+            )
+            states[vehicle_id] = Stored(  # the next answer builds on it
+                result.latest or write or stored.state,
+                stored.version + 1,
+                stored.faults if result.faults is None else result.faults,
+            )
         self._remember(states)
         return respond
 
@@ -213,20 +246,6 @@ class VehicleService:
             self._latest.clear()
         self._latest.update(states)
 
-    async def _load_vehicles(self, vehicle_ids: set[str]) -> dict[str, Vehicle | None]:
-        """Registry records, cached for `cache_ttl_s` (a vehicle's make and capabilities rarely change)."""
-        now = time.monotonic()
-        found = {v: c[0] for v in vehicle_ids if (c := self._vehicles.get(v)) is not None and c[1] > now}
-        missing = sorted(vehicle_ids - found.keys())
-        if missing:
-            if len(self._vehicles) > 500_000:
-                self._vehicles.clear()
-            expires = now + self.settings.cache_ttl_s
-            for vehicle_id, vehicle in zip(missing, await self.registry.vehicles_by_id(missing), strict=True):
-                self._vehicles[vehicle_id] = (vehicle, expires)
-                found[vehicle_id] = vehicle
-        return found
-
     def _next_id(self) -> str:
         return f"{self._tag}-{next(self._ids)}"
 
@@ -234,47 +253,11 @@ class VehicleService:
         """Claim decisions idle past min_idle_ms; dead-letter those delivered too often, answer the rest."""
         claimed_total = 0
         for shard in self.shards:
-            group, stream = self.settings.vehicles_group, shard.decisions
-            reply = await self.redis.xautoclaim(
-                stream,
-                group,
-                self.consumer,
-                min_idle_time=self.settings.min_idle_ms,
-                start_id=self._reclaim_cursors.get(stream, "0-0"),
-                count=self.settings.batch_size,
-            )
-            self._reclaim_cursors[stream] = reply[0]
-            claimed: list[Entry] = [(i, f) for i, f in reply[1] if f is not None]
-            if not claimed:
-                continue
-            claimed_total += len(claimed)
-            metrics.REDELIVERIES.inc(len(claimed))
-            pending = await self.redis.xpending_range(
-                stream, group, min=claimed[0][0], max=claimed[-1][0], count=len(claimed), consumername=self.consumer
-            )
-            deliveries = {cast(bytes, p["message_id"]): int(p["times_delivered"]) for p in pending}
-            dead = [(i, f) for i, f in claimed if deliveries.get(i, 1) > self.settings.max_deliveries]
-            if dead:
-                await self._send_to_dead_letters(shard, dead, deliveries)
-            retry = [(i, f) for i, f in claimed if deliveries.get(i, 1) <= self.settings.max_deliveries]
+            claimed, retry = await self._reclaim.claim(shard, functools.partial(self.delays.holds, shard))
+            claimed_total += claimed
             if retry:
-                script = RespScript(transport_for(self.redis, stream), RESPOND)
-                await self._answer_until_done(retry, shard, script)
+                await self._answer_until_done(retry, shard, self._script(shard))
         return claimed_total
-
-    async def _send_to_dead_letters(self, shard: ShardKeys, dead: list[Entry], deliveries: dict[bytes, int]) -> None:
-        now = datetime.now(UTC)
-        args: list[Any] = [self.settings.vehicles_group, self.settings.deadletter_maxlen]
-        for entry_id, fields in dead:
-            times = deliveries.get(entry_id, 0)
-            reason = "not answered by any vehicles service"
-            args += (
-                entry_id,
-                encode_dead_letter(shard.decisions, entry_id, fields, deliveries=times, reason=reason, now=now),
-            )
-        await self._dead_letter(keys=[shard.deadletter, shard.decisions, shard.failures], args=args)
-        metrics.DEAD_LETTERS.inc(len(dead))
-        log.warning("dead-lettered %d decisions from %s", len(dead), shard.decisions)
 
     async def trim(self) -> int:
         """Apply the responses' retention on each shard (never below what a consumer group has not read)."""
@@ -295,27 +278,6 @@ class VehicleService:
             await beat(self.redis, self.keys, self.consumer, self.settings.heartbeat_ttl_s, prefix=prefix)
 
 
-def _allowed_decision(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any] | None:
-    """The decision an entry carries when it is ALLOWED and complete; None for any other (acknowledged only)."""
-    data = fields.get(b"data")
-    if data is None or b'"ALLOWED"' not in data:  # a byte search spares parsing every denial
-        metrics.SKIPPED.labels("not allowed").inc()
-        return None
-    try:
-        decision = json.loads(data)
-        if decision.get("outcome") != "ALLOWED" or decision.get("kind") not in ("signal", "command"):
-            metrics.SKIPPED.labels("not allowed").inc()
-            return None
-        for name in ("request_id", "decision_id", "connection_id", "vehicle_id", "target"):
-            if not isinstance(decision.get(name), str):
-                raise ValueError(f"no {name}")
-    except ValueError as exc:
-        log.warning("decision entry %s is unreadable (%s); acknowledged without an answer", entry_id.decode(), exc)
-        metrics.SKIPPED.labels("unreadable").inc()
-        return None
-    return dict(decision)
-
-
 async def serve(service: VehicleService) -> None:
     """Run a vehicles service until service.stop(): its consume loops and upkeep jobs, then a clean exit."""
     settings = service.settings
@@ -334,8 +296,10 @@ async def serve(service: VehicleService) -> None:
         ("reclaim", settings.reclaim_interval_ms / 1000, service.reclaim),
         ("trim responses", settings.trim_interval_ms / 1000, service.trim),
         ("heartbeat", settings.heartbeat_ttl_s / 3, service.beat),
+        ("hold delayed decisions", settings.min_idle_ms / 3000, service.delays.renew),
     )
     tasks = [asyncio.create_task(every(seconds, job, service.stopping, name)) for name, seconds, job in jobs]
+    tasks.append(asyncio.create_task(service.delays.run()))
     log.info(
         "vehicles service %s answering %d shard(s) as group %s",
         service.consumer,
@@ -346,6 +310,7 @@ async def serve(service: VehicleService) -> None:
         await service.consume()
     finally:
         service.stopping.set()
+        service.delays.close()  # what it holds stays pending: answered by a service that reclaims it
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(*REDIS_ERRORS):
             await service.redis.delete(f"{service.keys.vehicles_heartbeat_prefix}{service.consumer}")
