@@ -1,6 +1,7 @@
 """What a load test measured: the shape of `report.json`, written by `fleetgate loadtest --report DIR`.
 
 Every figure of the run is here; `report.html` is drawn from this alone (see `simulator/report_html.py`).
+Decisions and the vehicles' responses are accounted apart: `accounting` for the one, `responses` for the other.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class Throughput(_Part):
 
 
 class Latency(_Part):
-    """`issued_at` to the decision read by the accounting consumer, in milliseconds."""
+    """`issued_at` to the message read by the accounting consumer, in milliseconds: the decision, or (end to end)
+    the vehicle's response."""
 
     count: int
     p50: float
@@ -62,6 +64,10 @@ class Second(_Part):
     p99_ms: float | None
     lag: int
     """Requests sent but not yet decided at the end of this second."""
+    answered: int = 0
+    """Responses read (first ones only)."""
+    e2e_p50_ms: float | None = None
+    e2e_p99_ms: float | None = None
 
 
 class Mismatch(_Part):
@@ -94,6 +100,52 @@ class Accounting(_Part):
 class TargetCapability(_Part):
     requests: int
     not_capable: int
+
+
+class ResponseProblem(_Part):
+    """A response that does not add up, to start an investigation from."""
+
+    request_id: str
+    problem: str
+    """lost, duplicated, mismatched (no ALLOWED decision) or effect (a read contradicting the command before it)."""
+    target: str
+    vehicle_id: str
+    detail: str = ""
+
+
+class ResponseAccounting(_Part):
+    allowed: int
+    """Requests with an ALLOWED decision: each must get exactly one response."""
+    answered: int
+    """ALLOWED requests with at least one response."""
+    lost: int
+    """ALLOWED requests with no response by the end of the grace period."""
+    duplicated: int
+    """Requests with more than one response."""
+    mismatched: int
+    """Responses to requests without an ALLOWED decision."""
+    effects_checked: int
+    """Reads judged against the successful command before them (simulator/effects.py)."""
+    effects_violated: int
+    """Of those, the reads that did not say what the command set."""
+    examples: list[ResponseProblem] = Field(default_factory=list)
+    """Up to 5 of each problem."""
+
+    @property
+    def clean(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0 and self.mismatched == 0 and self.effects_violated == 0
+
+
+class Responses(_Part):
+    """What the vehicles answered to the ALLOWED requests."""
+
+    accounting: ResponseAccounting
+    latency_ms: Latency
+    """End to end: `issued_at` to the response read by the accounting consumer."""
+    outcomes: dict[str, int]
+    """First responses by code: SUCCESS, or the error's code (ASLEEP, DOOR_OPEN, ...)."""
+    by_powertrain: dict[str, dict[str, int]]
+    """Powertrain -> code -> responses."""
 
 
 class LoadReport(_Part):
