@@ -22,6 +22,8 @@ class RunSettings(_Part):
     seed: int
     gatekeepers: int
     """Worker processes the load test started; 0 when it used an external gatekeeper."""
+    vehicle_services: int
+    """Vehicles service processes the load test started; 0 when it used an external one."""
     started_at: str
     """RFC 3339 UTC."""
 
@@ -162,5 +164,11 @@ class LoadReport(_Part):
     """Signal code or command name -> requests and VEHICLE_NOT_CAPABLE decisions."""
     timeline: list[Second]
     accounting: Accounting
+    responses: Responses
     sample_decisions: list[str] = Field(default_factory=list)
     """A few decisions as published (JSON text), one per outcome where possible."""
+
+    @property
+    def clean(self) -> bool:
+        """Every request decided once as intended, and every ALLOWED one answered once without contradiction."""
+        return self.accounting.clean and self.responses.accounting.clean
