@@ -1,7 +1,8 @@
 """`fleetgate demo`: the whole system in one command, on a Redis it starts itself unless given one.
 
 A small mixed fleet, the simulated app's Vehicle Access config, owners connecting (some unchecking), one
-gatekeeper worker, ten seconds of load with owners revoking and re-authorizing meanwhile; then what apps saw.
+gatekeeper worker and the vehicles service, ten seconds of load with owners revoking and re-authorizing meanwhile;
+then what apps saw: the decisions, and what the vehicles answered to the ALLOWED ones.
 """
 
 from __future__ import annotations
@@ -55,13 +56,13 @@ def demo_command(
             with LiveProgress(Console(stderr=True), options) as live:
                 report = asyncio.run(run_load_test(options, live.update))
         except KeyboardInterrupt:
-            console.print("interrupted: the gatekeeper and producers were stopped")
+            console.print("interrupted: the gatekeeper, the vehicles and the producers were stopped")
             raise typer.Exit(130) from None
         finally:
             if redis_url is not None:  # someone else's server: leave it as we found it
                 asyncio.run(_delete_prefix(redis.url, options.prefix))
     _show(console, report)
-    if not report.accounting.clean:
+    if not report.clean:
         raise typer.Exit(1)
 
 
@@ -106,4 +107,17 @@ def _show(console: Console, report: LoadReport) -> None:
     if denied:
         console.print("One of them in full, as published on the decisions stream:")
         console.print_json(json.dumps(denied[0]))
+    console.print(_answers(report))
     console.print(summary_table(report, title="fleetgate demo"))
+
+
+def _answers(report: LoadReport) -> Table:
+    """The vehicles' responses to the ALLOWED requests, by code and powertrain."""
+    by_powertrain = report.responses.by_powertrain
+    table = Table(title="What the vehicles answered", title_justify="left")
+    table.add_column("response")
+    for powertrain in by_powertrain:
+        table.add_column(powertrain, justify="right")
+    for code in report.responses.outcomes:
+        table.add_row(code, *(f"{by_powertrain[p].get(code, 0):,}" for p in by_powertrain))
+    return table

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from simulator.loadtest import LoadTestOptions, Progress
-from simulator.report import LoadReport
+from simulator.report import Latency, LoadReport
 
 
 class LiveProgress:
@@ -45,7 +45,7 @@ class LiveProgress:
             return p.phase
         return (
             f"{p.phase} {p.elapsed_s:5.1f}/{self.options.duration_s:.0f}s  sent {p.sent:,} ({p.sent_per_s:,.0f}/s)  "
-            f"decided {p.decided:,} ({p.decided_per_s:,.0f}/s)  lag {p.lag:,}"
+            f"decided {p.decided:,} ({p.decided_per_s:,.0f}/s)  lag {p.lag:,}  answered {p.answered:,}"
         )
 
     def _panel(self, p: Progress) -> Group:
@@ -58,26 +58,49 @@ class LiveProgress:
 
 def summary_table(report: LoadReport, title: str = "fleetgate loadtest") -> Table:
     run, throughput, latency, accounting = report.run, report.throughput, report.latency_ms, report.accounting
+    answers = report.responses.accounting
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     gatekeepers = f"{run.gatekeepers} process(es)" if run.gatekeepers else "external"
+    vehicles = f"{run.vehicle_services} process(es)" if run.vehicle_services else "external"
     table.add_row("run", f"{run.vehicles:,} vehicles, {run.rate:,.0f}/s for {run.duration_s:.0f} s, "
-                  f"{run.producers} producer(s), gatekeeper {gatekeepers}, seed {run.seed}")  # fmt: skip
+                  f"{run.producers} producer(s), gatekeeper {gatekeepers}, vehicles service {vehicles}, "
+                  f"seed {run.seed}")  # fmt: skip
     table.add_row("set-up", f"{throughput.setup_s:.1f} s (fleet, app config, owners' Connect flows)")
     held = "held" if throughput.rate_held else f"NOT held (producers up to {throughput.producer_behind_s:.1f} s behind)"
     table.add_row("sent", f"{throughput.sent:,} requests, {throughput.sent_per_s:,.0f}/s: rate {held}")
     table.add_row("decided", f"{throughput.decided:,}, {throughput.decided_per_s:,.0f}/s during the load")
-    table.add_row("latency ms", f"p50 {latency.p50:.1f}  p90 {latency.p90:.1f}  p99 {latency.p99:.1f}  "
-                  f"p99.9 {latency.p999:.1f}  max {latency.max:.1f}")  # fmt: skip
+    table.add_row("latency ms", _percentiles(latency))
     table.add_row("outcomes", "  ".join(f"{name} {count:,}" for name, count in report.outcomes.items()))
-    verdict = "[green]OK[/green]" if accounting.clean else "[red]FAILED[/red]"
     table.add_row(
         "accounting",
-        f"{verdict}  requests {accounting.requests:,}  decided {accounting.decided:,}  lost {accounting.lost}  "
-        f"duplicated {accounting.duplicated}  mismatched {accounting.mismatched}",
+        f"{_verdict(accounting.clean)}  requests {accounting.requests:,}  decided {accounting.decided:,}  "
+        f"lost {accounting.lost}  duplicated {accounting.duplicated}  mismatched {accounting.mismatched}",
     )
     for example in accounting.examples[:5]:
         table.add_row("mismatch", f"{example.request_id}: {example.target} on {example.vehicle_id} intended "
                       f"{example.intended}, got {example.outcome}")  # fmt: skip
+    table.add_row("e2e ms", _percentiles(report.responses.latency_ms))
+    table.add_row("answers", "  ".join(f"{code} {count:,}" for code, count in report.responses.outcomes.items()))
+    table.add_row(
+        "responses",
+        f"{_verdict(answers.clean)}  ALLOWED {answers.allowed:,}  answered {answers.answered:,}  lost {answers.lost}  "
+        f"duplicated {answers.duplicated}  mismatched {answers.mismatched}  effects checked "
+        f"{answers.effects_checked:,}  violated {answers.effects_violated}",
+    )
+    for problem in answers.examples[:5]:
+        detail = f": {problem.detail}" if problem.detail else ""
+        table.add_row(problem.problem, f"{problem.request_id}: {problem.target} on {problem.vehicle_id}{detail}")
     return table
+
+
+def _percentiles(latency: Latency) -> str:
+    return (
+        f"p50 {latency.p50:.1f}  p90 {latency.p90:.1f}  p99 {latency.p99:.1f}  p99.9 {latency.p999:.1f}  "
+        f"max {latency.max:.1f}"
+    )
+
+
+def _verdict(clean: bool) -> str:
+    return "[green]OK[/green]" if clean else "[red]FAILED[/red]"

@@ -1,4 +1,5 @@
-"""`fleetgate simulate fleet|owners` and `fleetgate loadtest`: simulated fleets and load through the gatekeeper."""
+"""`fleetgate simulate fleet|owners` and `fleetgate loadtest`: simulated fleets, and load through the gatekeeper and
+the vehicles."""
 
 from __future__ import annotations
 
@@ -91,18 +92,24 @@ def loadtest_command(
     external_gatekeeper: Annotated[
         bool, typer.Option("--external-gatekeeper", help="Use gatekeepers already running on the prefix.")
     ] = False,
+    external_vehicles: Annotated[
+        bool, typer.Option("--external-vehicles", help="Use a vehicles service already running on the prefix.")
+    ] = False,
     seed: SeedOption = 1,
     mix: MixOption = None,
     report: Annotated[Path | None, typer.Option(help="Write report.json and report.html here.")] = None,
-    grace: Annotated[float, typer.Option(help="Seconds to wait for the last decisions.", min=0)] = 15,
+    grace: Annotated[float, typer.Option(help="Seconds to wait for the last decisions and responses.", min=0)] = 15,
     uncheck: Probability = 0.15,
     revoke: Probability = 0.02,
     reauth: Probability = 0.03,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Set up a fleet and owners, run open-loop load through the gatekeeper, account for every request.
+    """Set up a fleet and owners, run open-loop load through the gatekeeper and the vehicles, account for every
+    request and every response.
 
-    Exits 1 when any request was lost, decided twice, or decided otherwise than the simulator intended.
+    Exits 1 when any request was lost, decided twice, or decided otherwise than the simulator intended, or when an
+    ALLOWED one was not answered exactly once, a response had no ALLOWED decision, or a read contradicted the
+    command before it.
     """
     with reporting_errors():
         settings = Settings() if redis_url is None else Settings(redis_url=redis_url)
@@ -115,6 +122,7 @@ def loadtest_command(
             producers=producers,
             seed=seed,
             gatekeepers=0 if external_gatekeeper else workers,
+            vehicle_services=0 if external_vehicles else 1,
             grace_s=grace,
             mix=load_mix(mix),
             owners=OwnerBehaviour(uncheck=uncheck, revoke=revoke, reauth=reauth),
@@ -129,5 +137,5 @@ def loadtest_command(
     if report is not None:
         data, page = write_report(result, report)
         typer.echo(f"wrote {data} and {page}")
-    if not result.accounting.clean:
+    if not result.clean:
         raise typer.Exit(1)

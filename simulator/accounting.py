@@ -64,6 +64,15 @@ class Accountant:
     def sent(self) -> int:
         return len(self._requests)
 
+    def sent_record(self, request_id: str) -> Sent | None:
+        """What the producer reported for this request id, if it has (yet)."""
+        tracked = self._requests.get(request_id)
+        return None if tracked is None else tracked.sent
+
+    def issued_at(self, request_id: str) -> float | None:
+        tracked = self._requests.get(request_id)
+        return None if tracked is None else tracked.sent[1]
+
     def on_sent(self, records: list[Sent]) -> None:
         for record in records:
             tracked = _Tracked(record)

@@ -1,18 +1,19 @@
-"""`fleetgate loadtest`: set up a fleet and its owners, run open-loop load through the gatekeeper, account for
-every request, and report.
+"""`fleetgate loadtest`: set up a fleet and its owners, run open-loop load through the gatekeeper and the vehicles,
+account for every request and every response, and report.
 
     setup: fleet -> registry, app config published, owners connect   (timed: `setup_s`)
     load:  producers (processes) -> {prefix}:requests -> gatekeeper -> {prefix}:decisions -> accountant
-           (with shards: each vehicle's shard's requests; the accountant reads every shard's decisions)
+                                              vehicles service (ALLOWED ones) -> {prefix}:responses -> accountant
+           (with shards: each vehicle's shard's streams; the accountants read every shard's)
            owners revoke and re-auth on schedule, meanwhile
-    drain: until every request is decided or the grace period ends
+    drain: until every request is decided and every ALLOWED one answered, or the grace period ends
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,15 +27,24 @@ from services.keyspace import Keys
 from services.redis_client import Client, client_for, refuse_eviction
 from services.registry import ConnectService, Registry
 from services.settings import Settings
-from services.streams import live_consumers
+from services.streams import ensure_group, live_consumers
 from simulator.accounting import Accountant, Sent
+from simulator.effects import default_rules
 from simulator.errors import LoadTestError
 from simulator.fleet import FleetMix, generate_fleet
 from simulator.owners import OwnerBehaviour, apply_change, connect_owners, default_app_config, plan_changes
-from simulator.processes import Producers, start_gatekeepers, stop_gatekeepers, wait_for_heartbeats
+from simulator.processes import (
+    Producers,
+    start_gatekeepers,
+    start_vehicles,
+    stop_service,
+    wait_for_heartbeats,
+)
 from simulator.producer import ProducerDone, ProducerJob, ProducerReady
+from simulator.readers import Entries, account_decisions, account_responses, read_stream
 from simulator.report import LoadReport, RunSettings, Throughput
 from simulator.report_html import render_html
+from simulator.response_accounting import ResponseAccountant
 from simulator.workload import WorkloadMix
 from simulator.world import World
 
@@ -52,6 +62,8 @@ class LoadTestOptions:
     seed: int = 1
     gatekeepers: int = 1
     """Worker processes to start; 0 uses a gatekeeper that is already running on the prefix."""
+    vehicle_services: int = 1
+    """Vehicles service processes to start; 0 uses one that is already running on the prefix."""
     grace_s: float = 15.0
     mix: FleetMix | None = None
     owners: OwnerBehaviour = field(default_factory=OwnerBehaviour)
@@ -66,7 +78,7 @@ class LoadTestOptions:
 
     @property
     def settings(self) -> Settings:
-        """The settings of the gatekeepers the load test starts (and of its own client)."""
+        """The settings of the gatekeepers and vehicles the load test starts (and of its own client)."""
         return Settings(
             redis_url=self.redis_url, key_prefix=self.prefix, shards=self.shards, redis_cluster=self.redis_cluster
         )
@@ -83,6 +95,7 @@ class Progress:
     elapsed_s: float = 0.0
     sent: int = 0
     decided: int = 0
+    answered: int = 0
     sent_per_s: float = 0.0
     decided_per_s: float = 0.0
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -95,23 +108,32 @@ class Progress:
 async def run_load_test(options: LoadTestOptions, on_progress: Callable[[Progress], None]) -> LoadReport:
     redis = options.client()
     keys = options.keys
-    gatekeepers = None
+    gatekeepers: list[subprocess.Popen[bytes]] = []
+    vehicles: list[subprocess.Popen[bytes]] = []
     try:
         await refuse_eviction(redis, options.settings)
         if options.gatekeepers:
-            gatekeepers = start_gatekeepers(options.settings, options.gatekeepers)
+            gatekeepers.append(start_gatekeepers(options.settings, options.gatekeepers))
+        if options.vehicle_services:
+            for shard in keys.all_shards:  # its vehicles answer from this load on, not an older backlog
+                await ensure_group(redis, shard.decisions, options.settings.vehicles_group, "$")
+            vehicles += [start_vehicles(options.settings) for _ in range(options.vehicle_services)]
         on_progress(Progress("setting up the fleet and its owners"))
         setup_started = time.perf_counter()
         world = await set_up(redis, keys, options)
         setup_s = time.perf_counter() - setup_started
-        if gatekeepers is not None:
+        if gatekeepers:
             await wait_for_heartbeats(redis, keys, options.gatekeepers, gatekeepers)
         elif not await live_consumers(redis, keys):
             raise LoadTestError(f"no gatekeeper is running on prefix {options.prefix!r}: start one, or drop the flag")
+        if vehicles:
+            await wait_for_heartbeats(redis, keys, options.vehicle_services, vehicles, vehicles=True)
+        elif not await live_consumers(redis, keys, prefix=keys.vehicles_heartbeat_prefix):
+            raise LoadTestError(f"no vehicles service is running on prefix {options.prefix!r}: start one, or drop "
+                                "the flag")  # fmt: skip
         return await _load(redis, keys, options, world, setup_s=setup_s, on_progress=on_progress)
     finally:
-        if gatekeepers is not None:
-            await stop_gatekeepers(gatekeepers)
+        await asyncio.gather(*(stop_service(child) for child in gatekeepers + vehicles))
         await redis.aclose()
 
 
@@ -135,8 +157,9 @@ async def _load(
 ) -> LoadReport:
     run_id = secrets.token_hex(3)
     group = f"loadtest-{run_id}"
-    for shard in keys.all_shards:
-        await redis.xgroup_create(shard.decisions, group, id="$", mkstream=True)
+    streams = [stream for shard in keys.all_shards for stream in (shard.decisions, shard.responses)]
+    for stream in streams:
+        await redis.xgroup_create(stream, group, id="$", mkstream=True)
     jobs = [
         ProducerJob(options.redis_url, options.prefix, options.shards, options.redis_cluster, n,
                     options.rate / options.producers, options.duration_s, options.seed, run_id, world,
@@ -152,26 +175,32 @@ async def _load(
         started_at = time.time() + 0.1
         producers.start(started_at)
         accountant = Accountant(world, started_at)
+        responses = ResponseAccountant(accountant, default_rules())
         samples: dict[str, str] = {}
+
+        def decisions(entries: Entries, read_at: float) -> None:
+            account_decisions(entries, accountant, read_at, samples, responses)
+
+        def answers(entries: Entries, read_at: float) -> None:
+            account_responses(entries, responses, read_at)
+
         background = [
             asyncio.create_task(_owner_changes(Registry(redis, keys), world, started_at, accountant)),
-            *(
-                asyncio.create_task(
-                    _read_decisions(redis, shard.decisions, group, accountant, samples=samples, stop=stop_reading)
-                )
-                for shard in keys.all_shards
-            ),
-        ]
-        done = await _follow(producers, accountant, options, started_at, on_progress)
+            *(asyncio.create_task(read_stream(redis, shard.decisions, group, decisions, stop_reading))
+              for shard in keys.all_shards),
+            *(asyncio.create_task(read_stream(redis, shard.responses, group, answers, stop_reading))
+              for shard in keys.all_shards),
+        ]  # fmt: skip
+        done = await _follow(producers, accountant, responses, options, started_at, on_progress)
     finally:
         stop_reading.set()
         for task in background[:1]:
             task.cancel()  # the owners' changes; the readers stop on `stop_reading`, after their last read
         await asyncio.gather(*background, return_exceptions=True)
         producers.stop()
-        for shard in keys.all_shards:
-            await redis.xgroup_destroy(shard.decisions, group)
-    return _report(options, accountant, done, setup_s=setup_s, started_at=started_at, samples=samples)
+        for stream in streams:
+            await redis.xgroup_destroy(stream, group)
+    return _report(options, accountant, responses, done, setup_s=setup_s, started_at=started_at, samples=samples)
 
 
 async def _until_ready(producers: Producers, count: int) -> None:
@@ -189,14 +218,16 @@ async def _until_ready(producers: Producers, count: int) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _follow(
+async def _follow(  # noqa: PLR0917  # the load's parts, each passed once, in order
     producers: Producers,
     accountant: Accountant,
+    responses: ResponseAccountant,
     options: LoadTestOptions,
     started_at: float,
     on_progress: Callable[[Progress], None],
 ) -> list[ProducerDone]:
-    """Until every producer is done and every request decided (or the grace period is over); report progress."""
+    """Until every producer is done, every request decided and every ALLOWED one answered (or the grace period is
+    over); report progress."""
     done: list[ProducerDone] = []
     progress = Progress("load")
     last_tick, last_sent, last_decided = time.time(), 0, 0
@@ -207,13 +238,14 @@ async def _follow(
         if len(done) == len(producers.processes) and drain_deadline is None:
             drain_deadline = now + options.grace_s
             progress.phase = "draining"
-        if drain_deadline is not None and (accountant.pending == 0 or now > drain_deadline):
+        settled = accountant.pending == 0 and responses.pending == 0
+        if drain_deadline is not None and (settled or now > drain_deadline):
             return done
         if producers.failed():
             raise LoadTestError("a producer process failed; see its traceback above")
         if now - last_tick >= 0.5:
             progress.elapsed_s = max(0.0, now - started_at)
-            progress.sent, progress.decided = accountant.sent, accountant.decided
+            progress.sent, progress.decided, progress.answered = accountant.sent, accountant.decided, responses.read
             progress.sent_per_s = (accountant.sent - last_sent) / (now - last_tick)
             progress.decided_per_s = (accountant.decided - last_decided) / (now - last_tick)
             progress.outcomes = dict(accountant.outcomes)
@@ -231,30 +263,6 @@ def _drain_queue(queue: Any, accountant: Accountant, done: list[ProducerDone]) -
             accountant.on_sent(cast("list[Sent]", item))
 
 
-async def _read_decisions(
-    redis: Client, stream: str, group: str, accountant: Accountant, *, samples: dict[str, str], stop: asyncio.Event
-) -> None:
-    """The accounting consumer of one decisions stream: its own group, NOACK (it keeps nothing pending)."""
-    while not stop.is_set():
-        response = await redis.xreadgroup(group, "accountant", {stream: ">"}, count=5000, block=100, noack=True)
-        read_at = time.time()
-        for _stream, entries in cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]", response or []):
-            account_decisions(entries, accountant, read_at, samples)
-
-
-def account_decisions(
-    entries: list[tuple[bytes, dict[bytes, bytes]]], accountant: Accountant, read_at: float, samples: dict[str, str]
-) -> None:
-    """Hand decision entries to the accountant; keep the first decision of each outcome as a sample."""
-    for _entry_id, fields in entries:
-        data = fields.get(b"data", b"{}")
-        decision = json.loads(data)
-        outcome = str(decision.get("outcome"))
-        accountant.on_decision(str(decision.get("request_id")), outcome, read_at)
-        if outcome not in samples:
-            samples[outcome] = data.decode()
-
-
 async def _owner_changes(registry: Registry, world: World, started_at: float, accountant: Accountant) -> None:
     """Make each owner's change at its time, telling the accountant when it was really made (it may run late)."""
     connect = ConnectService(registry)
@@ -268,6 +276,7 @@ async def _owner_changes(registry: Registry, world: World, started_at: float, ac
 def _report(
     options: LoadTestOptions,
     accountant: Accountant,
+    responses: ResponseAccountant,
     done: list[ProducerDone],
     *,
     setup_s: float,
@@ -287,6 +296,7 @@ def _report(
             producers=options.producers,
             seed=options.seed,
             gatekeepers=options.gatekeepers,
+            vehicle_services=options.vehicle_services,
             started_at=rfc3339(datetime.fromtimestamp(started_at, UTC)),
         ),
         throughput=Throughput(
@@ -304,8 +314,9 @@ def _report(
         by_powertrain={k: dict(v) for k, v in sorted(accountant.by_powertrain.items())},
         by_make={k: dict(v) for k, v in sorted(accountant.by_make.items())},
         not_capable_by_target=accountant.capability_by_target(),
-        timeline=timeline,
+        timeline=responses.timeline(timeline),
         accounting=accounting,
+        responses=responses.report(),
         sample_decisions=[samples[o] for o in sorted(samples)],
     )
 

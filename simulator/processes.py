@@ -1,4 +1,5 @@
-"""Child processes of a load test: gatekeeper workers (`python -m services.gatekeeper`) and producers."""
+"""Child processes of a load test: gatekeeper workers (`python -m services.gatekeeper`), the vehicles service
+(`python -m simulator.vehicles`) and producers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import multiprocessing
 import signal
 import subprocess
+import sys
+from collections.abc import Sequence
 from multiprocessing.context import SpawnProcess
 from multiprocessing.queues import Queue
 from typing import Any
@@ -35,20 +38,39 @@ def start_gatekeepers(settings: Settings, workers: int) -> subprocess.Popen[byte
     )
 
 
-async def wait_for_heartbeats(redis: Client, keys: Keys, workers: int, process: subprocess.Popen[bytes]) -> None:
-    """Until `workers` gatekeepers beat (they have created the group and are reading), or fail if they died."""
+def start_vehicles(settings: Settings) -> subprocess.Popen[bytes]:
+    """`python -m simulator.vehicles` with these settings (no metrics server: its port would be the gatekeeper's);
+    logs to /dev/null, like the gatekeeper's."""
+    quiet = settings.model_copy(update={"metrics_port": 0})
+    return subprocess.Popen(
+        [sys.executable, "-m", "simulator.vehicles"],
+        env=quiet.environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+async def wait_for_heartbeats(
+    redis: Client, keys: Keys, count: int, processes: Sequence[subprocess.Popen[bytes]], *, vehicles: bool = False
+) -> None:
+    """Until `count` gatekeepers (or vehicles services) beat: they have created their group and are reading; or
+    fail if the process died."""
+    name = "vehicles service" if vehicles else "gatekeeper"
+    prefix = keys.vehicles_heartbeat_prefix if vehicles else keys.heartbeat_prefix
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
-    while len(await live_consumers(redis, keys)) < workers:
-        if process.poll() is not None:
-            raise LoadTestError(f"the gatekeeper exited with code {process.returncode} before it started")
+    while len(await live_consumers(redis, keys, prefix=prefix)) < count:
+        for process in processes:
+            if process.poll() is not None:
+                raise LoadTestError(f"the {name} exited with code {process.returncode} before it started")
         if loop.time() > deadline:
-            raise LoadTestError("no gatekeeper heartbeat after 30 s")
+            raise LoadTestError(f"no {name} heartbeat after 30 s")
         await asyncio.sleep(0.05)
 
 
-async def stop_gatekeepers(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM: each worker finishes its batch in hand and exits."""
+async def stop_service(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: each worker (or vehicles service) finishes its batch in hand and exits."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:

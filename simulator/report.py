@@ -1,6 +1,7 @@
 """What a load test measured: the shape of `report.json`, written by `fleetgate loadtest --report DIR`.
 
 Every figure of the run is here; `report.html` is drawn from this alone (see `simulator/report_html.py`).
+Decisions and the vehicles' responses are accounted apart: `accounting` for the one, `responses` for the other.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class RunSettings(_Part):
     seed: int
     gatekeepers: int
     """Worker processes the load test started; 0 when it used an external gatekeeper."""
+    vehicle_services: int
+    """Vehicles service processes the load test started; 0 when it used an external one."""
     started_at: str
     """RFC 3339 UTC."""
 
@@ -42,7 +45,8 @@ class Throughput(_Part):
 
 
 class Latency(_Part):
-    """`issued_at` to the decision read by the accounting consumer, in milliseconds."""
+    """`issued_at` to the message read by the accounting consumer, in milliseconds: the decision, or (end to end)
+    the vehicle's response."""
 
     count: int
     p50: float
@@ -62,6 +66,10 @@ class Second(_Part):
     p99_ms: float | None
     lag: int
     """Requests sent but not yet decided at the end of this second."""
+    answered: int = 0
+    """Responses read (first ones only)."""
+    e2e_p50_ms: float | None = None
+    e2e_p99_ms: float | None = None
 
 
 class Mismatch(_Part):
@@ -96,6 +104,52 @@ class TargetCapability(_Part):
     not_capable: int
 
 
+class ResponseProblem(_Part):
+    """A response that does not add up, to start an investigation from."""
+
+    request_id: str
+    problem: str
+    """lost, duplicated, mismatched (no ALLOWED decision) or effect (a read contradicting the command before it)."""
+    target: str
+    vehicle_id: str
+    detail: str = ""
+
+
+class ResponseAccounting(_Part):
+    allowed: int
+    """Requests with an ALLOWED decision: each must get exactly one response."""
+    answered: int
+    """ALLOWED requests with at least one response."""
+    lost: int
+    """ALLOWED requests with no response by the end of the grace period."""
+    duplicated: int
+    """Requests with more than one response."""
+    mismatched: int
+    """Responses to requests without an ALLOWED decision."""
+    effects_checked: int
+    """Reads judged against the successful command before them (simulator/effects.py)."""
+    effects_violated: int
+    """Of those, the reads that did not say what the command set."""
+    examples: list[ResponseProblem] = Field(default_factory=list)
+    """Up to 5 of each problem."""
+
+    @property
+    def clean(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0 and self.mismatched == 0 and self.effects_violated == 0
+
+
+class Responses(_Part):
+    """What the vehicles answered to the ALLOWED requests."""
+
+    accounting: ResponseAccounting
+    latency_ms: Latency
+    """End to end: `issued_at` to the response read by the accounting consumer."""
+    outcomes: dict[str, int]
+    """First responses by code: SUCCESS, or the error's code (ASLEEP, DOOR_OPEN, ...)."""
+    by_powertrain: dict[str, dict[str, int]]
+    """Powertrain -> code -> responses."""
+
+
 class LoadReport(_Part):
     run: RunSettings
     throughput: Throughput
@@ -110,5 +164,11 @@ class LoadReport(_Part):
     """Signal code or command name -> requests and VEHICLE_NOT_CAPABLE decisions."""
     timeline: list[Second]
     accounting: Accounting
+    responses: Responses
     sample_decisions: list[str] = Field(default_factory=list)
     """A few decisions as published (JSON text), one per outcome where possible."""
+
+    @property
+    def clean(self) -> bool:
+        """Every request decided once as intended, and every ALLOWED one answered once without contradiction."""
+        return self.accounting.clean and self.responses.accounting.clean

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from html import escape
 
-from simulator.report import LoadReport, Second
+from simulator.report import Latency, LoadReport, ResponseProblem, Second
 from simulator.svg import Bar, Segment, Series, bars, fmt, line_chart, stacked_bars
 
 # Fixed per outcome so the same colour means the same outcome in every chart and every report.
@@ -21,9 +21,25 @@ OUTCOME_COLOURS: dict[str, str] = {
     "UNAUTHORIZED": "#c62828",
     "REJECTED": "#6a1b9a",
 }
+# The same for what vehicles answer: SUCCESS, then Smartcar's VEHICLE_STATE and UPSTREAM codes most often seen.
+RESPONSE_COLOURS: dict[str, str] = {
+    "SUCCESS": "#2e7d32",
+    "ASLEEP": "#5c6bc0",
+    "UNREACHABLE": "#8d6e63",
+    "DOOR_OPEN": "#f9a825",
+    "IN_MOTION": "#ef6c00",
+    "CHARGING_PLUG_NOT_CONNECTED": "#00838f",
+    "NOT_CHARGING": "#26a69a",
+    "CHARGING_IN_PROGRESS": "#7cb342",
+    "FULLY_CHARGED": "#1565c0",
+    "LOW_BATTERY": "#c62828",
+    "REMOTE_ACCESS_DISABLED": "#6a1b9a",
+    "NO_RESPONSE": "#ad1457",
+}
 OTHER_COLOUR = "#9e9e9e"
 SENT_COLOUR = "#1565c0"
 DECIDED_COLOUR = "#ef6c00"
+ANSWERED_COLOUR = "#2e7d32"
 P50_COLOUR = "#2e7d32"
 P99_COLOUR = "#c62828"
 NOT_CAPABLE_TOP = 25
@@ -47,18 +63,24 @@ def render_html(report: LoadReport) -> str:
     sections = [
         f"<h1>{escape(title)}</h1>",
         _headline(report),
-        _outcome_totals(report.outcomes),
+        _totals(report.outcomes, OUTCOME_COLOURS, "Outcome", "Decisions"),
         "<h2>Throughput</h2>",
         _throughput_chart(report.timeline),
-        "<h2>Latency</h2>",
-        _latency_chart(report.timeline),
+        "<h2>Latency: request to decision</h2>",
+        _latency_chart([(s.t, s.p50_ms, s.p99_ms) for s in report.timeline], "latency"),
+        "<h2>Latency end to end: request to response</h2>",
+        _latency_chart([(s.t, s.e2e_p50_ms, s.e2e_p99_ms) for s in report.timeline], "end-to-end latency"),
         "<h2>Outcomes by powertrain</h2>",
         _outcome_mix(report.by_powertrain, "outcomes by powertrain"),
         "<h2>Outcomes by make</h2>",
         _outcome_mix(report.by_make, "outcomes by make"),
         f"<h2>VEHICLE_NOT_CAPABLE rate by target (top {NOT_CAPABLE_TOP})</h2>",
         _not_capable_chart(report),
+        "<h2>What the vehicles answered</h2>",
+        _totals(report.responses.outcomes, RESPONSE_COLOURS, "Response", "Responses"),
+        _outcome_mix(report.responses.by_powertrain, "responses by powertrain", RESPONSE_COLOURS),
         _mismatches(report),
+        _response_problems(report),
         _samples(report.sample_decisions),
     ]
     return (
@@ -69,13 +91,13 @@ def render_html(report: LoadReport) -> str:
     )
 
 
-def outcome_colour(outcome: str) -> str:
-    return OUTCOME_COLOURS.get(outcome, OTHER_COLOUR)
+def outcome_colour(outcome: str, colours: Mapping[str, str] = OUTCOME_COLOURS) -> str:
+    return colours.get(outcome, OTHER_COLOUR)
 
 
-def _ordered_outcomes(names: Iterable[str]) -> list[str]:
-    """The known outcomes in their fixed order, then any others by name, so bars stack alike."""
-    known = list(OUTCOME_COLOURS)
+def _ordered_outcomes(names: Iterable[str], colours: Mapping[str, str] = OUTCOME_COLOURS) -> list[str]:
+    """The known outcomes (or codes) in their fixed order, then any others by name, so bars stack alike."""
+    known = list(colours)
     return sorted(set(names), key=lambda name: (known.index(name) if name in known else len(known), name))
 
 
@@ -85,30 +107,30 @@ def _table(rows: Iterable[tuple[str, str]]) -> str:
     return f"<table>{body}</table>"
 
 
+def _verdict(clean: bool) -> str:
+    return '<span class="ok">OK</span>' if clean else '<span class="failed">FAILED</span>'
+
+
+def _counts(pairs: Iterable[tuple[str, int]]) -> str:
+    return ", ".join(f"{name} {value:,}" for name, value in pairs)
+
+
+def _percentiles(latency: Latency, measured: str) -> str:
+    """Its percentiles in ms and how many `measured` it measured."""
+    values = (("p50", latency.p50), ("p90", latency.p90), ("p99", latency.p99), ("p99.9", latency.p999),
+              ("max", latency.max))  # fmt: skip
+    return ", ".join(f"{name} {value:.2f}" for name, value in values) + f" ({latency.count:,} {measured})"
+
+
 def _headline(report: LoadReport) -> str:
     run, through, latency, acc = report.run, report.throughput, report.latency_ms, report.accounting
+    answers = report.responses.accounting
     held = "yes" if through.rate_held else '<span class="failed">NO</span>'
-    verdict = '<span class="ok">OK</span>' if acc.clean else '<span class="failed">FAILED</span>'
-    counts = ", ".join(
-        f"{name} {value:,}"
-        for name, value in (
-            ("requests", acc.requests),
-            ("decided", acc.decided),
-            ("lost", acc.lost),
-            ("duplicated", acc.duplicated),
-            ("mismatched", acc.mismatched),
-        )
-    )
-    percentiles = ", ".join(
-        f"{name} {value:.2f}"
-        for name, value in (
-            ("p50", latency.p50),
-            ("p90", latency.p90),
-            ("p99", latency.p99),
-            ("p99.9", latency.p999),
-            ("max", latency.max),
-        )
-    )
+    counts = _counts((("requests", acc.requests), ("decided", acc.decided), ("lost", acc.lost),
+                      ("duplicated", acc.duplicated), ("mismatched", acc.mismatched)))  # fmt: skip
+    answered = _counts((("ALLOWED", answers.allowed), ("answered", answers.answered), ("lost", answers.lost),
+                        ("duplicated", answers.duplicated), ("mismatched", answers.mismatched)))  # fmt: skip
+    effects = _counts((("checked", answers.effects_checked), ("violated", answers.effects_violated)))
     return _table(
         [
             ("Target rate", f"{fmt(run.rate)} requests/s"),
@@ -116,6 +138,7 @@ def _headline(report: LoadReport) -> str:
             ("Vehicles", f"{run.vehicles:,}"),
             ("Producers", f"{run.producers:,}"),
             ("Gatekeeper processes", f"{run.gatekeepers:,}" if run.gatekeepers else "external"),
+            ("Vehicles service processes", f"{run.vehicle_services:,}" if run.vehicle_services else "external"),
             ("Seed", f"{run.seed}"),
             ("Setup time", f"{through.setup_s:.1f} s"),
             (
@@ -124,22 +147,26 @@ def _headline(report: LoadReport) -> str:
             ),
             ("Decided", f"{through.decided:,} ({through.decided_per_s:,.1f}/s)"),
             ("Rate held", f"{held} (producers behind at most {through.producer_behind_s:.2f} s)"),
-            ("Latency (ms)", f"{percentiles} ({latency.count:,} decisions)"),
-            ("Accounting", f"{counts}: {verdict}"),
+            ("Latency (ms)", _percentiles(latency, "decisions")),
+            ("End-to-end latency (ms)", _percentiles(report.responses.latency_ms, "responses")),
+            ("Accounting", f"{counts}: {_verdict(acc.clean)}"),
+            ("Responses", f"{answered}: {_verdict(answers.clean)}"),
+            ("Command effects", effects),
         ]
     )
 
 
-def _outcome_totals(outcomes: Mapping[str, int]) -> str:
-    total = sum(outcomes.values())
+def _totals(counts: Mapping[str, int], colours: Mapping[str, str], what: str, unit: str) -> str:
+    """A table of counts by outcome (or response code) with their colour keys and shares."""
+    total = sum(counts.values())
     if not total:
-        return '<p class="no-data">outcomes: no data</p>'
+        return f'<p class="no-data">{escape(unit.lower())}: no data</p>'
     rows = "".join(
-        f'<tr><td><span style="color:{outcome_colour(name)}">&#9632;</span> {escape(name)}</td>'
-        f'<td class="num">{outcomes[name]:,}</td><td class="num">{100 * outcomes[name] / total:.1f} %</td></tr>'
-        for name in _ordered_outcomes(outcomes)
+        f'<tr><td><span style="color:{outcome_colour(name, colours)}">&#9632;</span> {escape(name)}</td>'
+        f'<td class="num">{counts[name]:,}</td><td class="num">{100 * counts[name] / total:.1f} %</td></tr>'
+        for name in _ordered_outcomes(counts, colours)
     )
-    return f"<table><tr><th>Outcome</th><th>Decisions</th><th>Share</th></tr>{rows}</table>"
+    return f"<table><tr><th>{what}</th><th>{unit}</th><th>Share</th></tr>{rows}</table>"
 
 
 def _throughput_chart(timeline: list[Second]) -> str:
@@ -147,6 +174,7 @@ def _throughput_chart(timeline: list[Second]) -> str:
         [
             Series("sent/s", SENT_COLOUR, [(s.t, float(s.sent)) for s in timeline]),
             Series("decided/s", DECIDED_COLOUR, [(s.t, float(s.decided)) for s in timeline]),
+            Series("answered/s", ANSWERED_COLOUR, [(s.t, float(s.answered)) for s in timeline]),
         ],
         caption="throughput",
         x_label="seconds since the first request",
@@ -154,21 +182,27 @@ def _throughput_chart(timeline: list[Second]) -> str:
     )
 
 
-def _latency_chart(timeline: list[Second]) -> str:
+def _latency_chart(seconds: list[tuple[int, float | None, float | None]], caption: str) -> str:
+    """p50 and p99 of each second: (t, p50, p99) in ms."""
     return line_chart(
         [
-            Series("p50", P50_COLOUR, [(s.t, s.p50_ms) for s in timeline]),
-            Series("p99", P99_COLOUR, [(s.t, s.p99_ms) for s in timeline]),
+            Series("p50", P50_COLOUR, [(t, p50) for t, p50, _ in seconds]),
+            Series("p99", P99_COLOUR, [(t, p99) for t, _, p99 in seconds]),
         ],
-        caption="latency",
+        caption=caption,
         x_label="seconds since the first request",
         y_label="latency (ms)",
     )
 
 
-def _outcome_mix(groups: Mapping[str, Mapping[str, int]], caption: str) -> str:
+def _outcome_mix(
+    groups: Mapping[str, Mapping[str, int]], caption: str, colours: Mapping[str, str] = OUTCOME_COLOURS
+) -> str:
     rows = [
-        (group, [Segment(name, counts[name], outcome_colour(name)) for name in _ordered_outcomes(counts)])
+        (
+            group,
+            [Segment(name, counts[name], outcome_colour(name, colours)) for name in _ordered_outcomes(counts, colours)],
+        )
         for group, counts in sorted(groups.items())
     ]
     return stacked_bars(rows, caption=caption)
@@ -203,6 +237,22 @@ def _mismatches(report: LoadReport) -> str:
     )
     shown = f"{len(examples)} of {report.accounting.mismatched:,}"
     return f"<h2>Mismatches ({shown})</h2><table><tr>{header}</tr>{rows}</table>"
+
+
+def _response_problems(report: LoadReport) -> str:
+    accounting = report.responses.accounting
+    if not accounting.examples:
+        return ""
+    header = "".join(f"<th>{name}</th>" for name in ("request id", "problem", "target", "vehicle", "detail"))
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(value)}</td>" for value in _problem_cells(p)) + "</tr>"
+        for p in accounting.examples
+    )
+    return f"<h2>Response problems (examples)</h2><table><tr>{header}</tr>{rows}</table>"
+
+
+def _problem_cells(problem: ResponseProblem) -> tuple[str, ...]:
+    return problem.request_id, problem.problem, problem.target, problem.vehicle_id, problem.detail
 
 
 def _pretty(text: str) -> str:

@@ -13,7 +13,8 @@ from html import escape
 
 WIDTH = 760
 _FONT = 'font-family="sans-serif" font-size="11"'
-_CHAR_PX = 6.5  # rough width of one character at font-size 11, to size label columns
+_CHAR_PX = 6.5  # rough width of a lower-case character at font-size 11, to size label columns
+_UPPER_PX = 8.0  # capitals are wider: outcomes and response codes are written in them
 _MAX_LABEL_CHARS = 40
 _MIN_LABEL_PX = 60
 _BAR_HEIGHT = 18
@@ -76,9 +77,14 @@ def _label(text: str) -> str:
     return text if len(text) <= _MAX_LABEL_CHARS else text[: _MAX_LABEL_CHARS - 1] + "…"
 
 
+def _text_px(text: str) -> float:
+    """About how wide `text` is drawn at font-size 11."""
+    return sum(_UPPER_PX if c.isupper() else _CHAR_PX for c in text)
+
+
 def _label_width(labels: Sequence[str]) -> int:
-    longest = min(_MAX_LABEL_CHARS, max((len(label) for label in labels), default=0))
-    return max(_MIN_LABEL_PX, int(longest * _CHAR_PX) + 12)
+    widest = max((_text_px(_label(label)) for label in labels), default=0.0)
+    return max(_MIN_LABEL_PX, int(widest) + 12)
 
 
 def _legend(entries: Sequence[tuple[str, str]], x: float, y: float) -> tuple[list[str], float]:
@@ -86,7 +92,7 @@ def _legend(entries: Sequence[tuple[str, str]], x: float, y: float) -> tuple[lis
     parts: list[str] = []
     start = x
     for name, colour in entries:
-        width = 24 + len(name) * _CHAR_PX
+        width = 24 + _text_px(name)
         if x > start and x + width > WIDTH:
             x, y = start, y + 16
         parts.append(f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="10" height="10" fill="{colour}"/>')

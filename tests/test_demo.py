@@ -1,8 +1,10 @@
-"""`fleetgate demo` runs to completion on each kind of Redis it can use, and accounts for every request."""
+"""`fleetgate demo` runs to completion on each kind of Redis it can use, and accounts for every request and for
+every response of the vehicles."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +22,7 @@ SHORT = ["--duration", "2", "--vehicles", "150"]
 
 def run_demo(*args: str, path: str | None = None, prefix: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("FLEETGATE_")}
+    env["COLUMNS"] = "200"  # the summary's rows unwrapped
     if path is not None:
         env["PATH"] = path
     if prefix is not None:
@@ -36,6 +39,13 @@ def assert_clean_run(result: subprocess.CompletedProcess[str]) -> None:
     assert '"statusCode": 403' in result.stdout
     assert "OK  requests" in result.stdout
     assert "lost 0  duplicated 0" in result.stdout
+    assert "What the vehicles answered" in result.stdout
+    assert re.search(r"│ SUCCESS +│ +[1-9]", result.stdout)  # a row of response codes, by powertrain
+    answered = re.search(r"OK  ALLOWED ([\d,]+)  answered ([\d,]+)  lost 0  duplicated 0  mismatched 0", result.stdout)
+    assert answered is not None, result.stdout
+    assert answered[1] == answered[2]
+    assert "violated 0" in result.stdout
+    assert "e2e ms" in result.stdout
 
 
 @pytest.mark.redis  # the demo starts redis-server itself (no fixture: tests/conftest.py cannot see it)

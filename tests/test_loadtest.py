@@ -10,15 +10,18 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import cast
 
+import pytest
 from redis.asyncio import Redis
 
 from services.gatekeeper.worker import Gatekeeper
 from services.keyspace import Keys
 from services.local_redis import RedisServer
 from simulator.accounting import Accountant, Sent
-from simulator.loadtest import LoadTestOptions, Progress, account_decisions, run_load_test, set_up, write_report
+from simulator.errors import LoadTestError
+from simulator.loadtest import LoadTestOptions, Progress, run_load_test, set_up, write_report
 from simulator.owners import OwnerBehaviour
 from simulator.producer import ProducerDone, ProducerJob, produce
+from simulator.readers import account_decisions
 from simulator.workload import WorkloadMix
 from tests.deployment import Deployment
 
@@ -37,8 +40,9 @@ CHURN = OwnerBehaviour(uncheck=0.3, revoke=0.1, reauth=0.1)
 
 
 async def test_a_short_run_accounts_for_every_request(deployment: Deployment, tmp_path: Path) -> None:
-    """A gatekeeper process, a spawned producer, owners revoking and re-authorizing: nothing lost, doubled or wrong
-    (on one Redis, and on the cluster with six shards)."""
+    """A gatekeeper process, the vehicles service, a spawned producer, owners revoking and re-authorizing: no
+    decision or response lost, doubled or wrong, and reads after locks and unlocks say what those set (on one
+    Redis, and on the cluster with six shards)."""
     options = LoadTestOptions(
         redis_url=deployment.url,
         prefix=deployment.keys.prefix,
@@ -67,11 +71,24 @@ async def test_a_short_run_accounts_for_every_request(deployment: Deployment, tm
     assert report.not_capable_by_target["internalcombustionengine-fuellevel"].not_capable > 0  # asked of BEVs
     assert "load" in phases
 
+    answers = report.responses
+    assert answers.accounting.clean, answers.accounting.examples
+    assert answers.accounting.allowed == answers.accounting.answered == report.outcomes["ALLOWED"]
+    assert sum(answers.outcomes.values()) == answers.latency_ms.count == answers.accounting.answered
+    assert answers.outcomes["SUCCESS"] > 0
+    assert set(answers.by_powertrain) <= set(report.by_powertrain)
+    assert answers.accounting.effects_checked > 0
+    assert 0 < answers.latency_ms.p50 <= answers.latency_ms.p99 <= answers.latency_ms.max
+    assert sum(s.answered for s in report.timeline) == answers.accounting.answered
+    assert report.clean
+
     data, page = write_report(report, tmp_path / "report")
     written = json.loads(data.read_text())
     assert written["accounting"] == {**accounting.model_dump(), "examples": []}
     assert written["throughput"]["sent"] == accounting.requests
-    assert page.read_text().count("<svg") == 5
+    assert written["responses"]["accounting"] == {**answers.accounting.model_dump(), "examples": []}
+    assert written["responses"]["latency_ms"]["count"] == answers.accounting.answered
+    assert page.read_text().count("<svg") == 7
 
 
 async def _produce_and_decide(redis: Redis, keys: Keys, redis_server: RedisServer, running_later: Runner) -> list[Sent]:
@@ -126,3 +143,17 @@ def test_progress_lag_is_sent_minus_decided() -> None:
     """The live display's lag never goes negative (decisions can be read before the producer reports)."""
     assert Progress("load", sent=10, decided=7).lag == 3
     assert Progress("load", sent=5, decided=9).lag == 0
+
+
+async def test_without_a_vehicles_service_the_external_flag_refuses_to_run(
+    redis: Redis, keys: Keys, redis_server: RedisServer
+) -> None:
+    """Told the vehicles run elsewhere while none beats on the prefix, the load test stops before any load, saying
+    so (the gatekeeper's heartbeat is there)."""
+    await redis.set(keys.heartbeat("elsewhere-1"), "1", ex=30)
+    options = LoadTestOptions(
+        redis_server.url, keys.prefix, vehicles=20, rate=10, duration_s=1, gatekeepers=0, vehicle_services=0
+    )
+    with pytest.raises(LoadTestError, match="no vehicles service is running on prefix"):
+        await run_load_test(options, lambda _progress: None)
+    assert await redis.exists(keys.requests) == 0

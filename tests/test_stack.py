@@ -131,9 +131,14 @@ async def test_the_stack_commands_work_together(
     _, env = command_and_env("simulator", base | loadtest)
     simulator = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert simulator.returncode == 0, simulator.stdout + simulator.stderr
-    accounting = json.loads((tmp_path / "reports" / "report.json").read_text())["accounting"]
+    report = json.loads((tmp_path / "reports" / "report.json").read_text())
+    accounting = report["accounting"]
     assert (accounting["lost"], accounting["duplicated"], accounting["mismatched"]) == (0, 0, 0)
     assert accounting["requests"] > 500
+    assert (report["run"]["gatekeepers"], report["run"]["vehicle_services"]) == (0, 0)  # both external, as compose runs
+    answers = report["responses"]["accounting"]
+    assert (answers["lost"], answers["duplicated"], answers["mismatched"], answers["effects_violated"]) == (0, 0, 0, 0)
+    assert answers["answered"] == answers["allowed"] == report["outcomes"]["ALLOWED"]
 
     for port in metrics_ports:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
