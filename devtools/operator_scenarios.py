@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from devtools.builders import make_vehicle, request_json
-from devtools.workers import decided_ids, publish, wait_for_decisions
+from devtools.workers import decided_ids, publish, serving, wait_for_decisions
 from schemas.access import VehicleAccessConfig
 from services.consumers.audit import Auditor
 from services.consumers.audit_store import AuditStore
@@ -31,15 +30,8 @@ from services.settings import Settings
 from services.streams import live_consumers
 
 
-@asynccontextmanager
-async def _worker(settings: Settings, redis: Redis) -> AsyncIterator[Gatekeeper]:
-    gatekeeper = Gatekeeper(settings, redis)
-    task = asyncio.create_task(serve(gatekeeper))
-    try:
-        yield gatekeeper
-    finally:
-        gatekeeper.stop()
-        await asyncio.wait_for(task, timeout=30)
+def _worker(settings: Settings, redis: Redis) -> AbstractAsyncContextManager[Gatekeeper]:
+    return serving(Gatekeeper(settings, redis), serve)
 
 
 async def lagging_consumer(directory: Path, *, requests: int, maxlen: int, hard_cap: int) -> dict[str, Any]:

@@ -7,8 +7,10 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -133,3 +135,22 @@ async def read_decisions(redis: Client, stream: str, count: int, timeout: float 
         if len(entries) >= count or asyncio.get_running_loop().time() > deadline:
             return [json.loads((fields or {})[b"data"]) for _, fields in entries]
         await asyncio.sleep(0.02)
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Stoppable)
+
+
+@asynccontextmanager
+async def serving(service: S, serve: Callable[[S], Coroutine[Any, Any, None]], timeout: float = 30) -> AsyncIterator[S]:
+    """Run `serve(service)` in a task for the block (a gatekeeper worker, a vehicles service), then stop it and
+    wait for its clean exit."""
+    task = asyncio.create_task(serve(service))
+    try:
+        yield service
+    finally:
+        service.stop()
+        await asyncio.wait_for(task, timeout=timeout)

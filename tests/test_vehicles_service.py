@@ -4,15 +4,15 @@ reads say, vehicle-state refusals, duplicates answered once, denials never answe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from devtools.builders import make_vehicle, request_json
+from devtools.workers import serving
 from schemas.access import VehicleAccessConfig
 from schemas.messages import ResponseMessage
 from schemas.powertrain import Powertrain
@@ -28,15 +28,8 @@ SIGNALS = ["odometer-traveleddistance", "closure-islocked", "charge-chargelimits
 COMMANDS = ["lock", "unlock", "set-charge-limit", "start-charge"]
 
 
-@contextlib.asynccontextmanager
-async def vehicles_running(settings: Settings, redis: Redis) -> AsyncIterator[VehicleService]:
-    service = VehicleService(settings, redis)
-    task = asyncio.create_task(serve(service))
-    try:
-        yield service
-    finally:
-        service.stop()
-        await asyncio.wait_for(task, timeout=10)
+def vehicles_running(settings: Settings, redis: Redis) -> AbstractAsyncContextManager[VehicleService]:
+    return serving(VehicleService(settings, redis), serve)
 
 
 @pytest.fixture

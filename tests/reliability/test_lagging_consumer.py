@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from devtools.workers import FLEETGATE, fleetgate_env, publish
+from devtools.workers import FLEETGATE, fleetgate_env, publish, serving
 from services.gatekeeper.worker import Gatekeeper, serve
 from services.keyspace import Keys
 from services.local_redis import RedisServer
@@ -32,18 +31,13 @@ def fleetgate(server: RedisServer, keys: Keys, *args: str) -> subprocess.Complet
     return subprocess.run([FLEETGATE, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-@asynccontextmanager
-async def worker(redis: Redis, server: RedisServer, keys: Keys, maxlen: int, cap: int = 0) -> AsyncIterator[Gatekeeper]:
+def worker(
+    redis: Redis, server: RedisServer, keys: Keys, maxlen: int, cap: int = 0
+) -> AbstractAsyncContextManager[Gatekeeper]:
     """A gatekeeper that trims every 100 ms, with this retention and hard cap."""
     settings = Settings(redis_url=server.url, key_prefix=keys.prefix, block_ms=50, trim_interval_ms=100)
     retention = {"decisions_maxlen": maxlen, "decisions_hard_cap": cap}
-    gatekeeper = Gatekeeper(settings.model_copy(update=retention), redis)
-    task = asyncio.create_task(serve(gatekeeper))
-    try:
-        yield gatekeeper
-    finally:
-        gatekeeper.stop()
-        await asyncio.wait_for(task, timeout=20)
+    return serving(Gatekeeper(settings.model_copy(update=retention), redis), serve)
 
 
 def trimmed_unread(group: str) -> float:
