@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import calendar
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from schemas.vehicle import Vehicle
 from simulator.vehicles.charging import plug_in, unplug
+from simulator.vehicles.evolve import evolve
 from simulator.vehicles.physics import settle, soc_at
 from simulator.vehicles.plan import (
     DAY_S,
@@ -103,7 +104,7 @@ def advance(state: VehicleState, vehicle: Vehicle, now: float, seed: int) -> Veh
             state = _depart(state, profile, departure)
             departure = next(queue, None)
         else:
-            return replace(state, at=now)
+            return evolve(state, at=now)
 
 
 def odometer_m(vehicle: Vehicle, profile: Profile, t: float) -> int:
@@ -152,7 +153,7 @@ def _fast_forward(state: VehicleState, profile: Profile, t: float) -> VehicleSta
     km = sum(planned_km(profile, day) for day in counted)
     driven = round(km * (last - first) / max(1, len(counted)) * 1000)
     fresh = at_home(profile, state.seed, t, state.odo + driven, state.limit)
-    return replace(
+    return evolve(
         fresh,
         target=state.target,
         schedules=state.schedules,
@@ -202,8 +203,8 @@ def _on_pending(state: VehicleState, profile: Profile, t: float) -> VehicleState
         blocked = any(opened & bit(n) for n in BLOCKS_LOCKING)
         locks = _habits(profile, state.since).locks and not blocked
         step = STEP_PLUG if profile.has_battery else STEP_NONE
-        return replace(state, open=opened, locked=locks or state.locked, step=step, awake=t)
-    state = replace(state, step=STEP_NONE)
+        return evolve(state, open=opened, locked=locks or state.locked, step=step, awake=t)
+    state = evolve(state, step=STEP_NONE)
     if state.plugged or not profile.has_battery:
         return state
     state = settle(state, profile, t)
@@ -223,7 +224,7 @@ def _depart(state: VehicleState, profile: Profile, departure: Departure) -> Vehi
     target = state.dest or (anchor[0] + departure.place[0], anchor[1] + departure.place[1])
     t = departure.t
     if distance_km(here, target) < MIN_TRIP_KM:
-        return replace(state, dest=None) if state.dest else state
+        return evolve(state, dest=None) if state.dest else state
     soc = soc_at(state, profile, t)
     if (profile.has_battery and not profile.has_tank and soc < 300) or not (profile.has_battery or state.fuel >= 100):
         return state  # out of energy: it stays
@@ -245,7 +246,7 @@ def start_trip(state: VehicleState, profile: Profile, target: tuple[int, int], t
     dsoc = min(state.soc, round(electric_km / profile.km_per_kwh / profile.capacity_kwh * 10_000))
     dfuel = min(state.fuel, round(fuel_km * profile.l_per_100km / 100 / profile.tank_l * 10_000))
     trip = Trip(target[0], target[1], t + round(road_km / kph * 3600), round(road_km * 1000), dsoc, dfuel, kph)
-    return replace(
+    return evolve(
         state,
         trip=trip,
         since=t if state.trip is None else state.since,
@@ -263,7 +264,7 @@ def _arrive(state: VehicleState, profile: Profile, t: float) -> VehicleState:
     assert trip is not None
     state = settle(state, profile, t)
     reached = (trip.to_lat, trip.to_lon)
-    return replace(
+    return evolve(
         state,
         trip=None,
         lat=reached[0],

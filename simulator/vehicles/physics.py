@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
+from simulator.vehicles.evolve import evolve
 from simulator.vehicles.plan import coverage_gap, local_day
 from simulator.vehicles.profile import Profile
 from simulator.vehicles.state import VehicleState
@@ -92,10 +93,10 @@ def settle(state: VehicleState, profile: Profile, t: float) -> VehicleState:
         end, charged_at = full_at(state, profile), state.charged_at
         if end is not None and end <= t and state.soc < state.limit * 100:
             charged_at = float(math.ceil(end))  # it reached the limit since t0: then it stopped charging
-        return replace(state, t0=t, soc=round(soc_at(state, profile, t)), lv=lv, charged_at=charged_at)
+        return evolve(state, t0=t, soc=round(soc_at(state, profile, t)), lv=lv, charged_at=charged_at)
     trip, f = state.trip, _progress(state, t)
     moved, dsoc, dfuel = round(trip.meters * f), round(trip.dsoc * f), round(trip.dfuel * f)
-    return replace(
+    return evolve(
         state,
         t0=t,
         lat=round(state.lat + (trip.to_lat - state.lat) * f),
@@ -103,7 +104,7 @@ def settle(state: VehicleState, profile: Profile, t: float) -> VehicleState:
         odo=state.odo + moved,
         soc=state.soc - dsoc,
         fuel=state.fuel - dfuel,
-        trip=replace(trip, meters=trip.meters - moved, dsoc=trip.dsoc - dsoc, dfuel=trip.dfuel - dfuel),
+        trip=evolve(trip, meters=trip.meters - moved, dsoc=trip.dsoc - dsoc, dfuel=trip.dfuel - dfuel),
     )
 
 
