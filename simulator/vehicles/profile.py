@@ -69,6 +69,8 @@ class Profile:
     volts: int
     phases: int
     city: City
+    utc_offset_s: int
+    """The city's: a field rather than a property, as every local-time computation reads it."""
     home: tuple[int, int]
     work: tuple[int, int]
     commuter: bool
@@ -96,10 +98,6 @@ class Profile:
     surveillance_on: bool
     digital_key: bool
     role: str
-
-    @property
-    def utc_offset_s(self) -> int:
-        return self.city.utc_offset_h * 3600
 
 
 def physical_kind(vehicle: Vehicle) -> str:
@@ -158,6 +156,7 @@ def profile_for(vehicle: Vehicle, seed: int) -> Profile:
         volts=230 if city.region == "EU" else 240,
         phases=3 if three_phase else 1,
         city=city,
+        utc_offset_s=city.utc_offset_h * 3600,
         home=home,
         work=offset(*home, rng.uniform(4, 30), rng.uniform(0, 360)),
         commuter=rng.random() < 0.7,
