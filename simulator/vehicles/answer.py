@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas import problems
-from schemas.messages import ResponseMessage, ResponseStatus
+from schemas.outbound import encode_response
 from schemas.vehicle import Vehicle
 from simulator.vehicles import SignalReading, VehicleProblem, VehicleState, advance, execute, read_signal
 
@@ -79,7 +79,7 @@ def _message(
     problem: problems.Problem | None = None,
 ) -> bytes:
     request_id = str(decision["request_id"])
-    return ResponseMessage(
+    return encode_response(  # schemas/outbound.py: the model's JSON without building the model
         response_id=response_id,
         request_id=request_id,
         decision_id=str(decision["decision_id"]),
@@ -87,13 +87,12 @@ def _message(
         vehicle_id=str(decision["vehicle_id"]),
         kind=decision["kind"],
         target=str(decision["target"]),
-        status=ResponseStatus.SUCCESS if problem is None else ResponseStatus.ERROR,
         body=None if reading is None else reading.body,
         oem_updated_at=None if reading is None else _at(reading.oem_updated_at),
         retrieved_at=_at(now),
-        error=None if problem is None else problem.for_request(request_id),
+        problem=problem,
         responded_at=datetime.now(UTC),
-    ).encode()
+    )
 
 
 def _at(seconds: float) -> datetime:
