@@ -168,7 +168,8 @@ class VehicleService:
         now = self.clock.now()
         vehicles = await self._load_vehicles({d["vehicle_id"] for _, d in allowed})
         known = [v for v in vehicles.values() if v is not None]
-        states: dict[str, Stored] = await load_states(self.redis, self.keys, known, self.settings.sim_seed, now)
+        seed = self.settings.sim_seed
+        states: dict[str, Stored] = await load_states(self.redis, self.keys, known, seed, now, held=self._latest)
         for vehicle_id, loaded in list(states.items()):
             cached = self._latest.get(vehicle_id)
             if cached is not None and cached.version == loaded.version and cached.state.at > loaded.state.at:
