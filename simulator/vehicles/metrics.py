@@ -15,6 +15,8 @@ CONFLICTS = Counter(
     "Answers computed from a vehicle state another process changed meanwhile, answered again",
 )
 SKIPPED = Counter("fleetgate_vehicle_decisions_skipped_total", "Decisions acknowledged without an answer", ["reason"])
+NOT_ALLOWED = SKIPPED.labels("not allowed")
+"""Bound once: most decisions count here, and labels() costs 0.65 us a call."""
 BATCH_SECONDS = Histogram(
     "fleetgate_vehicle_batch_seconds",
     "Time to answer one batch of decisions",
