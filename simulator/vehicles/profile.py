@@ -10,7 +10,7 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from schemas.catalog import get_catalog
 from schemas.powertrain import Powertrain
@@ -112,15 +112,28 @@ def physical_kind(vehicle: Vehicle) -> str:
 
 def _first_alert(rng: random.Random, kind: str) -> tuple[str, ...]:
     """About one vehicle in 16 starts with one diagnostic (of those its powertrain has) in ALERT."""
-    catalog, powertrain = get_catalog(), Powertrain(kind)
-    possible = [sim.dtc or "" for sim in diagnostics() if powertrain in catalog.signal(sim.code).powertrains]
+    possible = _possible_alerts(kind)
     return (rng.choice(possible),) if rng.random() < 0.06 else ()
+
+
+@cache
+def _possible_alerts(kind: str) -> tuple[str, ...]:
+    catalog, powertrain = get_catalog(), Powertrain(kind)
+    return tuple(sim.dtc or "" for sim in diagnostics() if powertrain in catalog.signal(sim.code).powertrains)
 
 
 def _needs(vehicle: Vehicle, powertrains: frozenset[Powertrain]) -> bool:
     """Whether the vehicle has a capability that only these powertrains can have (a battery's, a tank's)."""
+    return not vehicle.capabilities.isdisjoint(_only_for(powertrains))
+
+
+@cache
+def _only_for(powertrains: frozenset[Powertrain]) -> frozenset[str]:
+    """The catalog's signals and commands that only these powertrains can have: computed once, as looking each
+    capability up in the catalog made a profile 200 us to draw (the first answer of every vehicle pays it)."""
     catalog = get_catalog()
-    return any(catalog.signal_or_command(key).powertrains <= powertrains for key in vehicle.capabilities)
+    of = {c.name: c.powertrains for c in catalog.commands} | {s.code: s.powertrains for s in catalog.signals}
+    return frozenset(key for key, powertrains_of in of.items() if powertrains_of <= powertrains)
 
 
 @lru_cache(maxsize=65_536)
