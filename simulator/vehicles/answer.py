@@ -13,7 +13,8 @@ from typing import Any
 from schemas import problems
 from schemas.outbound import encode_response
 from schemas.vehicle import Vehicle
-from simulator.vehicles import SignalReading, VehicleProblem, VehicleState, advance, execute, read_signal
+from simulator.vehicles import SignalReading, VehicleProblem, VehicleState, advance, execute
+from simulator.vehicles.read import read_advanced
 
 REPLAY_LIMIT_S = 3600.0
 """A read stores the state it advanced when the stored one is older than this (simulated seconds), so that later
@@ -56,7 +57,7 @@ def answer(
     if decision["kind"] == "signal":
         advanced = advance(state, vehicle, now, state.seed)
         store = advanced if advanced.at - state.at > REPLAY_LIMIT_S else None
-        reading = read_signal(advanced, vehicle, target, now)
+        reading = read_advanced(advanced, vehicle, target)  # advanced already: not again
         if isinstance(reading, VehicleProblem):
             if reading.code == "ASLEEP" and not refuse_asleep and reading.stale is not None:
                 message = _message(decision, response_id, now, reading=reading.stale)

@@ -87,7 +87,17 @@ def read_signal(state: VehicleState, vehicle: Vehicle, code: str, now: float) ->
     answered those already).
     """
     capable_signal(vehicle, code)
-    state = advance(state, vehicle, max(now, state.at), state.seed)
+    return _read(advance(state, vehicle, max(now, state.at), state.seed), vehicle, code)
+
+
+def read_advanced(state: VehicleState, vehicle: Vehicle, code: str) -> SignalReading | VehicleProblem:
+    """read_signal() at `state.at`, for a state already advanced to the read's time (answer() advances it first:
+    not twice)."""
+    capable_signal(vehicle, code)
+    return _read(state, vehicle, code)
+
+
+def _read(state: VehicleState, vehicle: Vehicle, code: str) -> SignalReading | VehicleProblem:
     t = state.at
     profile = profile_for(vehicle, state.seed)
     here = now_at(state, profile, t)
