@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Histogram
 
 RESPONSES = Counter(
     "fleetgate_vehicle_responses_total", "Responses written, by status and code (SUCCESS, ASLEEP, ...)", ["code"]
 )
+
+
+@cache
+def responses(code: str) -> Counter:
+    """RESPONSES' counter for a code, bound once (labels() costs 0.65 us, and every answer counts here)."""
+    return RESPONSES.labels(code)
+
+
 DUPLICATES = Counter(
     "fleetgate_vehicle_duplicates_total", "ALLOWED decisions acknowledged without a response: already answered"
 )

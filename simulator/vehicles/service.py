@@ -189,7 +189,7 @@ class VehicleService:
             except Exception:  # a bug or a tampered decision: left pending, redelivered, then dead-lettered
                 log.exception("decision %s could not be answered; left pending", entry_id.decode())
                 continue
-            metrics.RESPONSES.labels(result.code).inc()
+            metrics.responses(result.code).inc()
             request_id = decision["request_id"]
             write = result.state
             if write is None and stored is not None and stored.version == 0:
