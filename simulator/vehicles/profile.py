@@ -143,9 +143,10 @@ _PROFILES: dict[tuple[str, int], tuple[Vehicle, Profile]] = {}
 def profile_for(vehicle: Vehicle, seed: int) -> Profile:
     """The vehicle's constants for this seed: drawn once, then the same object while the vehicle is the same.
 
-    Every answer asks twice. An lru_cache keyed by the vehicle hashed its seven fields and kept its recency list
-    at each call: 8 % of the vehicles service's CPU. Here the key is its id, and the vehicle held with the profile
-    is the same object (the service keeps its registry records) or, compared once, an equal one.
+    Every answer asks twice. An lru_cache keyed by the vehicle hashed its seven fields at each call and, once the
+    service had read the vehicle's registry record again (every cache_ttl_s), compared them all too: 8 % of the
+    service's CPU then. Here the key is its id, and the vehicle held with the profile is the same object, or an
+    equal one compared once. Cleared when full (MAX_PROFILES), as the service's own caches are.
     """
     key = (vehicle.id, seed)
     held = _PROFILES.get(key)
