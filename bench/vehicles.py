@@ -67,10 +67,15 @@ async def _drain(
 async def one_round(redis: Redis, server: RedisServer, prefix: str, args: argparse.Namespace) -> dict[str, Any]:
     keys = Keys(prefix)
     pairs = await register_fleet(redis, keys, args.vehicles, seed=7)
-    warm = one_request_per_pair(pairs, f"{prefix}-warm")
+    registry = Registry(redis, keys)
+    fleet = [v for v in await registry.vehicles_by_id([vehicle_id for vehicle_id, _ in pairs]) if v is not None]
+    # A read the vehicles service answers (a signal the config selects and every vehicle has): a denied one (the
+    # fleet's selection is drawn at random) would warm the gatekeeper's caches only, not the vehicles service's.
+    selected = sorted(s.code for s in (await registry.config()).signals)
+    target = next(code for code in selected if all(code in v.capabilities for v in fleet))
+    warm = one_request_per_pair(pairs, f"{prefix}-warm", target)
     await fill(redis, keys.requests, warm + request_payloads(pairs, args.requests, seed=11, run=prefix))
-    vehicles = await Registry(redis, keys).vehicles_by_id([vehicle_id for vehicle_id, _ in pairs])
-    await write_first_states(redis, keys, [v for v in vehicles if v is not None])
+    await write_first_states(redis, keys, fleet)
     env = fleetgate_env(server.url, prefix, sim_speed=60)
     gatekeeper = start_worker_process(env)
     try:

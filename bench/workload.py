@@ -88,7 +88,9 @@ def request_payloads(pairs: list[tuple[str, str]], count: int, seed: int, run: s
     return payloads
 
 
-def one_request_per_pair(pairs: list[tuple[str, str]], run: str) -> list[bytes]:
+def one_request_per_pair(
+    pairs: list[tuple[str, str]], run: str, target: str = "odometer-traveleddistance"
+) -> list[bytes]:
     """A signal request for each (vehicle, connection): decided, they leave a worker's cache warm."""
     return [
         json.dumps(
@@ -97,7 +99,7 @@ def one_request_per_pair(pairs: list[tuple[str, str]], run: str) -> list[bytes]:
                 "connection_id": connection_id,
                 "vehicle_id": vehicle_id,
                 "kind": "signal",
-                "target": "odometer-traveleddistance",
+                "target": target,
                 "issued_at": "2026-11-28T12:00:00Z",
             },
             separators=(",", ":"),

@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas import problems
-from schemas.messages import ResponseMessage, ResponseStatus
+from schemas.outbound import encode_response
 from schemas.vehicle import Vehicle
 from simulator.vehicles import SignalReading, VehicleProblem, VehicleState, advance, execute, read_signal
 from simulator.vehicles.faults import FaultSet, Injection, inject
+from simulator.vehicles.read import read_advanced
 
 REPLAY_LIMIT_S = 3600.0
 """A read stores the state it advanced when the stored one is older than this (simulated seconds), so that later
@@ -83,7 +84,7 @@ def _modelled(
     if decision["kind"] == "signal":
         advanced = advance(state, vehicle, now, state.seed)
         store = advanced if advanced.at - state.at > REPLAY_LIMIT_S else None
-        reading = read_signal(advanced, vehicle, target, now)
+        reading = read_advanced(advanced, vehicle, target)  # advanced already: not again
         if isinstance(reading, VehicleProblem):
             if reading.code == "ASLEEP" and not refuse_asleep and reading.stale is not None:
                 message = _message(decision, response_id, now, reading=reading.stale)
@@ -127,7 +128,7 @@ def _message(
     retry_after_s: int | None = None,
 ) -> bytes:
     request_id = str(decision["request_id"])
-    return ResponseMessage(
+    return encode_response(  # schemas/outbound.py: the model's JSON without building the model
         response_id=response_id,
         request_id=request_id,
         decision_id=str(decision["decision_id"]),
@@ -135,14 +136,13 @@ def _message(
         vehicle_id=str(decision["vehicle_id"]),
         kind=decision["kind"],
         target=str(decision["target"]),
-        status=ResponseStatus.SUCCESS if problem is None else ResponseStatus.ERROR,
         body=None if reading is None else reading.body,
         oem_updated_at=None if reading is None else _at(reading.oem_updated_at),
         retrieved_at=_at(now),
-        error=None if problem is None else problem.for_request(request_id),
+        problem=problem,
         retry_after_s=retry_after_s,
         responded_at=datetime.now(UTC),
-    ).encode()
+    )
 
 
 def _at(seconds: float) -> datetime:

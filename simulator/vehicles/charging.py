@@ -6,8 +6,7 @@ itself at the limit (physics.full_at); a session is recorded when it ends (stop,
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+from simulator.vehicles.evolve import evolve
 from simulator.vehicles.state import CHARGE_PORT, ChargeRecord, VehicleState, bit
 
 MAX_RECORDS = 3
@@ -17,7 +16,7 @@ MIN_RECORDED = 50
 
 def plug_in(state: VehicleState, t: float) -> VehicleState:
     """Plugged in and set to charge."""
-    return replace(
+    return evolve(
         state, plugged=True, charge_on=True, session=(t, state.soc), open=state.open | bit(CHARGE_PORT), awake=t
     )
 
@@ -33,29 +32,29 @@ def end_session(state: VehicleState, t: float) -> VehicleState:
     records = state.records
     if state.soc - soc0 >= MIN_RECORDED:
         records = (*records, ChargeRecord(start, end, soc0, state.soc, state.lat, state.lon))[-MAX_RECORDS:]
-    return replace(state, session=None, records=records, charged_at=end)
+    return evolve(state, session=None, records=records, charged_at=end)
 
 
 def unplug(state: VehicleState, t: float) -> VehicleState:
     """Unplugged: the session recorded, the port closed."""
     state = end_session(state, t)
-    return replace(state, plugged=False, charge_on=False, open=state.open & ~bit(CHARGE_PORT))
+    return evolve(state, plugged=False, charge_on=False, open=state.open & ~bit(CHARGE_PORT))
 
 
 def start_charging(state: VehicleState, t: float) -> VehicleState:
     """Set to charge (plugged in): a session starts unless one is under way."""
-    return replace(state, charge_on=True, session=state.session or (t, state.soc))
+    return evolve(state, charge_on=True, session=state.session or (t, state.soc))
 
 
 def stop_charging(state: VehicleState, t: float) -> VehicleState:
     """Set not to charge: the session ends now."""
-    return replace(end_session(replace(state, charged_at=t), t), charge_on=False)
+    return evolve(end_session(evolve(state, charged_at=t), t), charge_on=False)
 
 
 def set_limit(state: VehicleState, percent: int, charging: bool, t: float) -> VehicleState:
     """The charge limit set to `percent`: charging under way stops if the battery is there already, resumes if not."""
     if charging and percent * 100 <= state.soc:
-        state = replace(state, charged_at=t)
+        state = evolve(state, charged_at=t)
     if state.plugged and state.charge_on and state.session is None and percent * 100 > state.soc:
-        state = replace(state, session=(t, state.soc))
-    return replace(state, limit=percent)
+        state = evolve(state, session=(t, state.soc))
+    return evolve(state, limit=percent)

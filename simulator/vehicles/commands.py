@@ -10,7 +10,6 @@ in a later read (see the handlers), except those in NO_SIMULATED_EFFECT.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from schemas.catalog import get_catalog
@@ -18,6 +17,7 @@ from schemas.vehicle import Vehicle
 from simulator.vehicles.bodies_info import LV_LOW_PCT
 from simulator.vehicles.charging import set_limit, start_charging, stop_charging
 from simulator.vehicles.context import Ctx
+from simulator.vehicles.evolve import evolve
 from simulator.vehicles.life import advance, start_trip
 from simulator.vehicles.physics import now_at, settle
 from simulator.vehicles.plan import local_day
@@ -71,7 +71,7 @@ def execute(
         return state, vehicle_state("UNREACHABLE")
     if here.lv < LV_LOW_PCT:
         return state, vehicle_state("LOW_BATTERY")
-    awake = settle(replace(state, awake=t), profile, t)
+    awake = settle(evolve(state, awake=t), profile, t)
     return HANDLERS[command](Ctx(vehicle, profile, awake, here), params or {})
 
 
@@ -81,13 +81,13 @@ def _lock(ctx: Ctx, _args: dict[str, Any]) -> Outcome:
         return state, vehicle_state("IN_MOTION")
     if any(state.is_open(n) for n in BLOCKS_LOCKING):
         return state, vehicle_state("DOOR_OPEN")
-    return replace(state, locked=True), done("doors locked")
+    return evolve(state, locked=True), done("doors locked")
 
 
 def _unlock(ctx: Ctx, _args: dict[str, Any]) -> Outcome:
     if ctx.now.driving:
         return ctx.state, vehicle_state("IN_MOTION")
-    return replace(ctx.state, locked=False), done("doors unlocked")
+    return evolve(ctx.state, locked=False), done("doors unlocked")
 
 
 def _start_charge(ctx: Ctx, _args: dict[str, Any]) -> Outcome:
@@ -119,7 +119,7 @@ def _open(n: int, what: str) -> Handler:
     def handler(ctx: Ctx, _args: dict[str, Any]) -> Outcome:
         if ctx.now.driving:
             return ctx.state, vehicle_state("IN_MOTION")
-        return replace(ctx.state, open=ctx.state.open | bit(n)), done(f"{what} opened")
+        return evolve(ctx.state, open=ctx.state.open | bit(n)), done(f"{what} opened")
 
     return handler
 
@@ -128,14 +128,14 @@ def _close(n: int, what: str) -> Handler:
     def handler(ctx: Ctx, _args: dict[str, Any]) -> Outcome:
         if n == CHARGE_PORT and ctx.state.plugged:
             return ctx.state, vehicle_state("CHARGING_PLUG_CONNECTED")
-        return replace(ctx.state, open=ctx.state.open & ~bit(n)), done(f"{what} closed")
+        return evolve(ctx.state, open=ctx.state.open & ~bit(n)), done(f"{what} closed")
 
     return handler
 
 
 def _set_destination(ctx: Ctx, args: dict[str, Any]) -> Outcome:
     dest = (round(float(args["latitude"]) * 1e6), round(float(args["longitude"]) * 1e6))
-    state = replace(ctx.state, dest=dest)
+    state = evolve(ctx.state, dest=dest)
     if state.trip is None:
         return state, done("destination set: the next trip drives there")
     return start_trip(state, ctx.profile, dest, ctx.now.t, state.trip.kph), done("destination set: rerouted there")
@@ -145,7 +145,7 @@ def _set_schedule(ctx: Ctx, args: dict[str, Any]) -> Outcome:
     state, n = ctx.state, ctx.state.schedule_n + 1
     weekday = (local_day(ctx.profile, ctx.now.t) + 3) % 7
     schedule = Schedule(n, str(args["frequency"]), str(args["start"]), str(args["end"]), weekday)
-    state = replace(state, schedules=(*state.schedules, schedule)[-MAX_SCHEDULES:], schedule_n=n)
+    state = evolve(state, schedules=(*state.schedules, schedule)[-MAX_SCHEDULES:], schedule_n=n)
     return state, done(f"charge schedule sched-{n} set ({schedule.frequency} {schedule.start}-{schedule.end})")
 
 
@@ -154,7 +154,7 @@ def _delete_schedule(ctx: Ctx, args: dict[str, Any]) -> Outcome:
     kept = tuple(s for s in schedules if f"sched-{s.n}" != wanted)
     if len(kept) == len(schedules):
         return ctx.state, done(f"no charge schedule {wanted}: nothing deleted")
-    return replace(ctx.state, schedules=kept), done(f"charge schedule {wanted} deleted")
+    return evolve(ctx.state, schedules=kept), done(f"charge schedule {wanted} deleted")
 
 
 def _climate(defrost: int | None, effect: str) -> Handler:
@@ -164,7 +164,7 @@ def _climate(defrost: int | None, effect: str) -> Handler:
         state, profile = ctx.state, ctx.profile
         if profile.has_battery and not profile.has_tank and ctx.now.soc < CLIMATE_MIN_SOC_PCT:
             return state, vehicle_state("LOW_BATTERY")
-        return replace(state, climate_since=ctx.now.t, defrost=state.defrost if defrost is None else defrost), done(
+        return evolve(state, climate_since=ctx.now.t, defrost=state.defrost if defrost is None else defrost), done(
             effect
         )
 
@@ -172,23 +172,23 @@ def _climate(defrost: int | None, effect: str) -> Handler:
 
 
 def _stop_climate(ctx: Ctx, _args: dict[str, Any]) -> Outcome:
-    return replace(ctx.state, climate_since=None, defrost=0, wheel_heat=False), done("climate off")
+    return evolve(ctx.state, climate_since=None, defrost=0, wheel_heat=False), done("climate off")
 
 
 def _stop_defrost(ctx: Ctx, _args: dict[str, Any]) -> Outcome:
-    return replace(ctx.state, defrost=0), done("defrosters off")
+    return evolve(ctx.state, defrost=0), done("defrosters off")
 
 
 def _set_temperature(ctx: Ctx, args: dict[str, Any]) -> Outcome:
     target = round(float(args["celsius"]) * 2) * 5  # tenths of a degree, in half-degree steps
-    return replace(ctx.state, target=target), done(f"cabin target temperature set to {target / 10:g} °C")
+    return evolve(ctx.state, target=target), done(f"cabin target temperature set to {target / 10:g} °C")
 
 
 def _steering_heater(ctx: Ctx, args: dict[str, Any]) -> Outcome:
     if not args["on"]:
-        return replace(ctx.state, wheel_heat=False), done("steering wheel heater off")
+        return evolve(ctx.state, wheel_heat=False), done("steering wheel heater off")
     state, outcome = _climate(None, "steering wheel heater on")(ctx, args)
-    return (replace(state, wheel_heat=True) if isinstance(outcome, CommandResult) else state), outcome
+    return (evolve(state, wheel_heat=True) if isinstance(outcome, CommandResult) else state), outcome
 
 
 def _no_effect(effect: str) -> Handler:

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import calendar
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import lru_cache
+from operator import attrgetter
 
 from schemas.vehicle import Vehicle
 from simulator.vehicles.charging import plug_in, unplug
+from simulator.vehicles.evolve import evolve
 from simulator.vehicles.physics import settle, soc_at
 from simulator.vehicles.plan import (
     DAY_S,
@@ -92,7 +95,8 @@ def advance(state: VehicleState, vehicle: Vehicle, now: float, seed: int) -> Veh
         for d in day_plan(profile, day).departures
         if start < d.t <= now
     ]
-    departures.sort(key=lambda d: d.t)
+    if len(departures) > 1:  # mostly none in a read's few seconds
+        departures.sort(key=_departure_time)
     queue = iter(departures)
     departure = next(queue, None)
     while True:
@@ -103,7 +107,10 @@ def advance(state: VehicleState, vehicle: Vehicle, now: float, seed: int) -> Veh
             state = _depart(state, profile, departure)
             departure = next(queue, None)
         else:
-            return replace(state, at=now)
+            return evolve(state, at=now)
+
+
+_departure_time = attrgetter("t")
 
 
 def odometer_m(vehicle: Vehicle, profile: Profile, t: float) -> int:
@@ -152,7 +159,7 @@ def _fast_forward(state: VehicleState, profile: Profile, t: float) -> VehicleSta
     km = sum(planned_km(profile, day) for day in counted)
     driven = round(km * (last - first) / max(1, len(counted)) * 1000)
     fresh = at_home(profile, state.seed, t, state.odo + driven, state.limit)
-    return replace(
+    return evolve(
         fresh,
         target=state.target,
         schedules=state.schedules,
@@ -177,7 +184,10 @@ class _Habits:
     locks: bool
 
 
+@lru_cache(maxsize=16_384)
 def _habits(profile: Profile, since: float) -> _Habits:
+    """Drawn once per arrival: every advance until the driver is out and has plugged in asks (seeding the generator
+    is 4 us)."""
     rng = rng_for(profile.key, "arrival", since)
     out = rng.randint(20, 120)
     return _Habits(out, out + rng.randint(60, 240), rng.random() < 0.96)
@@ -202,8 +212,8 @@ def _on_pending(state: VehicleState, profile: Profile, t: float) -> VehicleState
         blocked = any(opened & bit(n) for n in BLOCKS_LOCKING)
         locks = _habits(profile, state.since).locks and not blocked
         step = STEP_PLUG if profile.has_battery else STEP_NONE
-        return replace(state, open=opened, locked=locks or state.locked, step=step, awake=t)
-    state = replace(state, step=STEP_NONE)
+        return evolve(state, open=opened, locked=locks or state.locked, step=step, awake=t)
+    state = evolve(state, step=STEP_NONE)
     if state.plugged or not profile.has_battery:
         return state
     state = settle(state, profile, t)
@@ -223,7 +233,7 @@ def _depart(state: VehicleState, profile: Profile, departure: Departure) -> Vehi
     target = state.dest or (anchor[0] + departure.place[0], anchor[1] + departure.place[1])
     t = departure.t
     if distance_km(here, target) < MIN_TRIP_KM:
-        return replace(state, dest=None) if state.dest else state
+        return evolve(state, dest=None) if state.dest else state
     soc = soc_at(state, profile, t)
     if (profile.has_battery and not profile.has_tank and soc < 300) or not (profile.has_battery or state.fuel >= 100):
         return state  # out of energy: it stays
@@ -245,7 +255,7 @@ def start_trip(state: VehicleState, profile: Profile, target: tuple[int, int], t
     dsoc = min(state.soc, round(electric_km / profile.km_per_kwh / profile.capacity_kwh * 10_000))
     dfuel = min(state.fuel, round(fuel_km * profile.l_per_100km / 100 / profile.tank_l * 10_000))
     trip = Trip(target[0], target[1], t + round(road_km / kph * 3600), round(road_km * 1000), dsoc, dfuel, kph)
-    return replace(
+    return evolve(
         state,
         trip=trip,
         since=t if state.trip is None else state.since,
@@ -263,7 +273,7 @@ def _arrive(state: VehicleState, profile: Profile, t: float) -> VehicleState:
     assert trip is not None
     state = settle(state, profile, t)
     reached = (trip.to_lat, trip.to_lon)
-    return replace(
+    return evolve(
         state,
         trip=None,
         lat=reached[0],

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RESPONSES = Counter(
     "fleetgate_vehicle_responses_total", "Responses written, by status and code (SUCCESS, ASLEEP, ...)", ["code"]
 )
+
+
+@cache
+def responses(code: str) -> Counter:
+    """RESPONSES' counter for a code, bound once (labels() costs 0.65 us, and every answer counts here)."""
+    return RESPONSES.labels(code)
+
+
 DUPLICATES = Counter(
     "fleetgate_vehicle_duplicates_total", "ALLOWED decisions acknowledged without a response: already answered"
 )
@@ -15,6 +25,8 @@ CONFLICTS = Counter(
     "Answers computed from a vehicle state another process changed meanwhile, answered again",
 )
 SKIPPED = Counter("fleetgate_vehicle_decisions_skipped_total", "Decisions acknowledged without an answer", ["reason"])
+NOT_ALLOWED = SKIPPED.labels("not allowed")
+"""Bound once: most decisions count here, and labels() costs 0.65 us a call."""
 BATCH_SECONDS = Histogram(
     "fleetgate_vehicle_batch_seconds",
     "Time to answer one batch of decisions",

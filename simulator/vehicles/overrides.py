@@ -9,13 +9,13 @@ of charge and the range changes too). Only signals with a setter in signals.toml
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from schemas.vehicle import Vehicle
 from simulator.vehicles.bodies_cabin import tire_pressures
 from simulator.vehicles.charging import plug_in, set_limit, start_charging, stop_charging, unplug
 from simulator.vehicles.context import Ctx
+from simulator.vehicles.evolve import evolve
 from simulator.vehicles.life import advance
 from simulator.vehicles.physics import now_at, settle
 from simulator.vehicles.profile import profile_for
@@ -68,7 +68,7 @@ def settable() -> list[str]:
 def set_remote_access(state: VehicleState, vehicle: Vehicle, enabled: bool, now: float) -> VehicleState:
     """The owner enables or disables remote access (disabled: every read and command is REMOTE_ACCESS_DISABLED)."""
     state = advance(state, vehicle, max(now, state.at), state.seed)
-    return replace(state, remote_off_since=None if enabled else (state.remote_off_since or state.at))
+    return evolve(state, remote_off_since=None if enabled else (state.remote_off_since or state.at))
 
 
 def _bare(code: str, value: Any) -> Any:
@@ -108,19 +108,19 @@ def _flagged(apply: Callable[[VehicleState, bool], VehicleState], climate: bool 
     def setter(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
         on = _flag(sim.code, value)
         state = apply(ctx.state, on)
-        return replace(state, climate_since=ctx.now.t) if on and climate else state
+        return evolve(state, climate_since=ctx.now.t) if on and climate else state
 
     return setter
 
 
 def _soc(state: VehicleState, soc: int) -> VehicleState:
     """The state of charge set by hand: a charging session under way counts from it."""
-    return replace(state, soc=soc, session=None if state.session is None else (state.t0, soc))
+    return evolve(state, soc=soc, session=None if state.session is None else (state.t0, soc))
 
 
 def _fuel_amount(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
     tank = ctx.profile.tank_l
-    return replace(ctx.state, fuel=round(_number(sim.code, value, 0, tank) / tank * 10_000))
+    return evolve(ctx.state, fuel=round(_number(sim.code, value, 0, tank) / tank * 10_000))
 
 
 def _location(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
@@ -130,8 +130,8 @@ def _location(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
     lat, lon = _number(code, value["latitude"], -90, 90), _number(code, value["longitude"], -180, 180)
     heading = round(_number(code, value.get("heading", s.heading), 0, 359.99))
     if s.trip is not None:
-        s = replace(s, trip=None, since=ctx.now.t, awake=ctx.now.t, step=STEP_NONE)  # put down there, parked
-    return replace(s, lat=round(lat * 1e6), lon=round(lon * 1e6), heading=heading)
+        s = evolve(s, trip=None, since=ctx.now.t, awake=ctx.now.t, step=STEP_NONE)  # put down there, parked
+    return evolve(s, lat=round(lat * 1e6), lon=round(lon * 1e6), heading=heading)
 
 
 def _grid(bits: tuple[int, ...], lockable: bool) -> Setter:
@@ -150,7 +150,7 @@ def _grid(bits: tuple[int, ...], lockable: bool) -> Setter:
             if "isOpen" in entry:
                 n = bits[2 * row + column]
                 opened = opened | bit(n) if _flag(code, entry, "isOpen") else opened & ~bit(n)
-        return replace(ctx.state, open=opened, locked=locks.pop() if locks else ctx.state.locked)
+        return evolve(ctx.state, open=opened, locked=locks.pop() if locks else ctx.state.locked)
 
     return setter
 
@@ -159,7 +159,7 @@ def _closure(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
     s, n = ctx.state, CLOSURES[sim.closure or ""]
     is_open = _flag(sim.code, value, "isOpen")
     locked = _flag(sim.code, value, "isLocked") if isinstance(value, dict) and "isLocked" in value else s.locked
-    return replace(s, open=s.open | bit(n) if is_open else s.open & ~bit(n), locked=locked)
+    return evolve(s, open=s.open | bit(n) if is_open else s.open & ~bit(n), locked=locked)
 
 
 def _cable(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
@@ -183,7 +183,7 @@ def _charge_port(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
     is_open, s = _flag(sim.code, value), ctx.state
     if not is_open and s.plugged:
         raise ValueError(f"{sim.code}: the charge port cannot close with the cable in")
-    return replace(s, open=s.open | bit(CHARGE_PORT) if is_open else s.open & ~bit(CHARGE_PORT))
+    return evolve(s, open=s.open | bit(CHARGE_PORT) if is_open else s.open & ~bit(CHARGE_PORT))
 
 
 def _charge_limit(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
@@ -196,10 +196,10 @@ def _charge_limit(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
 def _asleep(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
     t = ctx.now.t
     if not _flag(sim.code, value):
-        return replace(ctx.state, awake=t)
+        return evolve(ctx.state, awake=t)
     if ctx.now.driving or ctx.now.charging:
         raise ValueError(f"{sim.code}: a driving or charging vehicle stays awake")
-    return replace(ctx.state, climate_since=None, awake=t - ctx.profile.sleep_after_s)
+    return evolve(ctx.state, climate_since=None, awake=t - ctx.profile.sleep_after_s)
 
 
 def _tires(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
@@ -209,7 +209,7 @@ def _tires(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
         raise ValueError(f"{sim.code}: expected {{'values': [{{'row': 0, 'column': 0, 'tirePressure': 180}}, ...]}}")
     for entry in entries:
         current[2 * entry["row"] + entry["column"]] = round(_number(sim.code, entry["tirePressure"], 0, 500))
-    return replace(ctx.state, tires=(current[0], current[1], current[2], current[3]), alerts_at=ctx.now.t)
+    return evolve(ctx.state, tires=(current[0], current[1], current[2], current[3]), alerts_at=ctx.now.t)
 
 
 def _diagnostic(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
@@ -218,21 +218,21 @@ def _diagnostic(ctx: Ctx, value: Any, sim: SignalSim) -> VehicleState:
         raise ValueError(f'{sim.code}: expected "OK", "ALERT" or {{\'status\': ...}}, got {status!r}')
     others = tuple(dtc for dtc in ctx.state.alerts if dtc != sim.dtc)
     alerts = tuple(sorted((*others, sim.dtc or ""))) if status == "ALERT" else others
-    return replace(ctx.state, alerts=alerts, alerts_at=ctx.now.t)
+    return evolve(ctx.state, alerts=alerts, alerts_at=ctx.now.t)
 
 
 def _defrost(mask: int) -> Setter:
-    return _flagged(lambda s, on: replace(s, defrost=s.defrost | mask if on else s.defrost & ~mask), climate=True)
+    return _flagged(lambda s, on: evolve(s, defrost=s.defrost | mask if on else s.defrost & ~mask), climate=True)
 
 
 SETTERS: dict[str, Setter] = {
     "soc": _stored(0, 100, 100, _soc),
-    "fuel_level": _stored(0, 100, 100, lambda s, v: replace(s, fuel=v)),
+    "fuel_level": _stored(0, 100, 100, lambda s, v: evolve(s, fuel=v)),
     "fuel_amount": _fuel_amount,
-    "lv_battery": _stored(0, 100, 10, lambda s, v: replace(s, lv=v)),
-    "odometer": _stored(0, 2_000_000, 1000, lambda s, v: replace(s, odo=v)),
+    "lv_battery": _stored(0, 100, 10, lambda s, v: evolve(s, lv=v)),
+    "odometer": _stored(0, 2_000_000, 1000, lambda s, v: evolve(s, odo=v)),
     "location": _location,
-    "locked": _flagged(lambda s, on: replace(s, locked=on)),
+    "locked": _flagged(lambda s, on: evolve(s, locked=on)),
     "doors": _grid(DOORS, lockable=True),
     "windows": _grid(WINDOWS, lockable=False),
     "closure": _closure,
@@ -240,13 +240,13 @@ SETTERS: dict[str, Setter] = {
     "cable": _cable,
     "charging": _charging,
     "charge_port": _charge_port,
-    "climate": _flagged(lambda s, on: s if on else replace(s, climate_since=None), climate=True),
-    "cabin_target": _stored(15, 28, 2, lambda s, v: replace(s, target=v * 5)),
+    "climate": _flagged(lambda s, on: s if on else evolve(s, climate_since=None), climate=True),
+    "cabin_target": _stored(15, 28, 2, lambda s, v: evolve(s, target=v * 5)),
     "front_defrost": _defrost(1),
     "rear_defrost": _defrost(2),
-    "steering_heater": _flagged(lambda s, on: replace(s, wheel_heat=on), climate=True),
+    "steering_heater": _flagged(lambda s, on: evolve(s, wheel_heat=on), climate=True),
     "asleep": _asleep,
-    "online": _flagged(lambda s, on: replace(s, offline_since=None if on else (s.offline_since or s.t0))),
+    "online": _flagged(lambda s, on: evolve(s, offline_since=None if on else (s.offline_since or s.t0))),
     "tires": _tires,
     "diagnostic": _diagnostic,
 }

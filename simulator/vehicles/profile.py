@@ -10,7 +10,7 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from schemas.catalog import get_catalog
 from schemas.powertrain import Powertrain
@@ -69,6 +69,8 @@ class Profile:
     volts: int
     phases: int
     city: City
+    utc_offset_s: int
+    """The city's: a field rather than a property, as every local-time computation reads it."""
     home: tuple[int, int]
     work: tuple[int, int]
     commuter: bool
@@ -97,10 +99,6 @@ class Profile:
     digital_key: bool
     role: str
 
-    @property
-    def utc_offset_s(self) -> int:
-        return self.city.utc_offset_h * 3600
-
 
 def physical_kind(vehicle: Vehicle) -> str:
     """The powertrain that drives the physics: the reported one, or for UNKNOWN the model's."""
@@ -114,20 +112,57 @@ def physical_kind(vehicle: Vehicle) -> str:
 
 def _first_alert(rng: random.Random, kind: str) -> tuple[str, ...]:
     """About one vehicle in 16 starts with one diagnostic (of those its powertrain has) in ALERT."""
-    catalog, powertrain = get_catalog(), Powertrain(kind)
-    possible = [sim.dtc or "" for sim in diagnostics() if powertrain in catalog.signal(sim.code).powertrains]
+    possible = _possible_alerts(kind)
     return (rng.choice(possible),) if rng.random() < 0.06 else ()
+
+
+@cache
+def _possible_alerts(kind: str) -> tuple[str, ...]:
+    catalog, powertrain = get_catalog(), Powertrain(kind)
+    return tuple(sim.dtc or "" for sim in diagnostics() if powertrain in catalog.signal(sim.code).powertrains)
 
 
 def _needs(vehicle: Vehicle, powertrains: frozenset[Powertrain]) -> bool:
     """Whether the vehicle has a capability that only these powertrains can have (a battery's, a tank's)."""
+    return not vehicle.capabilities.isdisjoint(_only_for(powertrains))
+
+
+@cache
+def _only_for(powertrains: frozenset[Powertrain]) -> frozenset[str]:
+    """The catalog's signals and commands that only these powertrains can have: computed once, as looking each
+    capability up in the catalog made a profile 200 us to draw (the first answer of every vehicle pays it)."""
     catalog = get_catalog()
-    return any(catalog.signal_or_command(key).powertrains <= powertrains for key in vehicle.capabilities)
+    of = {c.name: c.powertrains for c in catalog.commands} | {s.code: s.powertrains for s in catalog.signals}
+    return frozenset(key for key, powertrains_of in of.items() if powertrains_of <= powertrains)
 
 
-@lru_cache(maxsize=65_536)
+MAX_PROFILES = 65_536
+_PROFILES: dict[tuple[str, int], tuple[Vehicle, Profile]] = {}
+
+
 def profile_for(vehicle: Vehicle, seed: int) -> Profile:
-    """The vehicle's constants for this seed."""
+    """The vehicle's constants for this seed: drawn once, then the same object while the vehicle is the same.
+
+    Every answer asks twice. An lru_cache keyed by the vehicle hashed its seven fields at each call and, once the
+    service had read the vehicle's registry record again (every cache_ttl_s), compared them all too: 8 % of the
+    service's CPU then. Here the key is its id, and the vehicle held with the profile is the same object, or an
+    equal one compared once. Cleared when full (MAX_PROFILES), as the service's own caches are.
+    """
+    key = (vehicle.id, seed)
+    held = _PROFILES.get(key)
+    if held is not None and held[0] is vehicle:
+        return held[1]
+    if held is not None and held[0] == vehicle:
+        _PROFILES[key] = (vehicle, held[1])  # the same object next time
+        return held[1]
+    if len(_PROFILES) >= MAX_PROFILES:
+        _PROFILES.clear()
+    profile = _draw(vehicle, seed)
+    _PROFILES[key] = (vehicle, profile)
+    return profile
+
+
+def _draw(vehicle: Vehicle, seed: int) -> Profile:
     key = hashlib.sha256(f"fleetgate-vehicle|{seed}|{vehicle.id}".encode()).digest()[:32]
     rng = rng_for(key, "profile")
     kind = physical_kind(vehicle)
@@ -158,6 +193,7 @@ def profile_for(vehicle: Vehicle, seed: int) -> Profile:
         volts=230 if city.region == "EU" else 240,
         phases=3 if three_phase else 1,
         city=city,
+        utc_offset_s=city.utc_offset_h * 3600,
         home=home,
         work=offset(*home, rng.uniform(4, 30), rng.uniform(0, 360)),
         commuter=rng.random() < 0.7,

@@ -67,6 +67,8 @@ def body_builders() -> dict[str, Body]:
 
 def capable_signal(vehicle: Vehicle, code: str) -> None:
     """Raise ValueError (one line) unless `code` is a signal of the catalog that the vehicle is capable of."""
+    if code in vehicle.capabilities and code in signal_map():  # signal_map() has every catalog signal, by code
+        return  # the common case, without the catalog's lookup (a pydantic private attribute: 1 us)
     get_catalog().signal(code)  # an unknown code raises UnknownNameError, a ValueError naming close matches
     if code not in vehicle.capabilities:
         raise ValueError(f"vehicle {vehicle.id} is not capable of {code}")
@@ -85,14 +87,26 @@ def read_signal(state: VehicleState, vehicle: Vehicle, code: str, now: float) ->
     answered those already).
     """
     capable_signal(vehicle, code)
-    state = advance(state, vehicle, max(now, state.at), state.seed)
+    return _read(advance(state, vehicle, max(now, state.at), state.seed), vehicle, code)
+
+
+def read_advanced(state: VehicleState, vehicle: Vehicle, code: str) -> SignalReading | VehicleProblem:
+    """read_signal() at `state.at`, for a state already advanced to the read's time (answer() advances it first:
+    not twice)."""
+    capable_signal(vehicle, code)
+    return _read(state, vehicle, code)
+
+
+def _read(state: VehicleState, vehicle: Vehicle, code: str) -> SignalReading | VehicleProblem:
     t = state.at
     profile = profile_for(vehicle, state.seed)
     here = now_at(state, profile, t)
 
     def reading(at: float) -> SignalReading:
         at = min(t, max(at, state.t0))
-        return SignalReading(body_at(state, vehicle, code, at), at)
+        # Reported just now (awake since t, or t on a report): the instant already projected.
+        instant = here if at == t else now_at(state, profile, at)
+        return SignalReading(body_builders()[code](Ctx(vehicle, profile, state, instant)), at)
 
     source = signal_map()[code].source
     if source == "cloud":

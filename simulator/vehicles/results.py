@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from schemas.problems import UPSTREAM_PROBLEMS, VEHICLE_STATE_PROBLEMS, Problem
 
 ProblemType = Literal["VEHICLE_STATE", "UPSTREAM"]
 
 
-@dataclass(frozen=True, slots=True)
-class SignalReading:
+class SignalReading(NamedTuple):  # NamedTuples: made at every answer, twice as fast to build as frozen dataclasses
     body: dict[str, Any]
     """The signal's Smartcar v3 body (JSON-ready), in the catalog's shape and unit."""
     oem_updated_at: float
@@ -26,8 +25,7 @@ class CommandResult:
     """What the command did, in a few words ("doors locked")."""
 
 
-@dataclass(frozen=True, slots=True)
-class VehicleProblem:
+class VehicleProblem(NamedTuple):
     """The vehicle refused: Smartcar's error type and code (see `problem` for its strings)."""
 
     type: ProblemType

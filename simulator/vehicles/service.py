@@ -188,11 +188,8 @@ class VehicleService:
         now = self.clock.now()
         vehicles = await self._vehicles.get({d["vehicle_id"] for _, d in allowed})
         known = [v for v in vehicles.values() if v is not None]
-        states: dict[str, Stored] = await load_states(self.redis, self.keys, known, self.settings.sim_seed, now)
-        for vehicle_id, loaded in list(states.items()):
-            cached = self._latest.get(vehicle_id)
-            if cached is not None and cached.version == loaded.version and cached.state.at > loaded.state.at:
-                states[vehicle_id] = cached  # the same state, already advanced: no replay
+        seed = self.settings.sim_seed
+        states: dict[str, Stored] = await load_states(self.redis, self.keys, known, seed, now, held=self._latest)
         for entry, decision in allowed:
             entry_id, vehicle_id = entry[0], decision["vehicle_id"]
             stored = states.get(vehicle_id)
@@ -212,7 +209,7 @@ class VehicleService:
             if result.delay_ms and not served:  # answered again when due; the rest of the batch goes on
                 self.delays.hold(entry, shard, result.delay_ms)
                 continue
-            metrics.RESPONSES.labels(result.code).inc()
+            metrics.responses(result.code).inc()
             request_id = decision["request_id"]
             write = result.state
             if write is None and stored is not None and stored.version == 0:

@@ -12,9 +12,11 @@ degree. `encode()` is JSON with short keys (a few hundred bytes).
 
 from __future__ import annotations
 
-import json
 from dataclasses import MISSING, dataclass, fields
+from operator import attrgetter
 from typing import Any
+
+from pydantic_core import from_json, to_json
 
 # The open/closed flags of `VehicleState.open`, one bit each.
 DOORS = (0, 1, 2, 3)
@@ -149,27 +151,26 @@ class VehicleState:
     def encode(self) -> bytes:
         """Compact JSON: short keys, defaults left out."""
         out: dict[str, Any] = {"v": ENCODING_VERSION}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.default is not MISSING and value == f.default:
+        for (short, default), value in zip(_ENCODED, _FIELD_VALUES(self), strict=True):
+            if default is not MISSING and value == default:
                 continue
-            out[_SHORT[f.name]] = _plain(value)
-        return json.dumps(out, separators=(",", ":")).encode()
+            out[short] = value if type(value) in _AS_IS else _plain(value)
+        # pydantic-core writes what json.dumps() does (floats too: shortest round trip), but for floats under 1e-4
+        # (1e-5, not 1e-05) and non-ASCII (as UTF-8): JSON of the same values, 0.8 us instead of 5.3.
+        return to_json(out)
 
     @classmethod
     def decode(cls, data: bytes) -> VehicleState:
         """The state `encode()` wrote; ValueError if it is not one."""
         try:
-            raw = json.loads(data)
+            raw = from_json(data)  # pydantic-core's parser: 1.3 us for a state, json.loads 3.7
             if raw.pop("v") != ENCODING_VERSION:
                 raise ValueError("unknown encoding version")
-            kwargs = {_LONG[key]: value for key, value in raw.items()}
-            for name, build in _NESTED.items():
-                if name in kwargs:
-                    kwargs[name] = build(kwargs[name])
-            for name in _TIMES:
-                if kwargs.get(name) is not None:
-                    kwargs[name] = float(kwargs[name])
+            kwargs = {}
+            for key, value in raw.items():
+                name = _LONG[key]
+                convert = _DECODED.get(name)
+                kwargs[name] = value if convert is None else convert(value)
             return cls(**kwargs)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not an encoded vehicle state: {exc}") from exc
@@ -197,6 +198,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_AS_IS = frozenset({int, bool, str, type(None)})
+"""Types _plain() leaves as they are: most fields' (encode() skips the call for them)."""
+
+
 def _floats(values: list[Any], *positions: int) -> list[Any]:
     return [float(v) if i in positions else v for i, v in enumerate(values)]
 
@@ -211,3 +216,7 @@ _NESTED: dict[str, Any] = {
     "alerts": tuple,
 }
 _TIMES = ("at", "t0", "since", "charged_at", "climate_since", "awake", "offline_since", "remote_off_since", "alerts_at")
+_DECODED: dict[str, Any] = _NESTED | {name: lambda v: None if v is None else float(v) for name in _TIMES}
+"""How each field's JSON value becomes the field's (the others are taken as they are)."""
+_ENCODED = tuple((_SHORT[f.name], f.default) for f in fields(VehicleState))
+_FIELD_VALUES = attrgetter(*(f.name for f in fields(VehicleState)))

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
 from schemas.vehicle import Vehicle
+from services.gatekeeper.resp import RespScript, transport_for
 from services.keyspace import Keys
 from services.redis_client import Client
 from simulator.errors import SimulatorError
@@ -31,6 +32,16 @@ redis.call('HSET', KEYS[1], 'n', tonumber(ARGV[1]) + 1)
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 's', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'f', ARGV[3]) end
 return 1
+"""
+
+
+# KEYS: vehicle state hashes of one shard. Returns each one's version, encoded state and faults (nil: not stored).
+_LOAD = """
+local states = {}
+for i, key in ipairs(KEYS) do
+  states[i] = redis.call('HMGET', key, 'n', 's', 'f')
+end
+return states
 """
 
 
@@ -67,18 +78,31 @@ async def recorded_clock(redis: Client, keys: Keys) -> SimClock | None:
 
 
 async def load_states(
-    redis: Client, keys: Keys, vehicles: Sequence[Vehicle], seed: int, now: float
+    redis: Client, keys: Keys, vehicles: Sequence[Vehicle], seed: int, now: float, *, held: Mapping[str, Stored] = {}
 ) -> dict[str, Stored]:
     """Each vehicle's stored state and faults, or its first state if it has none yet (the version counts fault
-    writes too); one round trip per server."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for vehicle in vehicles:
-            pipe.hmget(_key(keys, vehicle.id), ["n", "s", "f"])
-        replies = await pipe.execute()
+    writes too); one round trip per shard.
+
+    A state in `held` (the service's latest, advanced from the stored one) is taken as it is while the stored
+    version is still its version: not decoded again (a decode cost as much as a third of answering).
+    """
+    by_shard: dict[int, list[Vehicle]] = {}
+    for vehicle in vehicles:
+        by_shard.setdefault(keys.shard_of_vehicle(vehicle.id).index, []).append(vehicle)
     found = {}
-    for vehicle, (version, encoded, faults) in zip(vehicles, replies, strict=True):
-        state = initial_state(vehicle, seed, now) if encoded is None else VehicleState.decode(encoded)
-        found[vehicle.id] = Stored(state, int(version or 0), _faults(vehicle.id, faults))
+    for index, group in by_shard.items():
+        shard = keys.shard(index)
+        # One script on the hot path's transport: a redis-py pipeline of HMGETs cost 10 us a vehicle to pack
+        # and parse, a third of the service's CPU once answering got cheaper.
+        script = RespScript(transport_for(redis, shard.decisions), _LOAD)
+        replies = await script([shard.vehicle_state_prefix + vehicle.id for vehicle in group], [])
+        for vehicle, (version, encoded, faults) in zip(group, replies, strict=True):
+            kept = held.get(vehicle.id)
+            if kept is not None and encoded is not None and kept.version == int(version or 0):
+                found[vehicle.id] = kept
+                continue
+            state = initial_state(vehicle, seed, now) if encoded is None else VehicleState.decode(encoded)
+            found[vehicle.id] = Stored(state, int(version or 0), _faults(vehicle.id, faults))
     return found
 
 
