@@ -37,7 +37,7 @@ class LiveProgress:
         if self.console.is_terminal:
             self._live.update(self._panel(progress))
         elif progress.phase != self._last_phase or progress.phase == "load":
-            self.console.print(self._line(progress), highlight=False)
+            self.console.print(self._line(progress), highlight=False, soft_wrap=True)  # one line, even in a pipe
         self._last_phase = progress.phase
 
     def _line(self, p: Progress) -> str:
