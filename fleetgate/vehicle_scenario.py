@@ -29,9 +29,10 @@ def run_command(
     ] = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Play a scenario: its faults at once (with their windows), each state change when the simulated clock reaches
-    it. Exit 0 when every step applied, 1 when the vehicle's state refused some (printed), 2 when the file or the
-    world does not fit it (one line; nothing applied)."""
+    """Play a scenario: its faults at once (with their windows), each state change at its simulated time.
+
+    Exit 0 when every step applied, 1 when the vehicle's state refused some (printed), 2 when the file or the world
+    does not fit it (one line; nothing applied)."""
     with reporting_errors():
         parsed = load_scenario(scenario)
         settings = Settings() if redis_url is None else Settings(redis_url=redis_url)

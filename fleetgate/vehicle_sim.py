@@ -61,8 +61,10 @@ def state_command(
     vehicle_id: Annotated[str, typer.Argument(help="The vehicle's id.")],
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Every signal the vehicle is capable of, as it would answer now (JSON), with its simulated time; a signal the
-    vehicle would refuse now (out of coverage, remote access off, ...) shows the refusal and its last value."""
+    """Every signal the vehicle is capable of, as it would answer now (JSON), with its simulated time.
+
+    A signal the vehicle would refuse now (out of coverage, remote access off, ...) shows the refusal and its last
+    value."""
     settings = _settings(redis_url)
 
     async def current(registry: Registry) -> dict[str, Any]:

@@ -12,7 +12,10 @@ from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle, placeholder_vin
 from services.registry import Registry
 
-app = typer.Typer(help="Vehicles: powertrain and the signals and commands each supports.", no_args_is_help=True)
+app = typer.Typer(
+    help="Vehicles: the registry's records (powertrain, capabilities) and the simulated vehicles that answer.",
+    no_args_is_help=True,
+)
 
 
 @app.command("add")
