@@ -67,6 +67,8 @@ class Respond:
     entry_ids: list[bytes] = field(default_factory=list)
     vehicles: dict[bytes, str] = field(default_factory=dict)
     """The vehicle each answered entry is about."""
+    written: dict[bytes, Any] = field(default_factory=dict)
+    """The vehicle's stored state (store.Stored) each entry that writes one leaves, once the script has written it."""
 
     def acknowledge(self, entry_id: bytes) -> None:
         """A decision that needs no answer (not ALLOWED, or not readable)."""
