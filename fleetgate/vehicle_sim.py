@@ -18,7 +18,7 @@ from services.settings import Settings
 from services.streams import live_consumers
 from simulator.vehicles import SignalReading, VehicleProblem, read_signal, set_value
 from simulator.vehicles.run import run_service
-from simulator.vehicles.store import clock, load_states, save_state
+from simulator.vehicles.store import clock, load_states, update_state
 
 CHECK_TIMEOUT_S = 3.0
 
@@ -98,13 +98,18 @@ def set_command(
     async def write(registry: Registry) -> dict[str, Any]:
         vehicle = await registry.vehicle(vehicle_id)
         now = (await clock(registry.redis, registry.keys, settings.sim_speed)).now()
-        for _ in range(5):
-            stored = (await load_states(registry.redis, registry.keys, [vehicle], settings.sim_seed, now))[vehicle.id]
-            changed = set_value(stored.state, vehicle, signal, parsed, now)
-            if await save_state(registry.redis, registry.keys, vehicle.id, stored, changed):
-                shown = _shown(read_signal(changed, vehicle, signal, now), settings.sim_refuse_asleep)
-                return {"vehicle_id": vehicle.id, signal: shown}
-        raise RedisUnavailableError(f"vehicle {vehicle_id}'s state kept changing; try again")
+        changed = await update_state(
+            registry.redis,
+            registry.keys,
+            vehicle,
+            seed=settings.sim_seed,
+            now=now,
+            change=lambda state: set_value(state, vehicle, signal, parsed, now),
+        )
+        return {
+            "vehicle_id": vehicle.id,
+            signal: _shown(read_signal(changed, vehicle, signal, now), settings.sim_refuse_asleep),
+        }
 
     with reporting_errors():
         try:

@@ -142,8 +142,11 @@ class Retention:
         self.hard_cap = hard_cap
         self.max_age_s = max_age_s
 
-    async def apply(self, stream: str, now_ms: int) -> Retained:
-        """Trim `stream` as the retention says; `now_ms` is the stream server's clock (ids start with its time)."""
+    async def apply(self, stream: str, now_ms: int = 0) -> Retained:
+        """Trim `stream` as the retention says; `now_ms` is the stream server's clock (ids start with its time),
+        needed only with a `max_age_s`."""
+        if self.max_age_s and not now_ms:
+            raise ValueError("a retention by age needs the stream server's time")
         oldest_kept = f"{now_ms - 1000 * self.max_age_s}-0" if self.max_age_s else "0"
         reply = await self.script(keys=[stream], args=[self.maxlen, self.hard_cap, oldest_kept, RETAIN_PROBE])
         return _retained(reply)

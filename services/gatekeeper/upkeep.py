@@ -38,8 +38,9 @@ async def trim_outputs(gatekeeper: Gatekeeper) -> int:
     removed = 0
     pending: dict[str, int] = {}
     lag: dict[str, int] = {}
+    by_age = bool(settings.decisions_max_age_s or settings.deadletter_max_age_s)
     for shard in gatekeeper.shards:
-        now_ms = await _server_ms(shard)
+        now_ms = await _server_ms(shard) if by_age else 0  # a TIME per shard only when an age limit needs it
         retained = await gatekeeper.decisions_retention.apply(shard.keys.decisions, now_ms)
         removed += retained.trimmed
         for group, state in retained.groups.items():

@@ -34,11 +34,10 @@ from simulator.vehicles.scenario import Happening, Plan, ScenarioError
 from simulator.vehicles.store import (
     StateConflictError,
     clock,
-    compare_and_set,
     load_faults,
-    load_states,
     recorded_clock,
     update_faults,
+    update_state,
 )
 
 MAX_WAIT_S = 600.0
@@ -148,16 +147,22 @@ class ScenarioRun:
         if happening.change is None:
             await update_faults(self.redis, self.keys, vehicle_id, lambda f: _ended(f, at))
             return applied
-        vehicle = self.vehicles[vehicle_id]
-        for _ in range(TRIES):
-            stored = (await load_states(self.redis, self.keys, [vehicle], self.seed, at))[vehicle_id]
-            try:
-                changed = happening.change(stored.state, vehicle, at)
-            except ValueError as exc:  # the state model does not allow it now: reported, and the scenario goes on
-                return Applied(happening.step, vehicle_id, at, happening.did, refused=str(exc))
-            if await compare_and_set(self.redis, self.keys, vehicle_id, stored.version, state=changed):
-                return applied
-        raise StateConflictError(f"vehicle {vehicle_id}'s state kept changing; step {happening.step} not applied")
+        vehicle, change = self.vehicles[vehicle_id], happening.change
+        try:
+            await update_state(
+                self.redis,
+                self.keys,
+                vehicle,
+                seed=self.seed,
+                now=at,
+                change=lambda state: change(state, vehicle, at),
+                tries=TRIES,
+            )
+        except ValueError as exc:  # the state model does not allow it now: reported, and the scenario goes on
+            return Applied(happening.step, vehicle_id, at, happening.did, refused=str(exc))
+        except StateConflictError as exc:
+            raise StateConflictError(f"{exc}: step {happening.step} not applied") from None
+        return applied
 
 
 async def registered(registry: Registry, vehicle_ids: Sequence[str]) -> dict[str, Vehicle | None]:

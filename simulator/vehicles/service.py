@@ -274,8 +274,7 @@ class VehicleService:
         """Apply the responses' retention on each shard (never below what a consumer group has not read)."""
         removed = 0
         for shard in self.shards:
-            seconds, _ = await self.redis.time()
-            retained = await self.retention.apply(shard.responses, int(seconds) * 1000)
+            retained = await self.retention.apply(shard.responses)  # by length only: no server time needed
             removed += retained.trimmed
             for group, unread in retained.unread_trimmed.items():
                 log.error(

@@ -134,6 +134,26 @@ async def compare_and_set(
     return bool(written)
 
 
+async def update_state(
+    redis: Client,
+    keys: Keys,
+    vehicle: Vehicle,
+    *,
+    seed: int,
+    now: float,
+    change: Callable[[VehicleState], VehicleState],
+    tries: int = 5,
+) -> VehicleState:
+    """Apply `change` to the vehicle's state at `now` and write the result under the version check, reading again
+    when another process wrote meanwhile. `change` raises ValueError to write nothing."""
+    for _ in range(tries):
+        stored = (await load_states(redis, keys, [vehicle], seed, now))[vehicle.id]
+        changed = change(stored.state)
+        if await compare_and_set(redis, keys, vehicle.id, stored.version, state=changed):
+            return changed
+    raise StateConflictError(f"vehicle {vehicle.id}'s state kept changing; try again")
+
+
 async def update_faults(
     redis: Client, keys: Keys, vehicle_id: str, change: Callable[[FaultSet], FaultSet], tries: int = 5
 ) -> tuple[FaultSet, FaultSet]:
