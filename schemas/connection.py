@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
+from schemas.application import DEFAULT_APP_ID, AppId
 from schemas.permissions import PermissionSet
 from schemas.vehicle import ResourceId
 
@@ -33,3 +34,8 @@ class Connection:
     status: ConnectionStatus = ConnectionStatus.ACTIVE
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    app_id: AppId = DEFAULT_APP_ID
+    """The application the owner granted; the same vehicle may be connected to several apps."""
+    user_id: ResourceId | None = None
+    """The connected-services account that granted it (Connect's user); None for connections made without one
+    (the command line, the simulator's owners)."""

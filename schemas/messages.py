@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import from_json
 
+from schemas.application import DEFAULT_APP_ID
 from schemas.catalog import Kind
 from schemas.permissions import PermissionSet
 from schemas.problems import Outcome, SmartcarError
@@ -87,6 +88,9 @@ class DecisionMessage(_Message):
     decided_at: AwareDatetime
     entry_id: str | None = None
     """The request's stream entry id, when the gatekeeper knows it."""
+    app_id: str | None = None
+    """The application of the request's connection; null when the connection is unknown (or the request was
+    not readable). Added in v1 after the first release: old consumers ignore it."""
 
 
 class ResponseStatus(StrEnum):
@@ -143,6 +147,10 @@ class ConnectionEventMessage(_Message):
     config_version: int | None
     scope: str | None
     occurred_at: AwareDatetime
+    app_id: str = DEFAULT_APP_ID
+    """The application the connection belongs to (added in v1 after the first release)."""
+    user_id: str | None = None
+    """The connected-services account (Connect's user) that granted it; null when made without one."""
 
 
 class DeadLetterMessage(_Message):

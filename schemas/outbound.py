@@ -41,7 +41,13 @@ _quote = json.encoder.encode_basestring_ascii
 
 
 def decision_message(
-    decision: Decision, request: RequestMessage, decision_id: str, decided_at: datetime, entry_id: str | None = None
+    decision: Decision,
+    request: RequestMessage,
+    decision_id: str,
+    decided_at: datetime,
+    entry_id: str | None = None,
+    *,
+    app_id: str | None = None,
 ) -> DecisionMessage:
     """The reference encoder of a decision: the message as published on `{prefix}:decisions`."""
     return DecisionMessage(
@@ -57,15 +63,23 @@ def decision_message(
         error=decision.error(request.request_id),
         decided_at=decided_at,
         entry_id=entry_id,
+        app_id=app_id,
     )
 
 
 def encode_decision(
-    decision: Decision, request: RequestMessage, decision_id: str, decided_at: str, entry_id: str | None = None
+    decision: Decision,
+    request: RequestMessage,
+    decision_id: str,
+    decided_at: str,
+    entry_id: str | None = None,
+    *,
+    app_id: str | None = None,
 ) -> bytes:
     """The JSON of `decision_message(...)`, built by string joins: the gatekeeper's hot path.
 
     `decided_at` is RFC 3339 UTC text (see `schemas.decision.rfc3339()`), formatted once per batch by the caller.
+    `app_id` is the application of the request's connection (None when it is unknown).
     """
     head, tail = decision.wire_fragments or _fragments(decision)
     request_id = _quote(request.request_id)
@@ -74,7 +88,8 @@ def encode_decision(
         f'{{"v":1,"decision_id":{_quote(decision_id)},"request_id":{request_id},'
         f'"connection_id":{_quote(request.connection_id)},"vehicle_id":{_quote(request.vehicle_id)},'
         f'"kind":"{request.kind}","target":{_quote(request.target)},"params":{_params(request.params)},{error},'
-        f'"decided_at":"{decided_at}","entry_id":{"null" if entry_id is None else _quote(entry_id)}}}'
+        f'"decided_at":"{decided_at}","entry_id":{"null" if entry_id is None else _quote(entry_id)},'
+        f'"app_id":{"null" if app_id is None else _quote(app_id)}}}'
     ).encode()
 
 

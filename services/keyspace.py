@@ -12,6 +12,15 @@ module is a contract inside the project; the records stored under the registry's
 | `P:access:current`           | string | the current config version (an integer)                          |
 | `P:access:version`           | string | the last version handed out (INCR)                               |
 | `P:access:filters`           | string | the Connection Filters, JSON                                     |
+|                              |        | (the `P:access:*` keys are the default app's; others have theirs) |
+| `P:app:{app_id}:access:...`  |        | another app's `config:{v}`, `current`, `version`, `filters`      |
+| `P:app:{app_id}`             | string | an application, JSON, with its secrets' hashes (registry/apps.py) |
+| `P:apps`                     | zset   | app ids, scored by creation time (ms)                            |
+| `P:amt:{sha256}`             | string | the app id a management token belongs to                         |
+| `P:app:{app_id}:connections` | zset   | the app's active connection ids, scored by creation time (ms)    |
+| `P:app:{app_id}:user:{user_id}` | hash | the user's active connections with the app: vehicle id -> connection id |
+| `P:token:{kind}:{sha256}`    | string | a code's or token's grant, JSON; expires (registry/tokens.py)    |
+| `P:app:{app_id}:user:{user_id}:tokens` | set | the keys of the user's tokens with the app             |
 | `P:connection-events`        | stream | `connection.*` events, field `data` (the wire contract)          |
 | `P:requests`, `P:decisions`, `P:deadletter` | streams | the gatekeeper's (docs/contract.md)                  |
 | `P:dedupe:{request_id}`      | string | the entry id that decided it; expires after the dedupe window    |
@@ -37,6 +46,8 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from redis.crc import key_slot
+
+from schemas.application import DEFAULT_APP_ID
 
 SLOTS = 16384
 
@@ -114,6 +125,19 @@ class ShardKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessKeys:
+    """One application's Vehicle Access keys: its config versions, the current one, the counter, its filters."""
+
+    config_prefix: str
+    current: str
+    version: str
+    filters: str
+
+    def config(self, version: int) -> str:
+        return f"{self.config_prefix}{version}"
+
+
+@dataclass(frozen=True, slots=True)
 class Keys:
     """Every key name fleetgate uses, under one prefix, for `shards` shards (see the module's text).
 
@@ -183,28 +207,58 @@ class Keys:
             return f"{self.prefix}:conn:{connection_id}"
         return f"{self._tagged(shard_of(connection_id, self.shards))}conn:{connection_id}"
 
+    def access(self, app_id: str = DEFAULT_APP_ID) -> AccessKeys:
+        """An application's Vehicle Access versions and Connection Filters: the default app keeps the names it had
+        before applications existed. One hash tag for all of them, so the publishing script's keys share a slot."""
+        tagged = f"{self.prefix}:" if self.shards == 1 else f"{self.prefix}:{{access}}:"
+        base = f"{tagged}access:" if app_id == DEFAULT_APP_ID else f"{tagged}app:{app_id}:access:"
+        return AccessKeys(
+            config_prefix=f"{base}config:", current=f"{base}current", version=f"{base}version", filters=f"{base}filters"
+        )
+
     def config(self, version: int) -> str:
         return f"{self.config_prefix}{version}"
 
     @property
-    def _access(self) -> str:
-        return f"{self.prefix}:access:" if self.shards == 1 else f"{self.prefix}:{{access}}:access:"
-
-    @property
     def config_prefix(self) -> str:
-        return f"{self._access}config:"
+        return self.access().config_prefix
 
     @property
     def current_config(self) -> str:
-        return f"{self._access}current"
+        return self.access().current
 
     @property
     def config_version(self) -> str:
-        return f"{self._access}version"
+        return self.access().version
 
     @property
     def filters(self) -> str:
-        return f"{self._access}filters"
+        return self.access().filters
+
+    # --- applications, their connections' indexes and tokens (each read and written alone: no shared tag)
+
+    def app(self, app_id: str) -> str:
+        return f"{self.prefix}:app:{app_id}"
+
+    @property
+    def apps(self) -> str:
+        return f"{self.prefix}:apps"
+
+    def management_token(self, token_hash: str) -> str:
+        return f"{self.prefix}:amt:{token_hash}"
+
+    def app_connections(self, app_id: str) -> str:
+        return f"{self.prefix}:app:{app_id}:connections"
+
+    def user_connections(self, app_id: str, user_id: str) -> str:
+        return f"{self.prefix}:app:{app_id}:user:{user_id}"
+
+    def token(self, kind: str, token_hash: str) -> str:
+        return f"{self.prefix}:token:{kind}:{token_hash}"
+
+    def user_tokens(self, app_id: str, user_id: str) -> str:
+        """The keys of the user's access and refresh tokens with the app (to revoke them together)."""
+        return f"{self.prefix}:app:{app_id}:user:{user_id}:tokens"
 
     # The unsharded streams: with several shards each lives in `shard(i)`, and asking for "the" one is a bug.
 

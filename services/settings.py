@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.keyspace import Keys, parse_shards
 from services.redis_client import SOCKET_TIMEOUT_S
+from services.registry.tokens import TokenLifetimes
 
 ENV_PREFIX = "FLEETGATE_"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -89,6 +90,17 @@ class Settings(BaseSettings):
     sim_refuse_asleep: bool = False
     """Reads of an asleep simulated vehicle are refused (VEHICLE_STATE/ASLEEP, with the stale value) instead of
     answered with the value it last reported. Parked vehicles sleep most of the day: on, most reads fail."""
+    # --- OAuth (services/registry/tokens.py)
+    code_ttl_s: Annotated[int, Field(ge=1)] = 600
+    """How long an authorization code from Connect can be exchanged (Smartcar: 10 minutes)."""
+    access_token_ttl_s: Annotated[int, Field(ge=1)] = 7200
+    """How long an access token is valid (Smartcar: 2 hours; `expires_in` says so)."""
+    refresh_token_ttl_s: Annotated[int, Field(ge=1)] = 60 * 86_400
+    """How long a refresh token is valid (Smartcar: 60 days)."""
+    refresh_grace_s: Annotated[int, Field(ge=0)] = 60
+    """How long a refresh token stays valid after it was used (Smartcar: 1 minute)."""
+    app_token_ttl_s: Annotated[int, Field(ge=1)] = 3600
+    """How long an application token (client credentials, API v3) is valid (Smartcar: 1 hour)."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """Serve Prometheus metrics on this port (0: no metrics server)."""
     log_json: bool = False
@@ -129,6 +141,16 @@ class Settings(BaseSettings):
     @property
     def worker_shard_numbers(self) -> list[int]:
         return parse_shards(self.worker_shards, self.shards) if self.worker_shards else list(range(self.shards))
+
+    @property
+    def token_lifetimes(self) -> TokenLifetimes:
+        return TokenLifetimes(
+            code_ttl_s=self.code_ttl_s,
+            access_token_ttl_s=self.access_token_ttl_s,
+            refresh_token_ttl_s=self.refresh_token_ttl_s,
+            refresh_grace_s=self.refresh_grace_s,
+            app_token_ttl_s=self.app_token_ttl_s,
+        )
 
     @property
     def keys(self) -> Keys:

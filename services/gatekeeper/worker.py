@@ -269,7 +269,8 @@ class Gatekeeper:
         else:
             connection = lookups.connections[intake.connection_id]
             decision = decide(intake, connection, lookups.vehicles[intake.vehicle_id])
-            payload = encode_decision(decision, intake, decision_id, decided_at, entry)
+            app_id = None if connection is None else connection.app_id
+            payload = encode_decision(decision, intake, decision_id, decided_at, entry, app_id=app_id)
             outcome = decision.outcome  # a StrEnum: already its value, without the enum's slow `.value`
         return outcome, payload
 

@@ -4,6 +4,11 @@ Every write is a compare-and-set in one server-side script: the connection recor
 holds what this process read, and the `connection.*` event is appended in the same atomic step. A writer that
 loses the race re-reads and tries again, so concurrent re-auths and a revoke end consistently: the event
 stream replays to the stored record, and a revoked connection stays revoked.
+
+Each connection belongs to one application (its config versions and filters decide what is requested and who
+may connect) and, when made through Connect, one user. The app's and the user's indexes of active connections
+(`Keys.app_connections`, `Keys.user_connections`) are written after the record, on other cluster slots, so they
+are secondary: readers check each entry against its record.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from schemas.access import derive
+from schemas.application import DEFAULT_APP_ID
 from schemas.connection import Connection, ConnectionStatus
 from schemas.grant import ConnectionFilters, grant
 from schemas.messages import ConnectionEventMessage, ConnectionEventType
@@ -56,6 +62,7 @@ class Authorization:
     vehicle_id: str
     scope: str | None = None
     unchecked: tuple[str, ...] = ()
+    user_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,19 +80,49 @@ class ConnectService:
         self._compare_and_set = registry.redis.register_script(_COMPARE_AND_SET)
 
     async def authorize(
-        self, vehicle_id: str, *, scope: str | None = None, unchecked: Iterable[str] = ()
+        self,
+        vehicle_id: str,
+        *,
+        scope: str | None = None,
+        unchecked: Iterable[str] = (),
+        app_id: str = DEFAULT_APP_ID,
+        user_id: str | None = None,
     ) -> Connection:
         """Run the Connect flow for a vehicle and store the new connection (`connection.created`)."""
-        (connection,) = await self.authorize_many([Authorization(vehicle_id, scope, tuple(unchecked))])
+        authorization = Authorization(vehicle_id, scope, tuple(unchecked), user_id)
+        (connection,) = await self.authorize_many([authorization], app_id=app_id)
         return connection
 
-    async def authorize_many(self, authorizations: Sequence[Authorization]) -> list[Connection]:
-        """Authorize many vehicles: config, filters and vehicles read once, writes pipelined.
+    async def connect(
+        self,
+        app_id: str,
+        user_id: str,
+        vehicle_id: str,
+        *,
+        scope: str | None = None,
+        unchecked: Iterable[str] = (),
+    ) -> Connection:
+        """A user grants the app access to a vehicle in Connect: a new connection, or, when the user already has an
+        active one for that vehicle with the app, that one re-authorized with the new grant."""
+        existing = await self.registry.redis.hget(self.registry.keys.user_connections(app_id, user_id), vehicle_id)
+        if existing is not None:
+            connection_id = existing.decode() if isinstance(existing, bytes) else existing
+            try:
+                return await self.reauthorize(connection_id, scope=scope, unchecked=unchecked)
+            except (NotFoundError, RevokedError):
+                pass  # a stale index entry: connect anew
+        return await self.authorize(vehicle_id, scope=scope, unchecked=unchecked, app_id=app_id, user_id=user_id)
+
+    async def authorize_many(
+        self, authorizations: Sequence[Authorization], *, app_id: str = DEFAULT_APP_ID
+    ) -> list[Connection]:
+        """Authorize many vehicles for one app: config, filters and vehicles read once, writes pipelined.
 
         All or nothing on validation: any refused authorization raises before anything is written.
         """
-        filters = await self.registry.filters()
-        from_config = None if all(a.scope is not None for a in authorizations) else await self._from_config()
+        filters = await self.registry.filters(app_id)
+        everything_scoped = all(a.scope is not None for a in authorizations)
+        from_config = None if everything_scoped else await self._from_config(app_id)
         vehicles = await self.registry.vehicles_by_id([a.vehicle_id for a in authorizations])
         now = _now()
         connections = []
@@ -104,13 +141,32 @@ class ConnectService:
                     scope=requested.scope,
                     created_at=now,
                     updated_at=now,
+                    app_id=app_id,
+                    user_id=authorization.user_id,
                 )
             )
         for chunk in chunked(connections):
             written = await self._create_all(chunk)
             if not all(written):  # a 64-bit random id collided: astronomically unlikely, never silent
                 raise ServiceError("a new connection id was already taken; nothing else was overwritten")
+            await self._index(chunk)
         return connections
+
+    async def _index(self, connections: Sequence[Connection]) -> None:
+        """Add active connections to their app's and user's indexes; drop revoked ones."""
+        keys = self.registry.keys
+        async with self.registry.redis.pipeline(transaction=False) as pipe:
+            for c in connections:
+                by_app = keys.app_connections(c.app_id)
+                if c.status is ConnectionStatus.ACTIVE:
+                    pipe.zadd(by_app, {c.id: _epoch_ms(c.created_at)})
+                    if c.user_id is not None:
+                        pipe.hset(keys.user_connections(c.app_id, c.user_id), c.vehicle_id, c.id)
+                else:
+                    pipe.zrem(by_app, c.id)
+                    if c.user_id is not None:
+                        pipe.hdel(keys.user_connections(c.app_id, c.user_id), c.vehicle_id)
+            await pipe.execute()
 
     async def _create_all(self, connections: Sequence[Connection]) -> list[Any]:
         """Write new connections with their events: pipelined, or concurrently on a cluster (whose pipelines
@@ -138,10 +194,12 @@ class ConnectService:
     async def reauthorize(
         self, connection_id: str, *, scope: str | None = None, unchecked: Iterable[str] = ()
     ) -> Connection:
-        """Re-run Connect for an active connection: its scopes are replaced (`connection.reauthorized`)."""
+        """Re-run Connect for an active connection: its scopes are replaced (`connection.reauthorized`), from its
+        app's current config (or `scope`) and under its app's filters."""
         unchecked = tuple(unchecked)
-        requested = _from_scope(scope) if scope is not None else await self._from_config()
-        filters = await self.registry.filters()
+        app_id = (await self.registry.connection(connection_id)).app_id  # never changes
+        requested = _from_scope(scope) if scope is not None else await self._from_config(app_id)
+        filters = await self.registry.filters(app_id)
 
         def reauthorized(current: Connection, vehicle: Vehicle, now: datetime) -> Connection:
             if current.status is ConnectionStatus.REVOKED:
@@ -164,7 +222,9 @@ class ConnectService:
                 raise RevokedError(f"connection {connection_id!r} is already revoked")
             return replace(current, status=ConnectionStatus.REVOKED, updated_at=now)
 
-        return await self._update(connection_id, ConnectionEventType.REVOKED, revoked)
+        connection = await self._update(connection_id, ConnectionEventType.REVOKED, revoked)
+        await self._index([connection])
+        return connection
 
     async def _update(self, connection_id: str, event: ConnectionEventType, change: _Change) -> Connection:
         keys = self.registry.keys
@@ -181,8 +241,8 @@ class ConnectService:
                 return updated
         raise ServiceError(f"connection {connection_id!r} kept changing under {MAX_ATTEMPTS} attempts; try again")
 
-    async def _from_config(self) -> _Requested:
-        config = await self.registry.config()
+    async def _from_config(self, app_id: str) -> _Requested:
+        config = await self.registry.config(app_id=app_id)
         return _Requested(derive(config), config.version, None)
 
 
@@ -209,11 +269,17 @@ def _event(event_type: ConnectionEventType, connection: Connection) -> bytes:
         config_version=connection.config_version,
         scope=connection.scope,
         occurred_at=connection.updated_at,
+        app_id=connection.app_id,
+        user_id=connection.user_id,
     ).encode()
 
 
 def _new_connection_id() -> str:
     return f"c-{secrets.token_hex(8)}"
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
 
 
 def _now() -> datetime:

@@ -3,8 +3,11 @@
 A connection record is one line of `|`-separated fields (ids never contain `|`; scopes hold only permission
 names, spaces and `required:`):
 
-    1|{status a|r}|{vehicle_id}|{granted mask, hex}|{required mask, hex}|{config version or empty}
-     |{created, epoch ms}|{updated, epoch ms}|{scope or empty}        (one line; wrapped here)
+    2|{status a|r}|{vehicle_id}|{granted mask, hex}|{required mask, hex}|{config version or empty}
+     |{created, epoch ms}|{updated, epoch ms}|{scope or empty}|{app id}|{user id or empty}   (one line)
+
+Format 1, written before applications existed, lacks the last two fields: it reads as the default app's, with
+no user.
 
 The masks are bitmasks over the catalog's permissions in file order (bit i = i-th permission), so a grant of
 any size costs a few bytes and a lookup is one GET. A vehicle record stores its capabilities as differences
@@ -16,13 +19,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from schemas.application import DEFAULT_APP_ID
 from schemas.catalog import get_catalog
 from schemas.connection import Connection, ConnectionStatus
 from schemas.permissions import PermissionSet
 from schemas.powertrain import Powertrain
 from schemas.vehicle import Vehicle
 
-CONNECTION_FORMAT = b"1"
+CONNECTION_FORMAT = "2"
+_FORMAT_BEFORE_APPS = "1"
 _STATUS_CODES = {ConnectionStatus.ACTIVE: "a", ConnectionStatus.REVOKED: "r"}
 _STATUS_OF_CODE = {code: status for status, code in _STATUS_CODES.items()}
 
@@ -31,7 +36,7 @@ def encode_connection(connection: Connection) -> bytes:
     granted = connection.permissions
     return "|".join(
         (
-            CONNECTION_FORMAT.decode(),
+            CONNECTION_FORMAT,
             _STATUS_CODES[connection.status],
             connection.vehicle_id,
             f"{granted.granted:x}",
@@ -40,15 +45,21 @@ def encode_connection(connection: Connection) -> bytes:
             str(_epoch_ms(connection.created_at)),
             str(_epoch_ms(connection.updated_at)),
             connection.scope or "",
+            connection.app_id,
+            connection.user_id or "",
         )
     ).encode()
 
 
 def decode_connection(connection_id: str, record: bytes | str) -> Connection:
     text = record.decode() if isinstance(record, bytes) else record
-    fmt, status, vehicle_id, granted, required, version, created, updated, scope = text.split("|")
-    if fmt != CONNECTION_FORMAT.decode():
+    fields = text.split("|")
+    fmt = fields[0]
+    if fmt == _FORMAT_BEFORE_APPS:
+        fields += [DEFAULT_APP_ID, ""]
+    elif fmt != CONNECTION_FORMAT:
         raise ValueError(f"connection {connection_id}: unknown record format {fmt!r}")
+    _, status, vehicle_id, granted, required, version, created, updated, scope, app_id, user_id = fields
     return Connection(
         id=connection_id,
         vehicle_id=vehicle_id,
@@ -58,6 +69,8 @@ def decode_connection(connection_id: str, record: bytes | str) -> Connection:
         status=_STATUS_OF_CODE[status],
         created_at=_from_epoch_ms(created),
         updated_at=_from_epoch_ms(updated),
+        app_id=app_id,
+        user_id=user_id or None,
     )
 
 

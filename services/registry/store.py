@@ -11,7 +11,8 @@ from itertools import islice
 from typing import TypeVar
 
 from schemas.access import VehicleAccessConfig
-from schemas.connection import Connection
+from schemas.application import DEFAULT_APP_ID
+from schemas.connection import Connection, ConnectionStatus
 from schemas.grant import ConnectionFilters
 from schemas.vehicle import Vehicle
 from services.errors import NotFoundError, ServiceError
@@ -86,34 +87,38 @@ class Registry:
         found.sort()
         return found if limit is None else found[:limit]
 
-    # --- Vehicle Access configs
+    # --- Vehicle Access configs (each application has its own versions)
 
-    async def publish_config(self, config: VehicleAccessConfig) -> VehicleAccessConfig:
-        """Store the config as a new version and make it current; returns it with its version."""
-        keys = [self.keys.config_version, self.keys.current_config, self.keys.config_prefix]
+    async def publish_config(self, config: VehicleAccessConfig, app_id: str = DEFAULT_APP_ID) -> VehicleAccessConfig:
+        """Store the config as the app's new version and make it current; returns it with its version."""
+        access = self.keys.access(app_id)
+        keys = [access.version, access.current, access.config_prefix]
         version = int(await self._publish(keys=keys, args=[config.model_dump_json(exclude={"version"})]))
         return config.model_copy(update={"version": version})
 
-    async def config(self, version: int | None = None) -> VehicleAccessConfig:
-        """A published config: the current one by default."""
+    async def config(self, version: int | None = None, app_id: str = DEFAULT_APP_ID) -> VehicleAccessConfig:
+        """One of the app's published configs: the current one by default."""
+        access = self.keys.access(app_id)
         if version is None:
-            current = await self.redis.get(self.keys.current_config)
+            current = await self.redis.get(access.current)
             if current is None:
-                raise NotFoundError("no Vehicle Access config is published yet (fleetgate access publish FILE)")
+                raise NotFoundError(
+                    f"no Vehicle Access config is published yet{_for_app(app_id)} (fleetgate access publish FILE)"
+                )
             version = int(current)
-        record = await self.redis.get(self.keys.config(version))
+        record = await self.redis.get(access.config(version))
         if record is None:
-            raise NotFoundError(f"no Vehicle Access config version {version}")
+            raise NotFoundError(f"no Vehicle Access config version {version}{_for_app(app_id)}")
         return VehicleAccessConfig.model_validate_json(record).model_copy(update={"version": version})
 
-    # --- Connection Filters
+    # --- Connection Filters (each application has its own)
 
-    async def set_filters(self, filters: ConnectionFilters) -> None:
-        await self.redis.set(self.keys.filters, filters.model_dump_json())
+    async def set_filters(self, filters: ConnectionFilters, app_id: str = DEFAULT_APP_ID) -> None:
+        await self.redis.set(self.keys.access(app_id).filters, filters.model_dump_json())
 
-    async def filters(self) -> ConnectionFilters:
-        """The Connection Filters; none set means no filter."""
-        record = await self.redis.get(self.keys.filters)
+    async def filters(self, app_id: str = DEFAULT_APP_ID) -> ConnectionFilters:
+        """The app's Connection Filters; none set means no filter."""
+        record = await self.redis.get(self.keys.access(app_id).filters)
         return ConnectionFilters() if record is None else ConnectionFilters.model_validate_json(record)
 
     # --- connections
@@ -124,6 +129,21 @@ class Registry:
             raise NotFoundError(f"unknown connection {connection_id!r}")
         return decode_connection(connection_id, record)
 
+    async def user_connections(self, app_id: str, user_id: str) -> list[Connection]:
+        """The user's active connections with the app, by vehicle id order (the index is checked against each
+        record: an entry whose connection was revoked in between is skipped)."""
+        index = await self.redis.hgetall(self.keys.user_connections(app_id, user_id))
+        pairs = sorted((_text(k), _text(v)) for k, v in index.items())
+        records = await get_many(self.redis, [self.keys.connection(c) for _, c in pairs])
+        found = []
+        for (vehicle_id, connection_id), record in zip(pairs, records, strict=True):
+            if record is None:
+                continue
+            connection = decode_connection(connection_id, record)
+            if connection.status is ConnectionStatus.ACTIVE and connection.vehicle_id == vehicle_id:
+                found.append(connection)
+        return found
+
     async def lookup(self, connection_id: str, vehicle_id: str) -> tuple[Connection | None, Vehicle | None]:
         """A request's connection and vehicle, in one round trip per server; None for what is not registered."""
         conn, vehicle = await get_many(self.redis, [self.keys.connection(connection_id), self.keys.vehicle(vehicle_id)])
@@ -131,3 +151,11 @@ class Registry:
             None if conn is None else decode_connection(connection_id, conn),
             None if vehicle is None else decode_vehicle(vehicle_id, vehicle),
         )
+
+
+def _for_app(app_id: str) -> str:
+    return "" if app_id == DEFAULT_APP_ID else f" for app {app_id!r}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
