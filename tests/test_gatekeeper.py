@@ -73,6 +73,23 @@ async def pending(redis: Client, lane: ShardKeys, group: str = "gatekeeper") -> 
 
 
 @pytest.mark.usefixtures("running")
+async def test_a_decision_names_its_connections_app(
+    redis: Client, lane: ShardKeys, connect_service: ConnectService, connection_id: str
+) -> None:
+    """A decision carries the app of the request's connection: the default app's, another app's, or null when the
+    connection is unknown."""
+    other = await connect_service.connect("app-2", "user-1", "bev", scope="read_battery")
+    for rid, conn in (("default", connection_id), ("other", other.id), ("unknown", "c-unknown")):
+        await redis.xadd(lane.requests, {"data": request(rid, conn, "tractionbattery-stateofcharge")})
+    got = {d["request_id"]: (d["outcome"], d["app_id"]) for d in await decisions(redis, lane, 3)}
+    assert got == {
+        "default": ("ALLOWED", "default"),
+        "other": ("ALLOWED", "app-2"),
+        "unknown": ("UNAUTHORIZED", None),
+    }
+
+
+@pytest.mark.usefixtures("running")
 async def test_every_outcome_from_plain_xadd(redis: Client, lane: ShardKeys, connection_id: str) -> None:
     """Plain XADDs of good and bad requests each get exactly one decision with the right outcome."""
     sent = {

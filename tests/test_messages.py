@@ -183,7 +183,7 @@ CASES = [
 ]
 
 
-@given(ids, ids, resource_ids, st.sampled_from(CASES), st.booleans(), st.none() | ids)
+@given(ids, ids, resource_ids, st.sampled_from(CASES), st.booleans(), st.none() | ids, st.none() | resource_ids)
 def test_fast_decision_encoder_matches_the_model(
     request_id: str,
     decision_id: str,
@@ -191,15 +191,17 @@ def test_fast_decision_encoder_matches_the_model(
     case: tuple[str, str, dict[str, ParamValue] | None, str],
     revoked: bool,
     entry_id: str | None,
+    app_id: str | None,
 ) -> None:
     """The hot path's encode_decision() and the reference encoder (the pydantic model) give the same message, for
-    any ids."""
+    any ids and app ids."""
     target, kind, params, granted = case
     request = make_request(target, kind=kind, params=params, request_id=request_id, vehicle_id=vehicle_id)
     status = ConnectionStatus.REVOKED if revoked else ConnectionStatus.ACTIVE
     connection = make_connection(granted, status=status, vehicle_id=vehicle_id)
     decision = decide(request, connection, make_vehicle(vehicle_id=vehicle_id))
-    fast = encode_decision(decision, request, decision_id, rfc3339(NOW), entry_id)
-    model = decision_message(decision, request, decision_id, NOW, entry_id)
+    fast = encode_decision(decision, request, decision_id, rfc3339(NOW), entry_id, app_id=app_id)
+    model = decision_message(decision, request, decision_id, NOW, entry_id, app_id=app_id)
     assert DecisionMessage.model_validate_json(fast) == model
+    assert model.app_id == app_id
     assert json.loads(fast) == json.loads(model.encode())
