@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from services.keyspace import Keys
 from services.registry import TokenLifetimes, TokenStore
+from tests.redis_dump import stored_text
 
 REDIRECT = "https://app.example/callback"
 
@@ -78,10 +79,7 @@ async def test_no_token_is_stored_in_clear(tokens: TokenStore, redis: Redis, key
     code = await tokens.issue_code("app", "user", REDIRECT)
     pair = await tokens.issue_pair("app", "user")
     app_token, _ = await tokens.issue_app_token("app")
-    dump = b""
-    for key in await redis.keys(f"{keys.prefix}:*"):
-        kind = await redis.type(key)
-        dump += key + (await redis.get(key) or b"" if kind == b"string" else b"".join(await redis.smembers(key)))
-    assert b'"user_id":"user"' in dump
+    dump = await stored_text(redis, keys.prefix)
+    assert '"user_id":"user"' in dump
     for secret in (code, pair.access_token, pair.refresh_token, app_token):
-        assert secret.encode() not in dump
+        assert secret not in dump
