@@ -6,6 +6,7 @@ import typer
 
 from fleetgate import (
     access,
+    apps,
     catalog,
     connect,
     contract,
@@ -30,6 +31,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(access.app, name="access")
+app.add_typer(apps.app, name="apps")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(contract.app, name="contract")
 app.add_typer(vehicles.app, name="vehicles")

@@ -13,10 +13,19 @@ from schemas.connection import Connection
 from schemas.vehicle import Vehicle
 from services.errors import RedisUnavailableError
 from services.redis_client import REDIS_ERRORS, client_for, redact, refuse_eviction
-from services.registry import Registry
+from services.registry import AppStore, Registry
 from services.settings import Settings
 
 T = TypeVar("T")
+
+AppOption = Annotated[
+    str,
+    typer.Option(
+        "--app",
+        help="The application (its client id; fleetgate apps list) [default: the default app].",
+        show_default=False,
+    ),
+]
 
 RedisUrlOption = Annotated[
     str | None,
@@ -57,6 +66,11 @@ def run(
     return asyncio.run(main())
 
 
+async def existing_app(registry: Registry, app_id: str) -> str:
+    """`app_id`, once the app is known to exist (NotFoundError otherwise: a typo must not create an app's data)."""
+    return (await AppStore(registry.redis, registry.keys).get(app_id)).id
+
+
 def connection_json(connection: Connection) -> dict[str, Any]:
     source = (
         {"scope": connection.scope} if connection.scope is not None else {"config_version": connection.config_version}
@@ -64,6 +78,8 @@ def connection_json(connection: Connection) -> dict[str, Any]:
     return {
         "connection_id": connection.id,
         "vehicle_id": connection.vehicle_id,
+        "app_id": connection.app_id,
+        "user_id": connection.user_id,
         "permissions": connection.permissions.items(),
         "status": connection.status.value,
         "source": source,

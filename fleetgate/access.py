@@ -8,9 +8,11 @@ from typing import Annotated, Any
 import typer
 
 from fleetgate._output import fail, print_json, reporting_errors
-from fleetgate._registry import RedisUrlOption, run
+from fleetgate._registry import AppOption, RedisUrlOption, existing_app, run
 from schemas.access import VehicleAccessConfig, derive
+from schemas.application import DEFAULT_APP_ID
 from schemas.scope import parse_scope, render_scope
+from services.registry import Registry
 from services.registry.config_file import load_config_file
 
 app = typer.Typer(
@@ -60,21 +62,31 @@ def config_json(config: VehicleAccessConfig) -> dict[str, Any]:
 @app.command("publish")
 def publish_command(
     file: Annotated[Path, typer.Argument(help="A TOML or JSON file with [[signals]] and [[commands]].")],
+    app_id: AppOption = DEFAULT_APP_ID,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Publish a Vehicle Access config as the new current version (existing connections keep their scopes)."""
+    """Publish a Vehicle Access config as the app's new current version (existing connections keep their scopes)."""
     with reporting_errors():
         config = load_config_file(file)
-        published = run(redis_url, lambda registry: registry.publish_config(config))
+
+        async def publish(registry: Registry) -> VehicleAccessConfig:
+            return await registry.publish_config(config, await existing_app(registry, app_id))
+
+        published = run(redis_url, publish)
     print_json(config_json(published))
 
 
 @app.command("show")
 def show_command(
     version: Annotated[int | None, typer.Option(help="A published version [default: the current one].", min=1)] = None,
+    app_id: AppOption = DEFAULT_APP_ID,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Print a published config with the permissions it derives."""
+    """Print one of the app's published configs with the permissions it derives."""
+
+    async def read(registry: Registry) -> VehicleAccessConfig:
+        return await registry.config(version, await existing_app(registry, app_id))
+
     with reporting_errors():
-        config = run(redis_url, lambda registry: registry.config(version))
+        config = run(redis_url, read)
     print_json(config_json(config))

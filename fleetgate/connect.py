@@ -7,8 +7,10 @@ from typing import Annotated
 import typer
 
 from fleetgate._output import print_json, reporting_errors
-from fleetgate._registry import RedisUrlOption, connection_json, run
-from services.registry import ConnectService
+from fleetgate._registry import AppOption, RedisUrlOption, connection_json, existing_app, run
+from schemas.application import DEFAULT_APP_ID
+from schemas.connection import Connection
+from services.registry import ConnectService, Registry
 
 app = typer.Typer(help="Connections: what each owner granted, re-authentication and revocation.", no_args_is_help=True)
 
@@ -26,14 +28,17 @@ def authorize_command(
     vehicle: Annotated[str, typer.Option("--vehicle", help="The vehicle's id.")],
     scope: ScopeOption = None,
     uncheck: UncheckOption = None,
+    app_id: AppOption = DEFAULT_APP_ID,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Connect a vehicle: the current config's permissions (or --scope), minus what the owner unchecks."""
+    """Connect a vehicle to the app: its current config's permissions (or --scope), minus what the owner unchecks."""
+
+    async def authorize(registry: Registry) -> Connection:
+        app = await existing_app(registry, app_id)
+        return await ConnectService(registry).authorize(vehicle, scope=scope, unchecked=uncheck or (), app_id=app)
+
     with reporting_errors():
-        connection = run(
-            redis_url,
-            lambda registry: ConnectService(registry).authorize(vehicle, scope=scope, unchecked=uncheck or ()),
-        )
+        connection = run(redis_url, authorize)
     print_json(connection_json(connection))
 
 
@@ -44,7 +49,7 @@ def reauth_command(
     uncheck: UncheckOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Re-authenticate: replace an active connection's scopes with the current config's (or --scope)."""
+    """Re-authenticate: replace an active connection's scopes with its app's current config's (or --scope)."""
     with reporting_errors():
         connection = run(
             redis_url,

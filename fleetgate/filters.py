@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from fleetgate._output import print_json, reporting_errors
-from fleetgate._registry import RedisUrlOption, run
+from fleetgate._registry import AppOption, RedisUrlOption, existing_app, run
+from schemas.application import DEFAULT_APP_ID
 from schemas.grant import ConnectionFilters, FilterPowertrain
 from services.registry import Registry
 
@@ -25,13 +26,14 @@ def set_command(
         typer.Option("--allow", help="A powertrain that may connect (repeat); none means any.", case_sensitive=False),
     ] = None,
     allow_unknown: Annotated[bool, typer.Option("--allow-unknown", help="Let UNKNOWN powertrains connect.")] = False,
+    app_id: AppOption = DEFAULT_APP_ID,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Replace the Connection Filters; they apply to authorizations from now on."""
+    """Replace the app's Connection Filters; they apply to its authorizations from now on."""
     filters = ConnectionFilters(powertrains=frozenset(allow or ()), allow_unknown=allow_unknown)
 
     async def store(registry: Registry) -> None:
-        await registry.set_filters(filters)
+        await registry.set_filters(filters, await existing_app(registry, app_id))
 
     with reporting_errors():
         run(redis_url, store)
@@ -39,8 +41,12 @@ def set_command(
 
 
 @app.command("show")
-def show_command(redis_url: RedisUrlOption = None) -> None:
-    """Print the Connection Filters in force."""
+def show_command(app_id: AppOption = DEFAULT_APP_ID, redis_url: RedisUrlOption = None) -> None:
+    """Print the app's Connection Filters in force."""
+
+    async def read(registry: Registry) -> ConnectionFilters:
+        return await registry.filters(await existing_app(registry, app_id))
+
     with reporting_errors():
-        filters = run(redis_url, lambda registry: registry.filters())
+        filters = run(redis_url, read)
     print_json(filters_json(filters))

@@ -35,7 +35,8 @@ class Application:
     mode: AppMode = AppMode.LIVE
     redirect_uris: tuple[str, ...] = ()
     """Where Connect may send the user back; the first is the default when an authorize request names none."""
-    created_at: AwareDatetime
+    created_at: AwareDatetime | None
+    """None for the default application until something is stored for it."""
     secrets: Annotated[int, Field(ge=0, le=MAX_CLIENT_SECRETS)] = 0
     """How many client secrets are valid now."""
 

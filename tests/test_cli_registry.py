@@ -204,3 +204,50 @@ def test_a_cluster_url_with_several_nodes_makes_each_a_startup_node_with_the_cre
 def test_a_malformed_cluster_node_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"'b\.internal' in the Redis URL is not host:port"):
         connect_cluster("redis://a.internal:7000,b.internal/0")
+
+
+def test_apps_create_show_rotate_and_per_app_config(cli: Any, tmp_path: Path) -> None:
+    """An app is created with its secrets shown once, listed and shown without them, rotated; a config and filters
+    published for it leave the default app's alone; an unknown --app is an error that writes nothing."""
+    code, created, _ = cli("apps", "create", "--name", "Fleet app", "--redirect-uri", "http://localhost:3000/cb")
+    assert code == 0
+    app_id = created["client_id"]
+    assert len(created["client_secret"]) == len(created["management_token"]) == 43
+    assert created["mode"] == "live"
+    code, listed, _ = cli("apps", "list")
+    assert [a["client_id"] for a in listed] == ["default", app_id]
+    assert all("client_secret" not in a and "management_token" not in a for a in listed)
+    code, rotated, _ = cli("apps", "rotate-secret", app_id)
+    assert code == 0
+    assert rotated["client_secret"] != created["client_secret"]
+    assert cli("apps", "show", app_id)[1]["client_secrets"] == 2
+
+    config_file = tmp_path / "app.toml"
+    config_file.write_text(CONFIG)
+    assert cli("access", "publish", str(config_file), "--app", app_id)[0] == 0
+    assert cli("filters", "set", "--allow", "BEV", "--app", app_id)[0] == 0
+    assert cli("access", "show", "--app", app_id)[1]["version"] == 1
+    code, _, err = cli("access", "show")
+    assert code == 2
+    assert err.strip() == "error: no Vehicle Access config is published yet (fleetgate access publish FILE)"
+    assert cli("filters", "show")[1] == {"allow": [], "allow_unknown": True}
+    assert cli("filters", "show", "--app", app_id)[1] == {"allow": ["BEV"], "allow_unknown": False}
+
+    code, out, err = cli("filters", "set", "--allow", "ICE", "--app", "no-such-app")
+    assert (code, out, err.strip()) == (2, None, "error: unknown application 'no-such-app' (fleetgate apps list)")
+    assert cli("apps", "list")[1][-1]["client_id"] == app_id
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--redirect-uri", "example.com/cb"], "error: redirect URI 'example.com/cb' must be an absolute http://"),
+        (["--redirect-uri", "http://x.example/cb", "--mode", "sandbox"], "Invalid value for '--mode'"),
+    ],
+)
+def test_apps_create_refuses_bad_input(cli: Any, args: list[str], message: str) -> None:
+    """A bad redirect URI or mode is one clear error, and no app is created."""
+    code, out, err = cli("apps", "create", "--name", "x", *args)
+    assert (code, out) == (2, None)
+    assert message in err
+    assert [a["client_id"] for a in cli("apps", "list")[1]] == ["default"]

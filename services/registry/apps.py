@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -24,7 +25,6 @@ from services.keyspace import Keys
 from services.redis_client import Client
 
 DEFAULT_APP_NAME = "Default app"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def token_hash(token: str) -> str:
@@ -73,7 +73,7 @@ class AppStore:
         if not await self.redis.set(self.keys.app(client_id), record, nx=True):
             raise ServiceError(f"application {client_id!r} already exists")
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.keys.apps, {client_id: round(app.created_at.timestamp() * 1000)})
+            pipe.zadd(self.keys.apps, {client_id: round(time.time() * 1000)})
             pipe.set(self.keys.management_token(token_hash(management_token)), client_id)
             await pipe.execute()
         return CreatedApp(app, secret, management_token)
@@ -125,7 +125,7 @@ class AppStore:
         record = await self.redis.get(self.keys.app(app_id))
         if record is None:
             if app_id == DEFAULT_APP_ID:
-                return Application(id=DEFAULT_APP_ID, name=DEFAULT_APP_NAME, created_at=_EPOCH), {}
+                return Application(id=DEFAULT_APP_ID, name=DEFAULT_APP_NAME, created_at=None), {}
             raise NotFoundError(f"unknown application {app_id!r} (fleetgate apps list)")
         fields = json.loads(record)
         app = Application(
@@ -133,7 +133,7 @@ class AppStore:
             name=fields["name"],
             mode=AppMode(fields["mode"]),
             redirect_uris=tuple(fields["redirect_uris"]),
-            created_at=datetime.fromisoformat(fields["created_at"]),
+            created_at=None if fields["created_at"] is None else datetime.fromisoformat(fields["created_at"]),
             secrets=len(fields["secret_hashes"]),
         )
         return app, fields
@@ -145,7 +145,7 @@ def _record(app: Application, secret_hashes: list[str], management_token_hash: s
             "name": app.name,
             "mode": app.mode.value,
             "redirect_uris": list(app.redirect_uris),
-            "created_at": app.created_at.isoformat(),
+            "created_at": None if app.created_at is None else app.created_at.isoformat(),
             "secret_hashes": secret_hashes,
             "management_token_hash": management_token_hash,
         },
