@@ -21,6 +21,7 @@ module is a contract inside the project; the records stored under the registry's
 | `P:app:{app_id}:user:{user_id}` | hash | the user's active connections with the app: vehicle id -> connection id |
 | `P:token:{kind}:{sha256}`    | string | a code's or token's grant, JSON; expires (registry/tokens.py)    |
 | `P:app:{app_id}:user:{user_id}:tokens` | set | the keys of the user's tokens with the app             |
+| `P:ratelimit:{endpoint}:{client}|{ip}:{window}` | string | calls in one rate-limit window; expires       |
 | `P:connection-events`        | stream | `connection.*` events, field `data` (the wire contract)          |
 | `P:requests`, `P:decisions`, `P:deadletter` | streams | the gatekeeper's (docs/contract.md)                  |
 | `P:dedupe:{request_id}`      | string | the entry id that decided it; expires after the dedupe window    |
@@ -255,6 +256,10 @@ class Keys:
 
     def token(self, kind: str, token_hash: str) -> str:
         return f"{self.prefix}:token:{kind}:{token_hash}"
+
+    def rate_limit(self, endpoint: str, subject: str, window: int) -> str:
+        """One window's count of calls of an HTTP endpoint by a subject (a client and an IP); expires."""
+        return f"{self.prefix}:ratelimit:{endpoint}:{subject}:{window}"
 
     def user_tokens(self, app_id: str, user_id: str) -> str:
         """The keys of the user's access and refresh tokens with the app (to revoke them together)."""

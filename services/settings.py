@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     """How long a refresh token stays valid after it was used (Smartcar: 1 minute)."""
     app_token_ttl_s: Annotated[int, Field(ge=1)] = 3600
     """How long an application token (client credentials, API v3) is valid (Smartcar: 1 hour)."""
+    login_rate_limit: Annotated[int, Field(ge=1)] = 30
+    """Connect sign-ins a minute per client and IP; more get 429 (password guessing)."""
+    token_rate_limit: Annotated[int, Field(ge=1)] = 600
+    """Token endpoint calls a minute per client and IP; more get 429 (code and secret guessing)."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """Serve Prometheus metrics on this port (0: no metrics server)."""
     log_json: bool = False
