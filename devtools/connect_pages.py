@@ -74,8 +74,8 @@ def sample_contexts(*, single_select: bool = False) -> dict[str, dict[str, Any]]
 
 def render_samples() -> dict[str, str]:
     pages = {name: environment().get_template(name).render(ctx) for name, ctx in sample_contexts().items()}
-    pages["grant_single.html"] = environment().get_template("grant.html").render(
-        sample_contexts(single_select=True)["grant.html"]
+    pages["grant_single.html"] = (
+        environment().get_template("grant.html").render(sample_contexts(single_select=True)["grant.html"])
     )
     return pages
 

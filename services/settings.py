@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     sim_refuse_asleep: bool = False
     """Reads of an asleep simulated vehicle are refused (VEHICLE_STATE/ASLEEP, with the stale value) instead of
     answered with the value it last reported. Parked vehicles sleep most of the day: on, most reads fail."""
+    # --- the HTTP faces (`fleetgate serve`)
+    http_host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    """The address `fleetgate serve` listens on (0.0.0.0: every interface)."""
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    """The port `fleetgate serve` listens on (0: any free one)."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """Serve Prometheus metrics on this port (0: no metrics server)."""
     log_json: bool = False

@@ -15,7 +15,7 @@ from schemas.vehicle import Vehicle
 from services.errors import ServiceError
 
 
-class LoginRefused(ServiceError):
+class LoginRefused(ServiceError):  # noqa: N818 - a refusal the login screen shows, named as the flow reads it
     """The email and password do not open an account; `reason` is what the login screen shows."""
 
     def __init__(self, reason: str) -> None:

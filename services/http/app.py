@@ -15,6 +15,7 @@ from services.http.errors import RequestIdMiddleware, install_error_handlers
 from services.redis_client import REDIS_ERRORS
 
 HEALTH_TIMEOUT_S = 2.0
+_UNHEALTHY: tuple[type[Exception], ...] = (*REDIS_ERRORS, TimeoutError, OSError)
 
 
 def create_app(context: HttpContext) -> FastAPI:
@@ -40,6 +41,6 @@ async def healthz(context: Annotated[HttpContext, Depends(get_context)]) -> JSON
     """200 `{"status": "ok"}` while Redis answers PING, 503 `{"status": "unavailable"}` otherwise."""
     try:
         await asyncio.wait_for(context.redis.ping(), HEALTH_TIMEOUT_S)
-    except (*REDIS_ERRORS, TimeoutError, OSError):
+    except _UNHEALTHY:
         return JSONResponse({"status": "unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
