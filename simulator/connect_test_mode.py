@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from schemas.catalog import get_catalog
 from schemas.errors import ConnectError, InvalidSubscriptionError, NoVehiclesError, VehicleIncompatibleError
 from schemas.powertrain import Powertrain
-from schemas.vehicle import Vehicle, placeholder_vin
+from schemas.vehicle import VIN_PATTERN, Vehicle, placeholder_vin
 from services.http.accounts import Account, LoginRefused
 from services.http.brands import brand
 from simulator.fleet import default_mix
@@ -36,7 +36,7 @@ MAX_TEST_VEHICLES = 999
 DEFAULT_MAKE = "CHEVROLET"
 _N_VEHICLES = re.compile(r"^(\d{1,4})-vehicles@smartcar\.com$")
 _VIN_LEVEL = re.compile(r"^([a-z0-9]{17})@(compatible|phev|incompatible|fuel|bev)\.smartcar\.com$")
-_VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
+_VIN = re.compile(VIN_PATTERN)
 _LEVEL_POWERTRAIN = {
     "compatible": Powertrain.PHEV,
     "phev": Powertrain.PHEV,
