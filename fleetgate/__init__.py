@@ -14,6 +14,7 @@ from fleetgate import (
     demo,
     filters,
     gatekeeper,
+    serve,
     simulate,
     vehicle_faults,
     vehicle_scenario,
@@ -51,6 +52,7 @@ app.command("loadtest")(simulate.loadtest_command)
 app.command("tail")(tail_command)
 app.add_typer(audit_app, name="audit")
 app.command("demo")(demo.demo_command)
+app.command("serve")(serve.serve_command)
 
 
 def main() -> None:

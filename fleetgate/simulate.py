@@ -18,6 +18,7 @@ from schemas.access import derive
 from services.errors import NotFoundError
 from services.registry import Registry
 from services.settings import Settings
+from simulator.accounts import FLEET_PASSWORD, group_owners, store_owners
 from simulator.fleet import generate_fleet, load_mix
 from simulator.loadtest import LoadTestOptions, run_load_test, write_report
 from simulator.owners import OwnerBehaviour, connect_owners, default_app_config
@@ -39,18 +40,27 @@ def fleet_command(
     mix: MixOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Generate a fleet (makes, models, years, powertrains, capability sets) and register it."""
+    """Generate a fleet (makes, models, years, powertrains, capability sets) and register it, with its owners'
+    accounts (1 to 3 vehicles each) for Connect in live and simulated mode."""
     with reporting_errors():
         fleet = generate_fleet(vehicles, seed, load_mix(mix))
+        owners = group_owners([v.id for v in fleet], seed)
 
         async def register(registry: Registry) -> int:
-            return await registry.add_vehicles(fleet)
+            registered = await registry.add_vehicles(fleet)
+            await store_owners(registry.redis, registry.keys, owners)
+            return registered
 
         registered = run(redis_url, register)
     by_powertrain = Counter(v.powertrain.value for v in fleet)
     typer.echo(f"registered {registered} vehicles ({fleet[0].id} .. {fleet[-1].id})")
     typer.echo("  " + ", ".join(f"{p} {n}" for p, n in by_powertrain.most_common()))
     typer.echo("  " + ", ".join(f"{m} {n}" for m, n in Counter(v.make for v in fleet).most_common()))
+    sample = owners[0]
+    typer.echo(
+        f"{len(owners)} owner accounts for Connect, e.g. {sample.email} / password {FLEET_PASSWORD} "
+        f"({len(sample.vehicle_ids)} vehicles; simulated accounts, one documented password)"
+    )
 
 
 @app.command("owners")

@@ -61,6 +61,18 @@ class VehicleIncompatibleError(ConnectError):
     code = "vehicle_incompatible"
 
 
+class InvalidSubscriptionError(ConnectError):
+    """The owner's connected-services subscription is inactive (Connect answers `invalid_subscription`)."""
+
+    code = "invalid_subscription"
+
+
+class NoVehiclesError(ConnectError):
+    """The owner's connected-services account holds no vehicle (Connect answers `no_vehicles`)."""
+
+    code = "no_vehicles"
+
+
 class ConfigError(FleetgateError):
     """A Vehicle Access config that does not validate; the message names the key or line."""
 

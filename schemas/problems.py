@@ -262,3 +262,78 @@ RATE_LIMIT_PROBLEMS: dict[str, Problem] = {
         " resolve this issue.",
     ),
 }
+
+
+# What the HTTP API answers itself, before any request reaches the stream: Smartcar's exact strings (§3) apart
+# from entries marked as fleetgate's. Smartcar publishes no suggestedUserMessage for some: theirs is
+# NO_USER_MESSAGE here, and an HTTP error body leaves the field out (services/http/errors.py).
+NO_USER_MESSAGE = ""
+
+HTTP_AUTHENTICATION = Problem(
+    "AUTHENTICATION",
+    None,
+    "The authorization header is missing or malformed, or it contains invalid or expired authentication"
+    " credentials. Please check for missing parameters, spelling and casing mistakes, and other syntax issues.",
+    401,
+    None,
+    NO_USER_MESSAGE,
+)
+HTTP_PERMISSION = Problem(
+    "PERMISSION",
+    None,
+    "Your application has insufficient permissions to access the requested resource. Please prompt the user to"
+    " re-authenticate using Smartcar Connect.",
+    403,
+    "REAUTHENTICATE",
+    NO_USER_MESSAGE,
+)
+HTTP_VALIDATION = Problem(
+    "VALIDATION",
+    None,
+    "Request invalid or malformed. Please check for missing parameters, spelling and casing mistakes, and other"
+    " syntax issues.",
+    400,
+    None,
+    _APP_MESSAGE,
+)
+HTTP_VALIDATION_PARAMETER = Problem(
+    "VALIDATION",
+    "PARAMETER",
+    "Your request is formatted correctly, but one or more of the provided parameters is incorrect.",
+    400,
+    None,
+    _APP_MESSAGE,
+)
+# fleetgate's wording: Smartcar publishes no catalogue entry for a path or method it does not serve.
+HTTP_NOT_FOUND = Problem(
+    "RESOURCE_NOT_FOUND",
+    "PATH",
+    "The requested resource does not exist. Please check the URL and try again.",
+    404,
+    None,
+    NO_USER_MESSAGE,
+)
+HTTP_METHOD_NOT_ALLOWED = Problem(
+    "RESOURCE_NOT_FOUND",
+    "METHOD",
+    "The requested resource does not support this HTTP method. Please check the method and the URL.",
+    405,
+    None,
+    NO_USER_MESSAGE,
+)
+HTTP_RATE_LIMIT = Problem(
+    "RATE_LIMIT",
+    "SMARTCAR_API",
+    "Your application has exceeded its rate limit. Please retry your request in a few minutes.",
+    429,
+    "RETRY_LATER",
+    RATE_LIMIT_PROBLEMS["VEHICLE"].suggested_user_message,
+)
+HTTP_SERVER_INTERNAL = Problem(
+    "SERVER",
+    "INTERNAL",
+    "An internal Smartcar error has occurred. Our team has been notified and is working to resolve this issue.",
+    500,
+    "RETRY_LATER",
+    _APP_MESSAGE,
+)

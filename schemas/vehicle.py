@@ -15,8 +15,10 @@ from schemas.powertrain import Powertrain
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 # Vehicle and connection ids become parts of Redis keys and records: a plain, delimiter-free alphabet.
 ResourceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
-# ISO 3779: 17 characters, letters I, O and Q excluded.
-Vin = Annotated[str, StringConstraints(pattern=r"^[A-HJ-NPR-Z0-9]{17}$")]
+# ISO 3779: 17 characters, letters I, O and Q excluded; or one of Smartcar's test-mode VINs, which start with 0SC and
+# do not keep that rule (`0SCAUDI037A5ADB1C`).
+VIN_PATTERN = r"^(?:[A-HJ-NPR-Z0-9]{17}|0SC[A-Z0-9]{14})$"
+Vin = Annotated[str, StringConstraints(pattern=VIN_PATTERN)]
 
 
 # A validated dataclass rather than a BaseModel: decide() reads its attributes on the hot path, and a

@@ -32,6 +32,7 @@ module is a contract inside the project; the records stored under the registry's
 | `P:vehicles:dedupe:{request_id}` | string | the decision entry answered; expires after the dedupe window |
 | `P:vehicles:heartbeat:{consumer}` | string | a live vehicles service's last beat; expires               |
 | `P:vehicles:clock`           | string | the simulated vehicles' clock: speed and epochs, JSON            |
+| `P:owner:{email}`            | string | a simulated fleet owner's account: `{user_id, vehicle_ids}`, JSON |
 
 Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): one partition of the 16384 cluster slots into `S` ranges,
 used for everything. A slot belongs to shard `slot * S // 16384`; so an id (a vehicle's, a connection's) belongs to
@@ -306,6 +307,10 @@ class Keys:
     def vehicles_clock(self) -> str:
         """`P:vehicles:clock`: the simulated vehicles' clock (JSON), set by the first vehicles service to start."""
         return f"{self.prefix}:vehicles:clock"
+
+    def owner(self, email: str) -> str:
+        """`P:owner:{email}`: a simulated fleet owner's account (simulator/accounts.py), by lower-case email."""
+        return f"{self.prefix}:owner:{email}"
 
     @property
     def vehicles_heartbeat_prefix(self) -> str:

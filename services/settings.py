@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     """Connect sign-ins a minute per client and IP; more get 429 (password guessing)."""
     token_rate_limit: Annotated[int, Field(ge=1)] = 600
     """Token endpoint calls a minute per client and IP; more get 429 (code and secret guessing)."""
+    # --- the HTTP faces (`fleetgate serve`)
+    http_host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    """The address `fleetgate serve` listens on (0.0.0.0: every interface)."""
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    """The port `fleetgate serve` listens on (0: any free one)."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """Serve Prometheus metrics on this port (0: no metrics server)."""
     log_json: bool = False

@@ -1,0 +1,46 @@
+"""The ASGI app: `create_app(context)` builds it; routers of Connect, tokens and the API are added here."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from typing import Annotated
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from services.http.context import HttpContext, get_context
+from services.http.errors import RequestIdMiddleware, install_error_handlers
+from services.redis_client import REDIS_ERRORS
+
+HEALTH_TIMEOUT_S = 2.0
+_UNHEALTHY: tuple[type[Exception], ...] = (*REDIS_ERRORS, TimeoutError, OSError)
+
+
+def create_app(context: HttpContext) -> FastAPI:
+    """The app for one process. No docs pages: FastAPI's load their assets from a CDN (blank offline);
+    the OpenAPI document stays at /openapi.json."""
+    app = FastAPI(
+        title="fleetgate",
+        summary="Smartcar-compatible Connect, tokens and vehicle API, with least-privilege gatekeeping.",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    static = resources.files("services.http").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
+    return app
+
+
+async def healthz(context: Annotated[HttpContext, Depends(get_context)]) -> JSONResponse:
+    """200 `{"status": "ok"}` while Redis answers PING, 503 `{"status": "unavailable"}` otherwise."""
+    try:
+        await asyncio.wait_for(context.redis.ping(), HEALTH_TIMEOUT_S)
+    except _UNHEALTHY:
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})

@@ -1,0 +1,40 @@
+"""Running the app on uvicorn: on a socket bound first, so that a taken port is a clear error, not a log line."""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.errors import ServiceError
+
+
+class PortUnavailableError(ServiceError):
+    """The address and port to listen on cannot be bound (taken, or not this machine's)."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: a free one); PortUnavailableError when it cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise PortUnavailableError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(app: FastAPI, *, log_level: str = "warning") -> uvicorn.Server:
+    """A uvicorn server for `app`; run it with `await server.serve(sockets=[bind(host, port)])`."""
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", server_header=False)
+    return uvicorn.Server(config)
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
