@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from services.http.accounts import AccountDirectory
+from services.http.ratelimit import RateLimiter
 from services.redis_client import Client
-from services.registry import Registry
+from services.registry import AppStore, ConnectService, Registry, TokenStore
 from services.settings import Settings
 
 
@@ -20,6 +21,23 @@ class HttpContext:
     redis: Client
     registry: Registry
     accounts: AccountDirectory
+    apps: AppStore = field(init=False)
+    tokens: TokenStore = field(init=False)
+    connect: ConnectService = field(init=False)
+    login_limiter: RateLimiter = field(init=False)
+    token_limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        keys = self.registry.keys
+        derived = {
+            "apps": AppStore(self.redis, keys),
+            "tokens": TokenStore(self.redis, keys, self.settings.token_lifetimes),
+            "connect": ConnectService(self.registry),
+            "login_limiter": RateLimiter(self.redis, keys, limit=self.settings.login_rate_limit),
+            "token_limiter": RateLimiter(self.redis, keys, limit=self.settings.token_rate_limit),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
 
 def get_context(request: Request) -> HttpContext:
