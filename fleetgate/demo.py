@@ -22,8 +22,10 @@ from rich.table import Table
 from fleetgate._output import reporting_errors
 from fleetgate._registry import RedisUrlOption
 from fleetgate.loadtest_view import LiveProgress, summary_table
+from fleetgate.serve import DEFAULT_REDIRECT_URI, serve_http
 from services.demo_redis import DemoRedis, demo_redis
 from services.redis_client import connect, redact
+from services.settings import Settings
 from simulator.loadtest import LoadTestOptions, run_load_test
 from simulator.report import LoadReport
 
@@ -37,6 +39,15 @@ def demo_command(
     embedded: Annotated[
         bool, typer.Option("--embedded", help="Use the embedded Redis-protocol server even if redis-server exists.")
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then keep the demo's Redis and serve Connect, tokens and the API on it, with a gatekeeper and the "
+            "vehicles service and a test-mode app whose credentials are printed, until Ctrl-C.",
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(help="The port of --serve.", min=0, max=65535)] = 8000,
     redis_url: RedisUrlOption = None,
 ) -> None:
     """Run fleetgate end to end for about ten seconds and show what apps would see."""
@@ -58,10 +69,14 @@ def demo_command(
         except KeyboardInterrupt:
             console.print("interrupted: the gatekeeper, the vehicles and the producers were stopped")
             raise typer.Exit(130) from None
+        else:
+            _show(console, report)
+            if serve:
+                settings = Settings(redis_url=redis.url, key_prefix=options.prefix, http_port=port)
+                serve_http(settings, with_workers=True, local_app=[DEFAULT_REDIRECT_URI])
         finally:
             if redis_url is not None:  # someone else's server: leave it as we found it
                 asyncio.run(_delete_prefix(redis.url, options.prefix))
-    _show(console, report)
     if not report.clean:
         raise typer.Exit(1)
 
