@@ -105,7 +105,7 @@ async def remove_leftovers(
 ) -> Removed:
     """What earlier runs left (those without cleanup): the app's connections, revoked ones included, the vehicles
     whose ids start with `id_prefix` and their state, the app and its configs and filters. Their dedupe records
-    expire on their own (after the dedupe window)."""
+    expire on their own (after the dedupe window); the vehicles' clock stays (a vehicles service may share it)."""
     return await remove_run(registry, app_id, await leftover_vehicle_ids(registry, id_prefix))
 
 

@@ -106,15 +106,23 @@ class LoadTestOptions:
 class Running:
     """Gatekeeper workers and vehicles services found beating on the prefix before the run started its own."""
 
-    gatekeepers: int
-    vehicle_services: int
+    gatekeeper_names: frozenset[str]
+    vehicles_names: frozenset[str]
+
+    @property
+    def gatekeepers(self) -> int:
+        return len(self.gatekeeper_names)
+
+    @property
+    def vehicle_services(self) -> int:
+        return len(self.vehicles_names)
 
 
 async def find_running(redis: Client, keys: Keys) -> Running:
     """The live gatekeeper workers and vehicles services on the prefix, by their heartbeats."""
     gatekeepers = await live_consumers(redis, keys)
     vehicles = await live_consumers(redis, keys, prefix=keys.vehicles_heartbeat_prefix)
-    return Running(len(gatekeepers), len(vehicles))
+    return Running(frozenset(gatekeepers), frozenset(vehicles))
 
 
 def sharing_warnings(options: LoadTestOptions, running: Running) -> list[str]:
@@ -184,11 +192,13 @@ async def run_load_test(
         world = await set_up(redis, keys, options)
         setup_s = time.perf_counter() - setup_started
         if gatekeepers:
-            await wait_for_heartbeats(redis, keys, options.gatekeepers, gatekeepers)
+            await wait_for_heartbeats(redis, keys, options.gatekeepers, gatekeepers, besides=running.gatekeeper_names)
         elif not await live_consumers(redis, keys):
             raise LoadTestError(f"no gatekeeper is running on prefix {options.prefix!r}: start one, or drop the flag")
         if vehicles:
-            await wait_for_heartbeats(redis, keys, options.vehicle_services, vehicles, vehicles=True)
+            await wait_for_heartbeats(
+                redis, keys, options.vehicle_services, vehicles, vehicles=True, besides=running.vehicles_names
+            )
         elif not await live_consumers(redis, keys, prefix=keys.vehicles_heartbeat_prefix):
             raise LoadTestError(f"no vehicles service is running on prefix {options.prefix!r}: start one, or drop "
                                 "the flag")  # fmt: skip
