@@ -70,11 +70,13 @@ async def remove_run(
     connection_ids: Iterable[str] | None = None,
     *,
     run_id: str | None = None,
+    unreadable_ids: Sequence[str] = (),
     extra_keys: Sequence[str] = (),
 ) -> Removed:
     """Delete a run's vehicles (with their simulated state), its app's connections (those the app's index lists,
     `connection_ids`, or, when None, every connection of the app found by SCAN) and their indexes, the app and its
-    configs and filters; with `run_id`, the dedupe records of its request ids (`{run_id}-...`); and `extra_keys`.
+    configs and filters; with `run_id`, the dedupe records of its request ids (`{run_id}-...`) and of the unreadable
+    requests it sent (`unreadable_ids`: what the gatekeeper called them); and `extra_keys`.
     Never the streams' entries. A connection of another app is never deleted, whatever `connection_ids` says."""
     if app_id == DEFAULT_APP_ID:
         raise ValueError("refusing to remove the default app's data")
@@ -94,6 +96,9 @@ async def remove_run(
         for shard in keys.all_shards:
             for prefix in (shard.dedupe_prefix, shard.response_dedupe_prefix):
                 doomed += [_text(k) async for k in redis.scan_iter(match=f"{prefix}{run_id}-*", count=1000)]
+    for request_id in unreadable_ids:  # `unreadable:<entry id>`, or `unreadable:<tag>:<entry id>` on a shard
+        shard = max(keys.all_shards, key=lambda s: request_id.startswith(s.unreadable_prefix))
+        doomed.append(shard.dedupe_prefix + request_id)
     doomed += extra_keys
     deleted = await _delete(registry, doomed)
     await redis.zrem(keys.apps, app_id)

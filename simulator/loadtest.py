@@ -173,6 +173,7 @@ async def run_load_test(
     gatekeepers: list[subprocess.Popen[bytes]] = []
     vehicles: list[subprocess.Popen[bytes]] = []
     world: World | None = None
+    unreadable: list[str] = []  # filled by the load: the ids of the unreadable requests it sent
     clock_existed = True
     report: LoadReport | None = None
     try:
@@ -203,22 +204,37 @@ async def run_load_test(
             raise LoadTestError(f"no vehicles service is running on prefix {options.prefix!r}: start one, or drop "
                                 "the flag")  # fmt: skip
         report = await _load(
-            redis, keys, options, world, run_id=run_id, running=running, setup_s=setup_s, on_progress=on_progress
+            redis,
+            keys,
+            options,
+            world,
+            run_id=run_id,
+            running=running,
+            setup_s=setup_s,
+            on_progress=on_progress,
+            unreadable=unreadable,
         )
     finally:
         try:
             await asyncio.gather(*(stop_service(child) for child in gatekeepers + vehicles))
             if options.cleanup:
                 on_progress(Progress("cleaning up"))
-                await _clean_up(redis, keys, options, world, run_id=run_id, clock_existed=clock_existed)
+                await _clean_up(redis, keys, options, world, run_id, unreadable, clock_existed=clock_existed)
         finally:
             await redis.aclose()
     assert report is not None  # else the exception raised in `try` is on its way
     return report.model_copy(update={"run": report.run.model_copy(update={"cleaned_up": options.cleanup})})
 
 
-async def _clean_up(
-    redis: Client, keys: Keys, options: LoadTestOptions, world: World | None, *, run_id: str, clock_existed: bool
+async def _clean_up(  # noqa: PLR0917  # the run's parts, each passed once
+    redis: Client,
+    keys: Keys,
+    options: LoadTestOptions,
+    world: World | None,
+    run_id: str,
+    unreadable: list[str],
+    *,
+    clock_existed: bool,
 ) -> Removed:
     """Delete what the run created; the simulated vehicles' clock too when the run's vehicles service set it and
     no other vehicles service is left using it."""
@@ -231,6 +247,7 @@ async def _clean_up(
         fleet_ids(options.vehicles, options.id_prefix),
         connections,
         run_id=run_id,
+        unreadable_ids=unreadable,
         extra_keys=clock,
     )
 
@@ -257,6 +274,7 @@ async def _load(
     running: Running,
     setup_s: float,
     on_progress: Callable[..., None],
+    unreadable: list[str],
 ) -> LoadReport:
     group = f"loadtest-{run_id}"
     streams = [stream for shard in keys.all_shards for stream in (shard.decisions, shard.responses)]
@@ -293,7 +311,10 @@ async def _load(
             *(asyncio.create_task(read_stream(redis, shard.responses, group, answers, stop_reading))
               for shard in keys.all_shards),
         ]  # fmt: skip
-        done = await _follow(producers, accountant, responses, options, started_at, on_progress)
+        try:
+            done = await _follow(producers, accountant, responses, options, started_at, on_progress)
+        finally:
+            unreadable += accountant.unreadable_ids()
     finally:
         stop_reading.set()
         for task in background[:1]:
