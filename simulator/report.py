@@ -188,7 +188,7 @@ class LoadReport(_Part):
 
 
 def processes_text(started: int, found: int) -> str:
-    """Who did the work: `1 started`, `1 started + 2 found running`, or `2 found running` (external ones only)."""
-    parts = [f"{started:,} started"] if started else []
-    parts += [f"{found:,} found running"] if found or not started else []
-    return " + ".join(parts)
+    """Who did the work: `1 started`, `1 started + 2 found running`, or `2 found running (external)`."""
+    if not started:
+        return f"{found:,} found running (external)"
+    return f"{started:,} started" + (f" + {found:,} found running" if found else "")

@@ -243,5 +243,4 @@ def test_who_did_the_work_is_said_in_full() -> None:
     """The report names processes started and found running, never one process for work others shared."""
     assert processes_text(1, 0) == "1 started"
     assert processes_text(2, 3) == "2 started + 3 found running"
-    assert processes_text(0, 2) == "2 found running"
-    assert processes_text(0, 0) == "0 found running"
+    assert processes_text(0, 2) == "2 found running (external)"
