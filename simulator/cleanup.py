@@ -14,7 +14,6 @@ code runs on one Redis and on a cluster whose keys sit on different slots.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -101,7 +100,7 @@ async def remove_run(
         doomed.append(shard.dedupe_prefix + request_id)
     doomed += extra_keys
     deleted = await _delete(registry, doomed)
-    await redis.zrem(keys.apps, app_id)
+    deleted += await AppStore(redis, keys).delete(app_id)
     return Removed(vehicles=len(vehicle_ids), connections=len(connections), keys=deleted)
 
 
@@ -115,28 +114,18 @@ async def remove_leftovers(
 
 
 async def _app_keys(registry: Registry, app_id: str) -> list[str]:
-    """The app's record, its management token's lookup, and its Vehicle Access versions, current and filters."""
+    """The app's Vehicle Access versions, current and filters (its record is AppStore's to delete)."""
     redis, keys = registry.redis, registry.keys
     access = keys.access(app_id)
     last = await redis.get(access.version)
     found = [access.config(v) for v in range(1, int(last or 0) + 1)]
-    found += [access.current, access.version, access.filters, keys.app(app_id)]
-    record = await redis.get(keys.app(app_id))
-    token_hash = json.loads(record).get("management_token_hash") if record is not None else None
-    if token_hash:
-        found.append(keys.management_token(token_hash))
-    return found
+    return [*found, access.current, access.version, access.filters]
 
 
 async def _scan_connections(registry: Registry) -> set[str]:
     """Every stored connection id (revoked ones included, which no index keeps)."""
-    keys = registry.keys
-    if keys.sharded:  # `P:{tag}:conn:*`: each shard's requests stream name, less `requests`, is its `P:{tag}:`
-        patterns = [f"{shard.requests.removesuffix('requests')}conn:*" for shard in keys.all_shards]
-    else:
-        patterns = [keys.connection("*")]
     found: set[str] = set()
-    for pattern in patterns:
+    for pattern in registry.keys.connection_patterns():
         async for key in registry.redis.scan_iter(match=pattern, count=1000):
             found.add(_text(key).rpartition(":conn:")[2])
     return found

@@ -121,6 +121,23 @@ class AppStore:
             return None
         return await self.get(_text(app_id))
 
+    async def delete(self, app_id: str) -> bool:
+        """Forget an application: its record, its management token and its place in the list (its configs, filters
+        and connections are the caller's to remove). False when it did not exist. The default app cannot go."""
+        if app_id == DEFAULT_APP_ID:
+            raise ServiceError("the default application cannot be deleted")
+        record = await self.redis.get(self.keys.app(app_id))
+        if record is None:
+            return False
+        token_hash = json.loads(record).get("management_token_hash")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self.keys.app(app_id))
+            if token_hash:
+                pipe.delete(self.keys.management_token(token_hash))
+            pipe.zrem(self.keys.apps, app_id)
+            await pipe.execute()
+        return True
+
     async def _read(self, app_id: str) -> tuple[Application, dict[str, Any]]:
         record = await self.redis.get(self.keys.app(app_id))
         if record is None:
