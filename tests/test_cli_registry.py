@@ -271,3 +271,21 @@ def test_simulate_owners_connects_to_the_app_given(cli: Any, redis_server: Redis
     assert f"{keys.prefix}:app:{app_id}:access:current" in written
     assert keys.current_config not in written
     assert f"{keys.prefix}:app:{app_id}:connections" in written
+
+
+@pytest.mark.parametrize(
+    ("client_id", "message"),
+    [("default", "is the default application's id"), ("a b", "client id 'a b': use letters"), ("x", "")],
+)
+def test_apps_create_with_a_chosen_client_id(cli: Any, client_id: str, message: str) -> None:
+    """A chosen client id is kept; the default app's id or one outside the id alphabet is refused; a taken one
+    too."""
+    args = ("apps", "create", "--name", "n", "--redirect-uri", "http://x.example/cb", "--client-id", client_id)
+    code, out, err = cli(*args)
+    if message:
+        assert (code, out) == (2, None)
+        assert message in err
+        return
+    assert (code, out["client_id"]) == (0, client_id)
+    code, out, err = cli(*args)
+    assert (code, out, err.strip()) == (2, None, f"error: application {client_id!r} already exists")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 import uuid
@@ -19,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.application import DEFAULT_APP_ID, MAX_CLIENT_SECRETS, Application, AppMode
+from schemas.application import APP_ID_PATTERN, DEFAULT_APP_ID, MAX_CLIENT_SECRETS, Application, AppMode
 from services.errors import NotFoundError, ServiceError
 from services.keyspace import Keys
 from services.redis_client import Client
@@ -60,6 +61,12 @@ class AppStore:
         for uri in redirect_uris:
             _check_redirect_uri(uri)
         client_id = app_id or str(uuid.uuid4())
+        if not re.match(APP_ID_PATTERN, client_id):
+            raise ServiceError(
+                f"client id {client_id!r}: use letters, digits, '.', '_' and '-' (at most 128, a letter or digit first)"
+            )
+        if client_id == DEFAULT_APP_ID:
+            raise ServiceError(f"{DEFAULT_APP_ID!r} is the default application's id; choose another client id")
         secret, management_token = new_secret(), new_secret()
         app = Application(
             id=client_id,
