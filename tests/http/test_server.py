@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 import httpx
+
+from services.http.server import bind
 
 
 def test_healthz_answers_ok_over_http(http_server: str) -> None:
@@ -41,3 +44,12 @@ def test_static_css_is_served(http_server: str) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/css")
     assert ".brand-list-item" in response.text
+
+
+def test_bound_socket_sets_tcp_nodelay() -> None:
+    """The listening socket has TCP_NODELAY (accepted connections inherit it): no ~40 ms delayed-ACK stall."""
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        sock.close()
