@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
@@ -38,7 +39,24 @@ def create_app(context: HttpContext) -> FastAPI:
     app.include_router(oauth_token.router)
     app.include_router(identity.router)
     app.include_router(management.router)
+    app.openapi = _without_422(app.openapi)  # type: ignore[method-assign]
     return app
+
+
+def _without_422(default: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """FastAPI documents a 422 on every route with parameters; this app answers Smartcar's VALIDATION 400 instead
+    (services/http/errors.py), which each route documents: drop the 422s and their schemas."""
+
+    def openapi() -> dict[str, Any]:
+        schema = default()  # cached by FastAPI: the edit below happens once, in place
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    return openapi
 
 
 async def healthz(context: Annotated[HttpContext, Depends(get_context)]) -> JSONResponse:
