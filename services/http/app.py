@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from services.http.connect import router as connect_router
 from services.http.context import HttpContext, get_context
 from services.http.errors import RequestIdMiddleware, install_error_handlers
 from services.redis_client import REDIS_ERRORS
@@ -34,6 +35,7 @@ def create_app(context: HttpContext) -> FastAPI:
     static = resources.files("services.http").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
+    app.include_router(connect_router)
     return app
 
 
