@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from schemas.catalog import get_catalog
+from schemas.permissions import PermissionItem
 from services.http.brands import brand, brands
 from services.http.connect.flow import Flow
 from services.http.templating import render
@@ -39,7 +40,7 @@ def error_page(
 
 
 def preamble(request: Request, flow: Flow) -> HTMLResponse:
-    summary = [get_catalog().permission(p["name"]).description for p in flow.permissions.items()]
+    summary = [get_catalog().permission(p["name"]).description for p in _required_first(flow)]
     context = {
         "app_name": flow.app_name,
         "action": f"{BASE}/preamble",
@@ -92,8 +93,13 @@ def grant(
         "single_select": flow.single_select,
         "permissions": [
             {"name": p["name"], "description": catalog.permission(p["name"]).description, "required": p["required"]}
-            for p in flow.permissions.items()
+            for p in _required_first(flow)
         ],
         "error": error,
     }
     return page(request, "grant.html", context, status_code=status_code)
+
+
+def _required_first(flow: Flow) -> list[PermissionItem]:
+    """The requested permissions, the locked ones first, each group by name."""
+    return sorted(flow.permissions.items(), key=lambda item: (not item["required"], item["name"]))
