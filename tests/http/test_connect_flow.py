@@ -6,6 +6,7 @@ redirect with its exact strings. A refused grant form writes nothing (no connect
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -52,9 +53,11 @@ def assert_redirect(response: httpx.Response, uri: str = REDIRECT_URI) -> dict[s
     return query(location)
 
 
-async def test_the_whole_flow_ends_in_code_and_state(h: Harness) -> None:
+async def test_the_whole_flow_ends_in_code_and_state(h: Harness, caplog: pytest.LogCaptureFixture) -> None:
     """authorize → preamble → brand → login → grant → 302 with code and state (the redirect URI's own query kept);
-    the connection holds the required and the optional left checked, not the unchecked one; the code redeems."""
+    the connection holds the required and the optional left checked, not the unchecked one; the code redeems and
+    appears nowhere but in the Location (no log line, no page)."""
+    caplog.set_level(logging.DEBUG)
     other = "https://app.example/other?tenant=7"
     flow, nonce, html = await h.to_grant(scope=SCOPE, state="s 1&x=ü", redirect_uri=other)
     assert 'value="read_vehicle_info" checked' in html
@@ -63,6 +66,8 @@ async def test_the_whole_flow_ends_in_code_and_state(h: Harness) -> None:
     params = assert_redirect(response, other)
     assert set(params) == {"tenant", "code", "state"}
     assert (params["tenant"], params["state"]) == ("7", "s 1&x=ü")
+    assert params["code"] not in caplog.text
+    assert params["code"] not in response.text
     (connection,) = await h.registry.user_connections(h.app.id, user_id("someone@example.com"))
     assert sorted(connection.permissions) == ["read_odometer", "read_vehicle_info"]
     assert connection.permissions.required_names == ["read_vehicle_info"]
@@ -361,16 +366,25 @@ async def test_reauthentication_reauthorizes_and_returns_vehicle_id(h: Harness) 
 
 
 async def test_fleet_owners_sign_in_in_live_mode(redis: Client, keys: Keys, redis_server: RedisServer) -> None:
-    """A live-mode app gets the simulated fleet's owners (password `fleetgate`)."""
+    """A live-mode app gets the simulated fleet's owners (password `fleetgate`); a vehicle its filters exclude is
+    shown greyed and cannot be chosen, even by posting its id."""
     async with harness(redis, keys, redis_server.url, mode=AppMode.LIVE) as h:
         await h.registry.add_vehicle(make_vehicle(Powertrain.BEV, vehicle_id="fleet-1"))
+        await h.registry.add_vehicle(make_vehicle(Powertrain.PHEV, vehicle_id="fleet-2"))
+        filters = ConnectionFilters(powertrains=frozenset({FilterPowertrain.BEV}))
+        await h.registry.set_filters(filters, app_id=h.app.id)
         email = owner_email(0)
-        await store_owners(redis, keys, [OwnerAccount(email, user_id(email), ("fleet-1",))])
+        await store_owners(redis, keys, [OwnerAccount(email, user_id(email), ("fleet-1", "fleet-2"))])
         flow = await h.start(scope=SCOPE)
         assert (await h.sign_in(flow, email, "fleetgate", make="TESLA")).status_code == 303
         nonce, html = await h.grant_screen(flow)
         assert vehicle_ids(html) == ["fleet-1"]
+        assert "Not compatible with Acme EV" in html
+        response = await h.post_grant(flow, nonce, vehicles=["fleet-1", "fleet-2"], permissions=[])
+        assert "not one this account can connect" in assert_page(response)
+        nonce, _ = await h.grant_screen(flow)
         assert "code" in assert_redirect(await h.post_grant(flow, nonce, vehicles=["fleet-1"], permissions=[]))
+        assert [c.vehicle_id for c in await h.registry.user_connections(h.app.id, user_id(email))] == ["fleet-1"]
 
 
 async def test_an_unexpected_failure_after_validation_is_server_error(h: Harness) -> None:
