@@ -18,7 +18,6 @@ from fastapi.responses import RedirectResponse, Response
 from schemas.errors import (
     AccessDeniedError,
     ConnectError,
-    NoVehiclesError,
     UserReturnedError,
     VehicleIncompatibleError,
 )
@@ -26,9 +25,10 @@ from services.http.accounts import LoginRefused
 from services.http.brands import brand
 from services.http.connect import pages
 from services.http.connect.approve import Approval, approve
-from services.http.connect.flow import Flow, FlowKind, FlowStore, FlowVehicle
+from services.http.connect.flow import Flow, FlowKind, FlowStore
 from services.http.connect.redirect import back_to_app, configuration_error, error_redirect, vehicle_params
 from services.http.connect.request import Page, validate
+from services.http.connect.signin import signed_in
 from services.http.context import HttpContext, get_context
 
 log = logging.getLogger(__name__)
@@ -221,46 +221,10 @@ async def sign_in(request: Request, context: Context) -> Response:
             account = await context.accounts.login(email, password, make=found.make, mode=found.mode)
         except LoginRefused as refused:
             return pages.login(request, found, error=refused.reason, email=email, status_code=401)
-        filters = await context.registry.filters(found.app_id)
-        vehicles = [
-            FlowVehicle(
-                id=v.id, make=v.make, model=v.model, year=v.year, vin=v.vin, admitted=filters.admits(v.powertrain)
-            )
-            for v in account.vehicles
-        ]
-        if account.error is not None:
-            extra = vehicle_params(vehicles[0] if vehicles else None)
-            if not isinstance(account.error, VehicleIncompatibleError):
-                extra = {}
-            return await _finish(context, found, error_redirect(found, account.error, extra))
-        if not vehicles:
-            return await _finish(context, found, error_redirect(found, NoVehiclesError))
-        connected = {c.vehicle_id: c for c in await context.registry.user_connections(found.app_id, account.user_id)}
-        if found.single_select_vin is not None:
-            vehicles = [v for v in vehicles if v.vin.upper() == found.single_select_vin]
-            if not vehicles:
-                message = f"The vehicle with VIN {found.single_select_vin} is not on this account."
-                return await _finish(context, found, configuration_error(found, message))
-        if found.kind is FlowKind.REAUTHENTICATE:
-            vehicles = [v for v in vehicles if v.id == found.reauth_vehicle_id]
-            if not vehicles or found.reauth_vehicle_id not in connected:
-                message = "This account has no connection with the application for that vehicle."
-                return await _finish(context, found, configuration_error(found, message))
-        if not any(v.admitted for v in vehicles):
-            # fleetgate's choice (Smartcar does not document it): the first vehicle's make, model, year and VIN.
-            return await _finish(
-                context, found, error_redirect(found, VehicleIncompatibleError, vehicle_params(vehicles[0]))
-            )
-        found = found.model_copy(update={"user_id": account.user_id, "vehicles": vehicles})
-        requested = found.permissions.granted
-        if (
-            found.kind is FlowKind.AUTHORIZE
-            and found.approval_prompt == "auto"
-            and all(v.id in connected and requested & ~connected[v.id].permissions.granted == 0 for v in vehicles)
-        ):
-            # Every vehicle already granted all of it: no grant screen (approval_prompt=auto).
-            code = await context.tokens.issue_code(found.app_id, account.user_id, found.redirect_uri)
-            return await _finish(context, found, back_to_app(found, {"code": code}))
+        outcome = await signed_in(context, found, account)
+        if isinstance(outcome, RedirectResponse):
+            return await _finish(context, found, outcome)
+        found = outcome
         await flows(context).save(found)
         return _see(pages.screen_url("grant", found))
 
