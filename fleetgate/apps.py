@@ -43,12 +43,15 @@ def create_command(
         typer.Option("--redirect-uri", help="Where Connect may send users back (repeat; the first is the default)."),
     ],
     mode: Annotated[AppMode, typer.Option("--mode", help="Which accounts Connect offers.")] = AppMode.LIVE,
+    client_id: Annotated[
+        str | None, typer.Option("--client-id", help="Choose the client id (letters, digits, . _ -) [default: a UUID].")
+    ] = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
     """Register an application; prints its client id, client secret and management token (shown only once)."""
 
     async def create(registry: Registry) -> CreatedApp:
-        return await _store(registry).create(name, redirect_uri, mode)
+        return await _store(registry).create(name, redirect_uri, mode, app_id=client_id)
 
     with reporting_errors():
         created = run(redis_url, create)

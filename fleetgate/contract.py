@@ -11,28 +11,36 @@ import typer
 from fleetgate._output import fail
 from schemas.contract import json_schema_files
 from services.asyncapi import asyncapi_document
+from services.http.openapi import openapi_document
 from services.settings import Settings
 
 app = typer.Typer(help="The wire contract other programs rely on.", no_args_is_help=True)
 
 DEFAULT_DIR = Path("docs/contract")
 ASYNCAPI_FILE = "asyncapi.json"
+OPENAPI_FILE = "openapi.json"
+
+
+def _default_settings() -> Settings:
+    """The settings' defaults rather than the environment's, so that the checked-in files do not depend on who
+    generates them (`FLEETGATE_KEY_PREFIX`, `FLEETGATE_REDIS_URL` would otherwise leak in)."""
+    defaults = {name: field.get_default(call_default_factory=True) for name, field in Settings.model_fields.items()}
+    return Settings(**defaults)
 
 
 def asyncapi_json() -> str:
-    """The gatekeeper's AsyncAPI 3 document (services/asyncapi.py), for the default settings.
+    """The gatekeeper's AsyncAPI 3 document (services/asyncapi.py), for the default settings."""
+    return json.dumps(asyncapi_document(_default_settings()), indent=2, sort_keys=True) + "\n"
 
-    Built from the settings' defaults rather than the environment, so that the checked-in file does not
-    depend on who generates it (`FLEETGATE_KEY_PREFIX`, `FLEETGATE_REDIS_URL` would otherwise leak in).
-    """
-    defaults = {name: field.get_default(call_default_factory=True) for name, field in Settings.model_fields.items()}
-    document = asyncapi_document(Settings(**defaults))
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+def openapi_json() -> str:
+    """The HTTP API's OpenAPI document (services/http/openapi.py), for the default settings."""
+    return json.dumps(openapi_document(_default_settings()), indent=2, sort_keys=True) + "\n"
 
 
 def contract_files() -> dict[str, str]:
     """File name -> text of every generated file under docs/contract/."""
-    return json_schema_files() | {ASYNCAPI_FILE: asyncapi_json()}
+    return json_schema_files() | {ASYNCAPI_FILE: asyncapi_json(), OPENAPI_FILE: openapi_json()}
 
 
 def stale_files(directory: Path, files: dict[str, str]) -> list[Path]:
@@ -50,7 +58,8 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the contract files to.")] = DEFAULT_DIR,
     check: Annotated[bool, typer.Option("--check", help="Only check the files are current; exit 1 if not.")] = False,
 ) -> None:
-    """Write a JSON Schema per message type (request, decision, connection-event, deadletter) and asyncapi.json."""
+    """Write a JSON Schema per message type (request, decision, connection-event, deadletter), asyncapi.json and
+    the HTTP API's openapi.json."""
     files = contract_files()
     stale = stale_files(out, files)
     if check and stale:

@@ -3,6 +3,10 @@
 A small mixed fleet, the simulated app's Vehicle Access config, owners connecting (some unchecking), one
 gatekeeper worker and the vehicles service, ten seconds of load with owners revoking and re-authorizing meanwhile;
 then what apps saw: the decisions, and what the vehicles answered to the ALLOWED ones.
+
+On a Redis of its own the demo leaves nothing (the server goes). On a given one (--redis-url) it runs like
+`fleetgate loadtest --cleanup`: as its own app, with its own vehicles, and deletes what it created afterwards,
+except the streams' entries (other consumers may be reading them).
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
 from fleetgate._output import reporting_errors
 from fleetgate._registry import RedisUrlOption
-from fleetgate.loadtest_view import LiveProgress, summary_table
+from fleetgate.loadtest_view import LiveProgress, left_behind, summary_table
+from fleetgate.serve import DEFAULT_REDIRECT_URI, serve_http
 from services.demo_redis import DemoRedis, demo_redis
-from services.redis_client import connect, redact
+from services.redis_client import redact
+from services.settings import Settings
 from simulator.loadtest import LoadTestOptions, run_load_test
 from simulator.report import LoadReport
 
@@ -37,9 +42,23 @@ def demo_command(
     embedded: Annotated[
         bool, typer.Option("--embedded", help="Use the embedded Redis-protocol server even if redis-server exists.")
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then keep the demo's Redis and serve Connect, tokens and the API on it, with a gatekeeper and the "
+            "vehicles service and a test-mode app whose credentials are printed, until Ctrl-C.",
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(help="The port of --serve.", min=0, max=65535)] = 8000,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Run fleetgate end to end for about ten seconds and show what apps would see."""
+    """Run fleetgate end to end for about ten seconds and show what apps would see.
+
+    With --redis-url it runs on that server as its own app (fleetgate-loadtest) with its own vehicles (lt-...),
+    changing no other app's config, filters or connections, and deletes what it created afterwards, like
+    `fleetgate loadtest --cleanup`: not the streams' entries (other consumers may be reading them).
+    """
     console = Console()
     with reporting_errors(), _redis(redis_url, embedded=embedded) as redis:
         console.print(f"[bold]fleetgate demo[/bold] on {redis.description}")
@@ -51,17 +70,20 @@ def demo_command(
             duration_s=duration,
             seed=7,
             grace_s=15,
+            cleanup=redis_url is not None,  # someone else's server: leave it as we found it (but for streams)
         )
         try:
             with LiveProgress(Console(stderr=True), options) as live:
-                report = asyncio.run(run_load_test(options, live.update))
+                report = asyncio.run(run_load_test(options, live.update, live.warn))
         except KeyboardInterrupt:
             console.print("interrupted: the gatekeeper, the vehicles and the producers were stopped")
             raise typer.Exit(130) from None
-        finally:
-            if redis_url is not None:  # someone else's server: leave it as we found it
-                asyncio.run(_delete_prefix(redis.url, options.prefix))
-    _show(console, report)
+        _show(console, report)
+        if report.run.cleaned_up:
+            console.print(left_behind(options, report))
+        if serve:  # on the demo's Redis, still running
+            settings = Settings(redis_url=redis.url, key_prefix=options.prefix, http_port=port)
+            serve_http(settings, with_workers=True, local_app=[DEFAULT_REDIRECT_URI])
     if not report.clean:
         raise typer.Exit(1)
 
@@ -73,16 +95,6 @@ def _redis(redis_url: str | None, *, embedded: bool) -> Iterator[DemoRedis]:
         return
     with demo_redis(embedded=embedded) as started:
         yield started
-
-
-async def _delete_prefix(url: str, prefix: str) -> None:
-    client: Redis = connect(url)
-    try:
-        batch = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        for start in range(0, len(batch), 1000):
-            await client.delete(*batch[start : start + 1000])
-    finally:
-        await client.aclose()
 
 
 def _show(console: Console, report: LoadReport) -> None:

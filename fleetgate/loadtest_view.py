@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from simulator.loadtest import LoadTestOptions, Progress
-from simulator.report import Latency, LoadReport
+from simulator.report import Latency, LoadReport, processes_text
 
 
 class LiveProgress:
@@ -40,6 +40,10 @@ class LiveProgress:
             self.console.print(self._line(progress), highlight=False, soft_wrap=True)  # one line, even in a pipe
         self._last_phase = progress.phase
 
+    def warn(self, warning: str) -> None:
+        """A line above the live panel (or in the pipe), kept on screen."""
+        self.console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+
     def _line(self, p: Progress) -> str:
         if p.phase not in ("load", "draining"):
             return p.phase
@@ -62,12 +66,11 @@ def summary_table(report: LoadReport, title: str = "fleetgate loadtest") -> Tabl
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    gatekeepers = f"{run.gatekeepers} process(es)" if run.gatekeepers else "external"
-    vehicles = f"{run.vehicle_services} process(es)" if run.vehicle_services else "external"
-    table.add_row("run", f"{run.vehicles:,} vehicles, {run.rate:,.0f}/s for {run.duration_s:.0f} s, "
-                  f"{run.producers} producer(s), gatekeeper {gatekeepers}, vehicles service {vehicles}, "
-                  f"seed {run.seed}")  # fmt: skip
-    table.add_row("set-up", f"{throughput.setup_s:.1f} s (fleet, app config, owners' Connect flows)")
+    table.add_row("run", f"{run.vehicles:,} vehicles ({run.connected:,} connected), {run.rate:,.0f}/s for "
+                  f"{run.duration_s:.0f} s, {run.producers} producer(s), seed {run.seed}")  # fmt: skip
+    table.add_row("gatekeepers", processes_text(run.gatekeepers, run.gatekeepers_found))
+    table.add_row("vehicles", processes_text(run.vehicle_services, run.vehicle_services_found))
+    table.add_row("set-up", f"{throughput.setup_s:.1f} s (fleet, app {run.app_id}'s config, owners' Connect flows)")
     held = "held" if throughput.rate_held else f"NOT held (producers up to {throughput.producer_behind_s:.1f} s behind)"
     table.add_row("sent", f"{throughput.sent:,} requests, {throughput.sent_per_s:,.0f}/s: rate {held}")
     table.add_row("decided", f"{throughput.decided:,}, {throughput.decided_per_s:,.0f}/s during the load")
@@ -93,6 +96,18 @@ def summary_table(report: LoadReport, title: str = "fleetgate loadtest") -> Tabl
         detail = f": {problem.detail}" if problem.detail else ""
         table.add_row(problem.problem, f"{problem.request_id}: {problem.target} on {problem.vehicle_id}{detail}")
     return table
+
+
+def left_behind(options: LoadTestOptions, report: LoadReport) -> str:
+    """One line: what a run without --cleanup left in Redis, and how to remove it."""
+    if report.run.cleaned_up:
+        return f"cleaned up: app {report.run.app_id}, its vehicles, their state and connections (streams kept)"
+    last = options.vehicles - 1
+    return (
+        f"left in Redis: app {options.app_id} with its config and {report.run.connected:,} connections, vehicles "
+        f"{options.id_prefix}000000..{options.id_prefix}{last:06d} and their state; remove them with "
+        "`fleetgate loadtest --remove-only` (or run with --cleanup)"
+    )
 
 
 def _percentiles(latency: Latency) -> str:

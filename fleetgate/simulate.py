@@ -12,13 +12,15 @@ import typer
 from rich.console import Console
 
 from fleetgate._output import reporting_errors
-from fleetgate._registry import RedisUrlOption, run
-from fleetgate.loadtest_view import LiveProgress, summary_table
+from fleetgate._registry import AppOption, RedisUrlOption, existing_app, run
+from fleetgate.loadtest_view import LiveProgress, left_behind, summary_table
 from schemas.access import derive
+from schemas.application import DEFAULT_APP_ID
 from services.errors import NotFoundError
 from services.registry import Registry
 from services.settings import Settings
 from simulator.accounts import FLEET_PASSWORD, group_owners, store_owners
+from simulator.cleanup import remove_leftovers
 from simulator.fleet import generate_fleet, load_mix
 from simulator.loadtest import LoadTestOptions, run_load_test, write_report
 from simulator.owners import OwnerBehaviour, connect_owners, default_app_config
@@ -69,19 +71,22 @@ def owners_command(
     seed: SeedOption = 1,
     mix: MixOption = None,
     uncheck: Annotated[float, typer.Option(help="Chance an owner unchecks each optional permission.")] = 0.15,
+    app_id: AppOption = DEFAULT_APP_ID,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Each owner of the simulated fleet runs Connect against the current config (the simulator's app if none)."""
+    """Each owner of the simulated fleet runs Connect with the app (--app), against its current config (the
+    simulator's, published as the app's, if it has none) and under its Connection Filters."""
     with reporting_errors():
         fleet = generate_fleet(vehicles, seed, load_mix(mix))
         behaviour = OwnerBehaviour(uncheck=uncheck)
 
         async def connect_all(registry: Registry) -> tuple[int, int]:
+            app = await existing_app(registry, app_id)
             try:
-                config = await registry.config()
+                config = await registry.config(app_id=app)
             except NotFoundError:
-                config = await registry.publish_config(default_app_config())
-            world = await connect_owners(registry, fleet, behaviour, seed)
+                config = await registry.publish_config(default_app_config(), app_id=app)
+            world = await connect_owners(registry, fleet, behaviour, seed, app)
             everything = frozenset(derive(config))
             grants = [v.grant for v in world.vehicles if v.grant is not None]
             return len(grants), sum(1 for g in grants if g.permissions != everything)
@@ -112,15 +117,44 @@ def loadtest_command(
     uncheck: Probability = 0.15,
     revoke: Probability = 0.02,
     reauth: Probability = 0.03,
+    cleanup: Annotated[
+        bool,
+        typer.Option(
+            "--cleanup",
+            help="Afterwards, delete what the run created: its vehicles and their state, its connections and their "
+            "indexes, its app with its configs and filters, its dedupe records. Never the streams' entries (other "
+            "consumers may be reading them; trimming removes them).",
+        ),
+    ] = False,
+    remove_only: Annotated[
+        bool,
+        typer.Option(
+            "--remove-only",
+            help="Run no load: delete what earlier runs left (the app fleetgate-loadtest, its connections, the "
+            "lt-* vehicles and their state), then exit.",
+        ),
+    ] = False,
     redis_url: RedisUrlOption = None,
 ) -> None:
     """Set up a fleet and owners, run open-loop load through the gatekeeper and the vehicles, account for every
     request and every response.
 
+    The run is an application of its own (fleetgate-loadtest, created or reused) with vehicles lt-000000...: it
+    never changes another app's config, filters or connections, nor the vehicles of `simulate fleet` (sim-...).
+    Gatekeepers or vehicles services already running on the prefix are not refused (a load test against a running
+    deployment is legitimate) but named in a warning and in the report, since they share the load: use
+    --external-gatekeeper/--external-vehicles to use only them, or stop them for a run of its own.
+
     Exits 1 when any request was lost, decided twice, or decided otherwise than the simulator intended, or when an
     ALLOWED one was not answered exactly once, a response had no ALLOWED decision, or a read contradicted the
     command before it.
     """
+    if remove_only:
+        with reporting_errors():
+            removed = run(redis_url, remove_leftovers)
+        typer.echo(f"removed {removed.vehicles:,} vehicles, {removed.connections:,} connections and the load test's "
+                   f"app ({removed.keys:,} keys)")  # fmt: skip
+        return
     with reporting_errors():
         settings = Settings() if redis_url is None else Settings(redis_url=redis_url)
         options = LoadTestOptions(
@@ -139,11 +173,13 @@ def loadtest_command(
             workload=WorkloadMix(),
             shards=settings.shards,
             redis_cluster=settings.redis_cluster,
+            cleanup=cleanup,
         )
         console = Console(stderr=True)
         with LiveProgress(console, options) as live:
-            result = asyncio.run(run_load_test(options, live.update))
+            result = asyncio.run(run_load_test(options, live.update, live.warn))
     Console().print(summary_table(result))
+    typer.echo(left_behind(options, result))
     if report is not None:
         data, page = write_report(result, report)
         typer.echo(f"wrote {data} and {page}")

@@ -12,7 +12,8 @@ DEFAULT_APP_ID = "default"
 """The application every command uses when none is named; data written before applications existed is its."""
 
 # Client ids become parts of Redis keys: the same plain alphabet as other resource ids.
-AppId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+APP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+AppId = Annotated[str, StringConstraints(pattern=APP_ID_PATTERN)]
 MAX_CLIENT_SECRETS = 3
 """Client secrets valid at once (Smartcar's number): rotating a fourth in retires the oldest."""
 

@@ -211,6 +211,12 @@ class Keys:
             return f"{self.prefix}:conn:{connection_id}"
         return f"{self._tagged(shard_of(connection_id, self.shards))}conn:{connection_id}"
 
+    def connection_patterns(self) -> list[str]:
+        """SCAN patterns matching every connection key, one per shard."""
+        if self.shards == 1:
+            return [self.connection("*")]
+        return [f"{self._tagged(i)}conn:*" for i in range(self.shards)]
+
     def access(self, app_id: str = DEFAULT_APP_ID) -> AccessKeys:
         """An application's Vehicle Access versions and Connection Filters: the default app keeps the names it had
         before applications existed. One hash tag for all of them, so the publishing script's keys share a slot."""

@@ -73,6 +73,10 @@ class Accountant:
         tracked = self._requests.get(request_id)
         return None if tracked is None else tracked.sent[1]
 
+    def unreadable_ids(self) -> list[str]:
+        """The ids the gatekeeper gave the requests sent unreadable (`unreadable:<entry id>`, see ShardKeys)."""
+        return [request_id for request_id in self._requests if request_id.startswith("unreadable:")]
+
     def on_sent(self, records: list[Sent]) -> None:
         for record in records:
             tracked = _Tracked(record)

@@ -102,6 +102,11 @@ def _parse(text: str, source: str) -> FleetMix:
         raise MixError(f"{source}: {describe_validation_error(exc)}") from exc
 
 
+def fleet_ids(count: int, id_prefix: str = "sim-") -> list[str]:
+    """The ids `generate_fleet(count, ..., id_prefix=id_prefix)` gives its vehicles, without generating them."""
+    return [f"{id_prefix}{n:06d}" for n in range(count)]
+
+
 def generate_fleet(count: int, seed: int, mix: FleetMix | None = None, id_prefix: str = "sim-") -> list[Vehicle]:
     """`count` vehicles, `{id_prefix}000000` onwards, drawn from `mix` with a generator seeded by `seed`."""
     mix = mix or default_mix()
@@ -112,7 +117,7 @@ def generate_fleet(count: int, seed: int, mix: FleetMix | None = None, id_prefix
     makes_by_powertrain = {p: mix.makes_with(p) for p in PHYSICAL_POWERTRAINS}
     any_make = [m for m in mix.makes if m.share]
     fleet = []
-    for n in range(count):
+    for vehicle_id in fleet_ids(count, id_prefix):
         powertrain = rng.choices(powertrains, weights)[0]
         candidates = any_make if powertrain is Powertrain.UNKNOWN else makes_by_powertrain[powertrain]
         make = rng.choices(candidates, [m.share for m in candidates])[0]
@@ -120,7 +125,6 @@ def generate_fleet(count: int, seed: int, mix: FleetMix | None = None, id_prefix
         line = rng.choice(lines)
         year = rng.randint(*make.years)
         lacks = make.lacks.union(*(rule.lacks for rule in mix.older if year < rule.before))
-        vehicle_id = f"{id_prefix}{n:06d}"
         fleet.append(
             Vehicle(
                 id=vehicle_id,

@@ -1,12 +1,17 @@
 """`fleetgate loadtest`: set up a fleet and its owners, run open-loop load through the gatekeeper and the vehicles,
 account for every request and every response, and report.
 
-    setup: fleet -> registry, app config published, owners connect   (timed: `setup_s`)
+    start: note the gatekeepers and vehicles services already running on the prefix (they would share the load)
+    setup: the run's app (simulator/cleanup.py), its fleet (`lt-...`) -> registry, the app's config and filters
+           published, owners connect to the app   (timed: `setup_s`)
     load:  producers (processes) -> {prefix}:requests -> gatekeeper -> {prefix}:decisions -> accountant
                                               vehicles service (ALLOWED ones) -> {prefix}:responses -> accountant
            (with shards: each vehicle's shard's streams; the accountants read every shard's)
            owners revoke and re-auth on schedule, meanwhile
     drain: until every request is decided and every ALLOWED one answered, or the grace period ends
+    clean: with `cleanup`, delete what the run created (never the streams' entries)
+
+The run never touches another application's config, filters or connections, nor vehicles outside its fleet.
 """
 
 from __future__ import annotations
@@ -23,15 +28,17 @@ from typing import Any, cast
 
 from schemas.access import derive
 from schemas.decision import rfc3339
+from schemas.grant import ConnectionFilters
 from services.keyspace import Keys
 from services.redis_client import Client, client_for, refuse_eviction
 from services.registry import ConnectService, Registry
 from services.settings import Settings
 from services.streams import ensure_group, live_consumers
 from simulator.accounting import Accountant, Sent
+from simulator.cleanup import LOADTEST_APP_ID, LOADTEST_VEHICLE_PREFIX, Removed, ensure_app, remove_run
 from simulator.effects import default_rules
 from simulator.errors import LoadTestError
-from simulator.fleet import FleetMix, generate_fleet
+from simulator.fleet import FleetMix, fleet_ids, generate_fleet
 from simulator.owners import OwnerBehaviour, apply_change, connect_owners, default_app_config, plan_changes
 from simulator.processes import (
     Producers,
@@ -71,6 +78,14 @@ class LoadTestOptions:
     shards: int = 1
     redis_cluster: bool = False
     """`redis_url` is a node of a Redis Cluster."""
+    app_id: str = LOADTEST_APP_ID
+    """The run's own application (created, or reused as it is): its config and filters are the run's."""
+    id_prefix: str = LOADTEST_VEHICLE_PREFIX
+    """The fleet's vehicle ids start with this (`fleetgate simulate fleet` uses `sim-`)."""
+    filters: ConnectionFilters = field(default_factory=ConnectionFilters)
+    """The run's app's Connection Filters (none by default: every vehicle connects)."""
+    cleanup: bool = False
+    """After the run, delete what it created (simulator/cleanup.py); never the streams' entries."""
 
     @property
     def keys(self) -> Keys:
@@ -85,6 +100,46 @@ class LoadTestOptions:
 
     def client(self) -> Client:
         return client_for(self.settings)
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """Gatekeeper workers and vehicles services found beating on the prefix before the run started its own."""
+
+    gatekeeper_names: frozenset[str]
+    vehicles_names: frozenset[str]
+
+    @property
+    def gatekeepers(self) -> int:
+        return len(self.gatekeeper_names)
+
+    @property
+    def vehicle_services(self) -> int:
+        return len(self.vehicles_names)
+
+
+async def find_running(redis: Client, keys: Keys) -> Running:
+    """The live gatekeeper workers and vehicles services on the prefix, by their heartbeats."""
+    gatekeepers = await live_consumers(redis, keys)
+    vehicles = await live_consumers(redis, keys, prefix=keys.vehicles_heartbeat_prefix)
+    return Running(frozenset(gatekeepers), frozenset(vehicles))
+
+
+def sharing_warnings(options: LoadTestOptions, running: Running) -> list[str]:
+    """What to tell the user when processes the run did not start will share its load (not asked for)."""
+    warnings = []
+    if options.gatekeepers and running.gatekeepers:
+        warnings.append(
+            f"{running.gatekeepers} gatekeeper worker(s) already running on prefix {options.prefix!r} will share the "
+            f"load with the {options.gatekeepers} this run starts: the throughput reported is theirs together "
+            "(--external-gatekeeper uses only them; or stop them)"
+        )
+    if options.vehicle_services and running.vehicle_services:
+        warnings.append(
+            f"{running.vehicle_services} vehicles service(s) already running on prefix {options.prefix!r} will "
+            "answer part of the load with the one this run starts (--external-vehicles uses only them; or stop them)"
+        )
+    return warnings
 
 
 @dataclass
@@ -105,13 +160,28 @@ class Progress:
         return max(0, self.sent - self.decided)
 
 
-async def run_load_test(options: LoadTestOptions, on_progress: Callable[[Progress], None]) -> LoadReport:
+async def run_load_test(
+    options: LoadTestOptions,
+    on_progress: Callable[[Progress], None],
+    on_warning: Callable[[str], None] = lambda _warning: None,
+) -> LoadReport:
+    """Run the load test; warn (`on_warning`) about processes found running that will share the load, and record
+    them in the report. With `options.cleanup`, delete what the run created afterwards, even when it failed."""
     redis = options.client()
     keys = options.keys
+    run_id = secrets.token_hex(3)
     gatekeepers: list[subprocess.Popen[bytes]] = []
     vehicles: list[subprocess.Popen[bytes]] = []
+    world: World | None = None
+    unreadable: list[str] = []  # filled by the load: the ids of the unreadable requests it sent
+    clock_existed = True
+    report: LoadReport | None = None
     try:
         await refuse_eviction(redis, options.settings)
+        running = await find_running(redis, keys)
+        for warning in sharing_warnings(options, running):
+            on_warning(warning)
+        clock_existed = bool(await redis.exists(keys.vehicles_clock))
         if options.gatekeepers:
             gatekeepers.append(start_gatekeepers(options.settings, options.gatekeepers))
         if options.vehicle_services:
@@ -123,26 +193,74 @@ async def run_load_test(options: LoadTestOptions, on_progress: Callable[[Progres
         world = await set_up(redis, keys, options)
         setup_s = time.perf_counter() - setup_started
         if gatekeepers:
-            await wait_for_heartbeats(redis, keys, options.gatekeepers, gatekeepers)
+            await wait_for_heartbeats(redis, keys, options.gatekeepers, gatekeepers, besides=running.gatekeeper_names)
         elif not await live_consumers(redis, keys):
             raise LoadTestError(f"no gatekeeper is running on prefix {options.prefix!r}: start one, or drop the flag")
         if vehicles:
-            await wait_for_heartbeats(redis, keys, options.vehicle_services, vehicles, vehicles=True)
+            await wait_for_heartbeats(
+                redis, keys, options.vehicle_services, vehicles, vehicles=True, besides=running.vehicles_names
+            )
         elif not await live_consumers(redis, keys, prefix=keys.vehicles_heartbeat_prefix):
             raise LoadTestError(f"no vehicles service is running on prefix {options.prefix!r}: start one, or drop "
                                 "the flag")  # fmt: skip
-        return await _load(redis, keys, options, world, setup_s=setup_s, on_progress=on_progress)
+        report = await _load(
+            redis,
+            keys,
+            options,
+            world,
+            run_id=run_id,
+            running=running,
+            setup_s=setup_s,
+            on_progress=on_progress,
+            unreadable=unreadable,
+        )
     finally:
-        await asyncio.gather(*(stop_service(child) for child in gatekeepers + vehicles))
-        await redis.aclose()
+        try:
+            await asyncio.gather(*(stop_service(child) for child in gatekeepers + vehicles))
+            if options.cleanup:
+                on_progress(Progress("cleaning up"))
+                await _clean_up(redis, keys, options, world, run_id, unreadable, clock_existed=clock_existed)
+        finally:
+            await redis.aclose()
+    assert report is not None  # else the exception raised in `try` is on its way
+    return report.model_copy(update={"run": report.run.model_copy(update={"cleaned_up": options.cleanup})})
+
+
+async def _clean_up(  # noqa: PLR0917  # the run's parts, each passed once
+    redis: Client,
+    keys: Keys,
+    options: LoadTestOptions,
+    world: World | None,
+    run_id: str,
+    unreadable: list[str],
+    *,
+    clock_existed: bool,
+) -> Removed:
+    """Delete what the run created; the simulated vehicles' clock too when the run's vehicles service set it and
+    no other vehicles service is left using it."""
+    vehicles_left = await live_consumers(redis, keys, prefix=keys.vehicles_heartbeat_prefix)
+    clock = [] if clock_existed or vehicles_left else [keys.vehicles_clock]
+    connections = None if world is None else [v.connection_id for v in world.vehicles if v.connection_id]
+    return await remove_run(
+        Registry(redis, keys),
+        options.app_id,
+        fleet_ids(options.vehicles, options.id_prefix),
+        connections,
+        run_id=run_id,
+        unreadable_ids=unreadable,
+        extra_keys=clock,
+    )
 
 
 async def set_up(redis: Client, keys: Keys, options: LoadTestOptions) -> World:
+    """The run's app (with its config and filters), its fleet, and its owners connected to the app."""
     registry = Registry(redis, keys)
-    fleet = generate_fleet(options.vehicles, options.seed, options.mix)
+    app_id = await ensure_app(registry, options.app_id)
+    fleet = generate_fleet(options.vehicles, options.seed, options.mix, id_prefix=options.id_prefix)
     await registry.add_vehicles(fleet)
-    config = await registry.publish_config(default_app_config())
-    world = await connect_owners(registry, fleet, options.owners, options.seed)
+    config = await registry.publish_config(default_app_config(), app_id=app_id)
+    await registry.set_filters(options.filters, app_id)
+    world = await connect_owners(registry, fleet, options.owners, options.seed, app_id)
     return plan_changes(world, derive(config), options.owners, options.duration_s, options.seed)
 
 
@@ -152,10 +270,12 @@ async def _load(
     options: LoadTestOptions,
     world: World,
     *,
+    run_id: str,
+    running: Running,
     setup_s: float,
     on_progress: Callable[..., None],
+    unreadable: list[str],
 ) -> LoadReport:
-    run_id = secrets.token_hex(3)
     group = f"loadtest-{run_id}"
     streams = [stream for shard in keys.all_shards for stream in (shard.decisions, shard.responses)]
     for stream in streams:
@@ -191,7 +311,10 @@ async def _load(
             *(asyncio.create_task(read_stream(redis, shard.responses, group, answers, stop_reading))
               for shard in keys.all_shards),
         ]  # fmt: skip
-        done = await _follow(producers, accountant, responses, options, started_at, on_progress)
+        try:
+            done = await _follow(producers, accountant, responses, options, started_at, on_progress)
+        finally:
+            unreadable += accountant.unreadable_ids()
     finally:
         stop_reading.set()
         for task in background[:1]:
@@ -200,7 +323,9 @@ async def _load(
         producers.stop()
         for stream in streams:
             await redis.xgroup_destroy(stream, group)
-    return _report(options, accountant, responses, done, setup_s=setup_s, started_at=started_at, samples=samples)
+    return _report(
+        options, world, running, accountant, responses, done, setup_s=setup_s, started_at=started_at, samples=samples
+    )
 
 
 async def _until_ready(producers: Producers, count: int) -> None:
@@ -273,8 +398,10 @@ async def _owner_changes(registry: Registry, world: World, started_at: float, ac
         accountant.change_finished(change.connection_id, time.time())
 
 
-def _report(
+def _report(  # noqa: PLR0917  # what the run was given, found and measured, each passed once
     options: LoadTestOptions,
+    world: World,
+    running: Running,
     accountant: Accountant,
     responses: ResponseAccountant,
     done: list[ProducerDone],
@@ -291,12 +418,16 @@ def _report(
     return LoadReport(
         run=RunSettings(
             vehicles=options.vehicles,
+            connected=sum(1 for v in world.vehicles if v.connection_id is not None),
+            app_id=options.app_id,
             rate=options.rate,
             duration_s=options.duration_s,
             producers=options.producers,
             seed=options.seed,
             gatekeepers=options.gatekeepers,
             vehicle_services=options.vehicle_services,
+            gatekeepers_found=running.gatekeepers,
+            vehicle_services_found=running.vehicle_services,
             started_at=rfc3339(datetime.fromtimestamp(started_at, UTC)),
         ),
         throughput=Throughput(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from schemas.access import VehicleAccessConfig, derive
+from schemas.application import DEFAULT_APP_ID
 from schemas.permissions import PermissionSet
 from schemas.scope import render_scope
 from schemas.vehicle import Vehicle
@@ -39,11 +40,15 @@ def default_app_config() -> VehicleAccessConfig:
     return parse_config(text, source="simulator/app.toml")
 
 
-async def connect_owners(registry: Registry, fleet: Sequence[Vehicle], behaviour: OwnerBehaviour, seed: int) -> World:
-    """Authorize every vehicle the Connection Filters admit against the current config; the World that results."""
+async def connect_owners(
+    registry: Registry, fleet: Sequence[Vehicle], behaviour: OwnerBehaviour, seed: int, app_id: str = DEFAULT_APP_ID
+) -> World:
+    """Authorize, for the app, every vehicle its Connection Filters admit against its current config; the World that
+    results (a vehicle the filters refuse has no connection in it). Owners' later re-auths and revocations act on these
+    connections, so on the same app."""
     rng = random.Random(seed)
-    config = await registry.config()
-    filters = await registry.filters()
+    config = await registry.config(app_id=app_id)
+    filters = await registry.filters(app_id)
     requested = derive(config)
     optional = [name for name in requested if not requested.is_required(name)]
     admitted = [v for v in fleet if filters.admits(v.powertrain)]
@@ -53,7 +58,7 @@ async def connect_owners(registry: Registry, fleet: Sequence[Vehicle], behaviour
         if len(unchecked) == len(requested):  # at least one permission must remain checked
             unchecked = unchecked[1:]
         authorizations.append(Authorization(vehicle.id, unchecked=unchecked))
-    connections = await ConnectService(registry).authorize_many(authorizations)
+    connections = await ConnectService(registry).authorize_many(authorizations, app_id=app_id)
     grants = {
         a.vehicle_id: (c.id, Grant(frozenset(requested) - frozenset(a.unchecked)))
         for a, c in zip(authorizations, connections, strict=True)

@@ -8,7 +8,7 @@ import multiprocessing
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from multiprocessing.context import SpawnProcess
 from multiprocessing.queues import Queue
 from typing import Any
@@ -52,15 +52,21 @@ def start_vehicles(settings: Settings) -> subprocess.Popen[bytes]:
 
 
 async def wait_for_heartbeats(
-    redis: Client, keys: Keys, count: int, processes: Sequence[subprocess.Popen[bytes]], *, vehicles: bool = False
+    redis: Client,
+    keys: Keys,
+    count: int,
+    processes: Sequence[subprocess.Popen[bytes]],
+    *,
+    vehicles: bool = False,
+    besides: Collection[str] = frozenset(),
 ) -> None:
-    """Until `count` gatekeepers (or vehicles services) beat: they have created their group and are reading; or
-    fail if the process died."""
+    """Until `count` gatekeepers (or vehicles services) beat, not counting those named in `besides` (found running
+    before these started): they have created their group and are reading; or fail if the process died."""
     name = "vehicles service" if vehicles else "gatekeeper"
     prefix = keys.vehicles_heartbeat_prefix if vehicles else keys.heartbeat_prefix
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
-    while len(await live_consumers(redis, keys, prefix=prefix)) < count:
+    while len(set(await live_consumers(redis, keys, prefix=prefix)) - set(besides)) < count:
         for process in processes:
             if process.poll() is not None:
                 raise LoadTestError(f"the {name} exited with code {process.returncode} before it started")

@@ -15,6 +15,12 @@ class _Part(BaseModel):
 
 class RunSettings(_Part):
     vehicles: int
+    """The fleet's size."""
+    connected: int = 0
+    """Vehicles whose owners connected at the start (those the run's app's Connection Filters admit): the load's
+    requests are theirs."""
+    app_id: str = ""
+    """The run's own application (its config, filters and connections)."""
     rate: float
     """Target arrivals per second (open loop, Poisson)."""
     duration_s: float
@@ -24,6 +30,13 @@ class RunSettings(_Part):
     """Worker processes the load test started; 0 when it used an external gatekeeper."""
     vehicle_services: int
     """Vehicles service processes the load test started; 0 when it used an external one."""
+    gatekeepers_found: int = 0
+    """Gatekeeper workers already running on the prefix when the run started (by their heartbeats): they shared
+    the load with those it started, or did it all when it started none."""
+    vehicle_services_found: int = 0
+    """Vehicles services already running on the prefix when the run started: they shared the answers likewise."""
+    cleaned_up: bool = False
+    """Whether the run deleted what it created afterwards (`--cleanup`)."""
     started_at: str
     """RFC 3339 UTC."""
 
@@ -172,3 +185,10 @@ class LoadReport(_Part):
     def clean(self) -> bool:
         """Every request decided once as intended, and every ALLOWED one answered once without contradiction."""
         return self.accounting.clean and self.responses.accounting.clean
+
+
+def processes_text(started: int, found: int) -> str:
+    """Who did the work: `1 started`, `1 started + 2 found running`, or `2 found running (external)`."""
+    if not started:
+        return f"{found:,} found running (external)"
+    return f"{started:,} started" + (f" + {found:,} found running" if found else "")

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from html import escape
 
-from simulator.report import Latency, LoadReport, ResponseProblem, Second
+from simulator.report import Latency, LoadReport, ResponseProblem, Second, processes_text
 from simulator.svg import Bar, Segment, Series, bars, fmt, line_chart, stacked_bars
 
 # Fixed per outcome so the same colour means the same outcome in every chart and every report.
@@ -135,10 +135,10 @@ def _headline(report: LoadReport) -> str:
         [
             ("Target rate", f"{fmt(run.rate)} requests/s"),
             ("Duration", f"{fmt(run.duration_s)} s"),
-            ("Vehicles", f"{run.vehicles:,}"),
+            ("Vehicles", f"{run.vehicles:,} ({run.connected:,} connected, app {run.app_id})"),
             ("Producers", f"{run.producers:,}"),
-            ("Gatekeeper processes", f"{run.gatekeepers:,}" if run.gatekeepers else "external"),
-            ("Vehicles service processes", f"{run.vehicle_services:,}" if run.vehicle_services else "external"),
+            ("Gatekeeper processes", processes_text(run.gatekeepers, run.gatekeepers_found)),
+            ("Vehicles service processes", processes_text(run.vehicle_services, run.vehicle_services_found)),
             ("Seed", f"{run.seed}"),
             ("Setup time", f"{through.setup_s:.1f} s"),
             (

@@ -164,3 +164,16 @@ def test_a_connection_record_of_before_applications_reads_as_the_default_apps() 
     mine = decode_connection("c-2", encode_connection(connection).replace(b"|default|", b"|mine|", 1) + b"u-9")
     assert (mine.app_id, mine.user_id) == ("mine", "u-9")
     assert decode_connection("c-2", encode_connection(mine)) == mine
+
+
+async def test_a_deleted_app_is_gone_with_its_management_token(apps: AppStore) -> None:
+    """Deleting an app removes it from the list and voids its management token and secret; the default app
+    cannot be deleted."""
+    created = await apps.create("Doomed", ["https://doomed.example/cb"])
+    assert await apps.delete(created.app.id)
+    assert not await apps.delete(created.app.id)
+    assert [a.id for a in await apps.all()] == [DEFAULT_APP_ID]
+    assert await apps.app_of_management_token(created.management_token) is None
+    assert await apps.authenticate_client(created.app.id, created.client_secret) is None
+    with pytest.raises(ServiceError, match="cannot be deleted"):
+        await apps.delete(DEFAULT_APP_ID)

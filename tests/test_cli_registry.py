@@ -251,3 +251,41 @@ def test_apps_create_refuses_bad_input(cli: Any, args: list[str], message: str) 
     assert (code, out) == (2, None)
     assert message in err
     assert [a["client_id"] for a in cli("apps", "list")[1]] == ["default"]
+
+
+def test_simulate_owners_connects_to_the_app_given(cli: Any, redis_server: RedisServer, keys: Keys) -> None:
+    """`simulate owners --app` publishes the simulator's config as that app's (it had none) and connects the owners
+    to it; the default app's config is not created; an unknown app is an error that connects nobody."""
+    runner = CliRunner()
+    assert runner.invoke(app, ["simulate", "fleet", "--vehicles", "5"]).exit_code == 0
+    unknown = runner.invoke(app, ["simulate", "owners", "--vehicles", "5", "--app", "nope"])
+    assert unknown.exit_code != 0
+    assert "unknown application 'nope'" in unknown.stderr
+    code, created, _ = cli("apps", "create", "--name", "Fleet app", "--redirect-uri", "https://app.example/cb")
+    assert code == 0
+    app_id = created["client_id"]
+    connected = runner.invoke(app, ["simulate", "owners", "--vehicles", "5", "--app", app_id])
+    assert connected.exit_code == 0, connected.stderr
+    assert "connected 5 of 5 vehicles" in connected.stdout
+    written = [key.decode() for key in _keys_written(redis_server, keys)]
+    assert f"{keys.prefix}:app:{app_id}:access:current" in written
+    assert keys.current_config not in written
+    assert f"{keys.prefix}:app:{app_id}:connections" in written
+
+
+@pytest.mark.parametrize(
+    ("client_id", "message"),
+    [("default", "is the default application's id"), ("a b", "client id 'a b': use letters"), ("x", "")],
+)
+def test_apps_create_with_a_chosen_client_id(cli: Any, client_id: str, message: str) -> None:
+    """A chosen client id is kept; the default app's id or one outside the id alphabet is refused; a taken one
+    too."""
+    args = ("apps", "create", "--name", "n", "--redirect-uri", "http://x.example/cb", "--client-id", client_id)
+    code, out, err = cli(*args)
+    if message:
+        assert (code, out) == (2, None)
+        assert message in err
+        return
+    assert (code, out["client_id"]) == (0, client_id)
+    code, out, err = cli(*args)
+    assert (code, out, err.strip()) == (2, None, f"error: application {client_id!r} already exists")

@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from services.keyspace import Keys
 from services.local_redis import RedisServer
+from services.registry import Registry
+from simulator.owners import default_app_config
 
 FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
 SHORT = ["--duration", "2", "--vehicles", "150"]
@@ -65,11 +68,19 @@ def test_demo_runs_on_the_embedded_server_without_redis_server() -> None:
 
 
 async def test_demo_on_a_given_redis_leaves_no_keys_behind(redis: Redis, redis_server: RedisServer) -> None:
-    """--redis-url uses that server, and the demo deletes its own keys afterwards."""
+    """--redis-url uses that server as an app of its own, leaves the default app's config alone, and deletes what it
+    created afterwards (like `loadtest --cleanup`): only the streams stay."""
+    registry = Registry(redis, Keys("demo-given"))
+    config = await registry.publish_config(default_app_config())
     result = run_demo("--redis-url", redis_server.url, prefix="demo-given")
     assert f"127.0.0.1:{redis_server.port}" in result.stdout
     assert_clean_run(result)
-    assert [key async for key in redis.scan_iter(match="demo-given:*")] == []
+    assert "cleaned up: app fleetgate-loadtest" in result.stdout
+    assert (await registry.config()).version == config.version
+    left = {key async for key in redis.scan_iter(match="demo-given:*")}
+    assert {key for key in left if await redis.type(key) != b"stream"} == {
+        key.encode() for key in ("demo-given:access:config:1", "demo-given:access:current", "demo-given:access:version")
+    }
 
 
 @pytest.mark.redis  # the demo starts redis-server itself when it is on PATH

@@ -13,15 +13,22 @@ from typing import cast
 import pytest
 from redis.asyncio import Redis
 
+from fleetgate.loadtest_view import left_behind
+from schemas.grant import ConnectionFilters, FilterPowertrain
 from services.gatekeeper.worker import Gatekeeper
 from services.keyspace import Keys
 from services.local_redis import RedisServer
+from services.redis_client import Client
+from services.registry import Registry
 from simulator.accounting import Accountant, Sent
+from simulator.cleanup import LOADTEST_APP_ID, remove_leftovers
 from simulator.errors import LoadTestError
+from simulator.fleet import generate_fleet
 from simulator.loadtest import LoadTestOptions, Progress, run_load_test, set_up, write_report
-from simulator.owners import OwnerBehaviour
+from simulator.owners import OwnerBehaviour, default_app_config
 from simulator.producer import ProducerDone, ProducerJob, produce
 from simulator.readers import account_decisions
+from simulator.report import processes_text
 from simulator.workload import WorkloadMix
 from tests.deployment import Deployment
 
@@ -157,3 +164,83 @@ async def test_without_a_vehicles_service_the_external_flag_refuses_to_run(
     with pytest.raises(LoadTestError, match="no vehicles service is running on prefix"):
         await run_load_test(options, lambda _progress: None)
     assert await redis.exists(keys.requests) == 0
+
+
+async def _key_types(client: Client, prefix: str) -> dict[str, str]:
+    """Every key under the prefix (on every node of a cluster) and its type."""
+    found = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    return {_text(key): _text(await client.type(key)) for key in found}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def test_a_run_on_someone_elses_registry_is_its_own_app_and_cleans_up(deployment: Deployment) -> None:
+    """With the default app's config and filters refusing most of the fleet, a load test changes neither, connects
+    all its own vehicles (and says so), never touches `sim-` vehicles, and with cleanup leaves no key behind but the
+    streams (on one Redis, and on the cluster with six shards)."""
+    client, keys = deployment.client, deployment.keys
+    registry = Registry(client, keys)
+    await registry.add_vehicles(generate_fleet(3, seed=1))  # `fleetgate simulate fleet`'s, ids sim-...
+    config = await registry.publish_config(default_app_config())
+    refusing = ConnectionFilters(powertrains=frozenset({FilterPowertrain.BEV}), allow_unknown=False)
+    await registry.set_filters(refusing)
+    before = await _key_types(client, keys.prefix)
+    options = LoadTestOptions(
+        redis_url=deployment.url,
+        prefix=keys.prefix,
+        shards=keys.shards,
+        redis_cluster=deployment.cluster,
+        vehicles=120,
+        rate=150,
+        duration_s=2,
+        seed=5,
+        grace_s=10,
+        owners=CHURN,
+        cleanup=True,
+    )
+    report = await run_load_test(options, lambda _progress: None)
+    assert report.clean, report.accounting.examples
+    assert (report.run.vehicles, report.run.connected, report.run.app_id) == (120, 120, LOADTEST_APP_ID)
+    assert report.run.cleaned_up
+    assert (await registry.config()).version == config.version
+    assert await registry.filters() == refusing
+    after = await _key_types(client, keys.prefix)
+    assert {key: kind for key, kind in after.items() if kind != "stream"} == before
+    assert not await client.zscore(keys.apps, LOADTEST_APP_ID)
+
+
+async def test_running_services_are_reported_and_leftovers_removed(
+    redis: Redis, keys: Keys, redis_server: RedisServer
+) -> None:
+    """A gatekeeper already beating on the prefix is warned about and reported as sharing the load (the run still
+    waits for its own); without cleanup the run leaves its app and fleet, which `remove_leftovers` deletes (all but
+    the streams, the dedupe records, which expire, and the vehicles' clock, which a later vehicles service reuses)."""
+    before = await _key_types(redis, keys.prefix)
+    await redis.set(keys.heartbeat("elsewhere-1"), "1", ex=60)
+    warnings: list[str] = []
+    options = LoadTestOptions(redis_server.url, keys.prefix, vehicles=40, rate=80, duration_s=1, seed=2, owners=CHURN)
+    report = await run_load_test(options, lambda _progress: None, warnings.append)
+    assert report.clean, report.accounting.examples
+    assert (report.run.gatekeepers, report.run.gatekeepers_found, report.run.vehicle_services_found) == (1, 1, 0)
+    assert len(warnings) == 1
+    assert "1 gatekeeper worker(s) already running" in warnings[0]
+    assert processes_text(report.run.gatekeepers, report.run.gatekeepers_found) == "1 started + 1 found running"
+    assert "fleetgate loadtest --remove-only" in left_behind(options, report)
+    await redis.delete(keys.heartbeat("elsewhere-1"))
+
+    registry = Registry(redis, keys)
+    assert await registry.config(app_id=LOADTEST_APP_ID)
+    removed = await remove_leftovers(registry)
+    assert (removed.vehicles, removed.connections) == (40, 40)
+    after = await _key_types(redis, keys.prefix)
+    left = {k for k, kind in after.items() if kind != "stream" and ":dedupe:" not in k and k != keys.vehicles_clock}
+    assert left == set(before)
+
+
+def test_who_did_the_work_is_said_in_full() -> None:
+    """The report names processes started and found running, never one process for work others shared."""
+    assert processes_text(1, 0) == "1 started"
+    assert processes_text(2, 3) == "2 started + 3 found running"
+    assert processes_text(0, 2) == "2 found running (external)"

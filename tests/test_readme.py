@@ -28,6 +28,7 @@ SKIP = {  # a command starting with this pattern is not run here, for this reaso
     r"(\.venv/bin/)?fleetgate demo|\.venv/bin/python -m bench\.|fleetgate loadtest": "load: 10 s to minutes each",
     r"docker compose|FLEETGATE_REDIS_CLUSTER=true": "needs Docker, or a Redis Cluster at the example addresses",
     r"fleetgate deadletter (show|redrive) [0-9]": "names a dead letter of the example (tests/test_deadletters.py)",
+    r"fleetgate serve --with-workers": "starts its own Redis, serves until stopped (tests/http/test_serve_command.py)",
     r"fleetgate vehicles run": "records a fresh world's simulated clock (tests/test_vehicle_scenarios.py plays it)",
 }
 KINDS = {"skip": "|".join(SKIP), "offline": r"fleetgate (access (derive|parse-scope)|catalog|gatekeeper shards)|echo"}

@@ -176,8 +176,8 @@ def test_headline_figures_appear() -> None:
         assert text in page
     for text in ("p50 1.61", "p90 4.02", "p99 12.34", "p99.9 27.50", "max 88.80"):
         assert text in page
-    assert "<td>4</td>" in page
-    assert "<td>external</td>" in render_html(make_report(gatekeepers=0))
+    assert "<td>4 started</td>" in page
+    assert "<td>0 found running (external)</td>" in render_html(make_report(gatekeepers=0))
 
 
 def test_seven_charts_with_outcome_colours_for_present_outcomes() -> None:
@@ -242,7 +242,7 @@ def test_empty_report_renders_no_data() -> None:
     page = render_html(empty_report())
     assert "<svg" not in page
     assert page.count("no data") == 9  # seven charts, the outcome and the response tables
-    assert page.count("<td>external</td>") == 2  # the gatekeeper and the vehicles service
+    assert page.count("found running (external)</td>") == 2  # the gatekeeper and the vehicles service
 
 
 def test_single_point_and_all_zero_inputs() -> None:

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,10 +44,11 @@ def test_compose_file_follows_the_compose_specification() -> None:
 
 
 def test_the_stack_has_what_it_promises() -> None:
-    """Two gatekeeper replicas and the vehicles service, each with a health check; the simulator waits for both;
-    metrics are scraped from both."""
+    """Two gatekeeper replicas, the vehicles service and the HTTP face, each with a health check; the simulator
+    waits for the gatekeepers and the vehicles; metrics are scraped from both."""
     services = COMPOSE["services"]
-    assert set(services) == {"redis", "gatekeeper", "vehicles", "simulator", "audit", "prometheus", "grafana"}
+    assert set(services) == {"redis", "gatekeeper", "vehicles", "http", "simulator", "audit", "prometheus", "grafana"}
+    assert services["http"]["healthcheck"]["test"][:2] == ["CMD", "python"]
     assert services["vehicles"]["healthcheck"]["test"] == ["CMD", "fleetgate", "vehicles", "check"]
     assert services["simulator"]["depends_on"]["vehicles"]["condition"] == "service_healthy"
     gatekeeper = services["gatekeeper"]
@@ -168,3 +170,28 @@ def _audited(database: Path) -> int:
             return int(db.execute("SELECT count(*) FROM decisions").fetchone()[0])
         except sqlite3.OperationalError:  # the table is created on the consumer's first batch
             return 0
+
+
+def test_the_http_service_command_serves_and_passes_its_health_check(
+    redis_server: RedisServer, keys: Keys, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """`fleetgate serve` as compose runs it: its health check (run as written, on the test's port) passes, an
+    unknown path is a Smartcar-shaped 404, and SIGTERM stops it cleanly."""
+    port = free_port()
+    base = {"FLEETGATE_REDIS_URL": redis_server.url, "FLEETGATE_KEY_PREFIX": keys.prefix}
+    command, env = command_and_env("http", base | {"FLEETGATE_HTTP_PORT": str(port)})
+    server = subprocess.Popen(command, env=env)
+    processes.append(server)
+    check = [sys.executable, *COMPOSE["services"]["http"]["healthcheck"]["test"][2:]]
+    check = [c.replace(":8000/", f":{port}/") for c in check]
+    deadline = time.monotonic() + 30
+    while subprocess.run(check, capture_output=True, check=False).returncode != 0:
+        assert server.poll() is None, "fleetgate serve exited"
+        assert time.monotonic() < deadline, "fleetgate serve never became healthy"
+        time.sleep(0.2)
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/v2.0/nowhere", timeout=5)
+    assert missing.value.code == 404
+    assert json.loads(missing.value.read())["type"] == "RESOURCE_NOT_FOUND"
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(30) == 0

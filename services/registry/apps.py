@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 import uuid
@@ -19,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.application import DEFAULT_APP_ID, MAX_CLIENT_SECRETS, Application, AppMode
+from schemas.application import APP_ID_PATTERN, DEFAULT_APP_ID, MAX_CLIENT_SECRETS, Application, AppMode
 from services.errors import NotFoundError, ServiceError
 from services.keyspace import Keys
 from services.redis_client import Client
@@ -60,6 +61,12 @@ class AppStore:
         for uri in redirect_uris:
             _check_redirect_uri(uri)
         client_id = app_id or str(uuid.uuid4())
+        if not re.match(APP_ID_PATTERN, client_id):
+            raise ServiceError(
+                f"client id {client_id!r}: use letters, digits, '.', '_' and '-' (at most 128, a letter or digit first)"
+            )
+        if client_id == DEFAULT_APP_ID:
+            raise ServiceError(f"{DEFAULT_APP_ID!r} is the default application's id; choose another client id")
         secret, management_token = new_secret(), new_secret()
         app = Application(
             id=client_id,
@@ -120,6 +127,23 @@ class AppStore:
         if app_id is None:
             return None
         return await self.get(_text(app_id))
+
+    async def delete(self, app_id: str) -> bool:
+        """Forget an application: its record, its management token and its place in the list (its configs, filters
+        and connections are the caller's to remove). False when it did not exist. The default app cannot go."""
+        if app_id == DEFAULT_APP_ID:
+            raise ServiceError("the default application cannot be deleted")
+        record = await self.redis.get(self.keys.app(app_id))
+        if record is None:
+            return False
+        token_hash = json.loads(record).get("management_token_hash")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self.keys.app(app_id))
+            if token_hash:
+                pipe.delete(self.keys.management_token(token_hash))
+            pipe.zrem(self.keys.apps, app_id)
+            await pipe.execute()
+        return True
 
     async def _read(self, app_id: str) -> tuple[Application, dict[str, Any]]:
         record = await self.redis.get(self.keys.app(app_id))
