@@ -402,6 +402,17 @@ async def test_an_unexpected_failure_after_validation_is_server_error(h: Harness
     }
 
 
+async def test_an_unexpected_failure_while_validating_is_server_error_once_the_uri_is_known(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(h.context.registry, "config", broken)
+    params = assert_redirect(await h.http.get("/oauth/authorize", params=h.params(state="s")))
+    assert (params["error"], params["state"]) == ("server_error", "s")
+
+
 _TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 
 

@@ -7,6 +7,7 @@ page: a scope naming an unknown permission ("400: ...") and an unknown `make`.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,15 +16,16 @@ from fastapi.responses import RedirectResponse
 
 from schemas.access import derive
 from schemas.application import Application, AppMode
-from schemas.errors import ScopeError
+from schemas.errors import ConnectError, ScopeError
 from schemas.scope import parse_scope, render_scope
 from schemas.vehicle import VIN_PATTERN
 from services.errors import NotFoundError
 from services.http.brands import brand
 from services.http.connect.flow import Flow, FlowKind, new_flow_id
-from services.http.connect.redirect import configuration_error
+from services.http.connect.redirect import configuration_error, error_redirect
 from services.http.context import HttpContext
 
+log = logging.getLogger(__name__)
 TEST_VIN_PREFIX = "0SC"
 TEST_VIN_IN_LIVE = "You have entered a test mode VIN. Please enter a VIN that belongs to a real vehicle."
 APPROVAL_PROMPTS = ("auto", "force")
@@ -78,8 +80,12 @@ async def validate(
         flags=seen.get("flags"),
         user=seen.get("user"),
     )
-    # From here on the redirect URI is the app's own.
-    return await _options(context, flow, seen)
+    # From here on the redirect URI is the app's own: anything unexpected is `server_error` there.
+    try:
+        return await _options(context, flow, seen)
+    except Exception:
+        log.exception("Connect: validating an authorize request of app %s failed", app.id)
+        return None, error_redirect(flow, ConnectError)
 
 
 async def _options(context: HttpContext, flow: Flow, seen: Mapping[str, str]) -> tuple[Flow | None, Refusal | None]:

@@ -64,7 +64,11 @@ async def _start(request: Request, context: HttpContext, kind: FlowKind) -> Resp
     if refusal is not None:
         return refusal
     assert flow is not None
-    await flows(context).save(flow)
+    try:
+        await flows(context).save(flow)
+    except Exception:
+        log.exception("Connect: storing a new flow of app %s failed", flow.app_id)
+        return error_redirect(flow, ConnectError)
     return _see(pages.screen_url("preamble", flow))
 
 
