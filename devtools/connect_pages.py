@@ -47,6 +47,7 @@ def sample_contexts(*, single_select: bool = False) -> dict[str, dict[str, Any]]
             "error": "The email or password is incorrect.",
             "email": "owner000001@fleet.fleetgate.test",
             "hint": "Test mode: any email and password sign in.",
+            "back_url": "/oauth/connect/back?flow=f-sample",
         },
         "grant.html": app
         | {

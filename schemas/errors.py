@@ -34,15 +34,18 @@ class UnknownNameError(FleetgateError, ValueError):
 
 
 class ConnectError(FleetgateError):
-    """A Connect flow refused; `code` is Smartcar Connect's redirect error code."""
+    """A Connect flow refused; `code` is Smartcar Connect's redirect error code and `description` its exact
+    `error_description` (reference §1.3): the one place those strings live."""
 
     code = "server_error"
+    description = "Unexpected server error. Please try again."
 
 
 class ScopeError(ConnectError):
     """A malformed scope parameter (Connect answers `configuration_error`); `token` is the offending one."""
 
     code = "configuration_error"
+    description = "There has been an error in the configuration of your application."
 
     def __init__(self, message: str, token: str | None = None) -> None:
         self.token = token
@@ -53,24 +56,51 @@ class AccessDeniedError(ConnectError):
     """The owner's grant screen cannot be completed as asked (Connect answers `access_denied`)."""
 
     code = "access_denied"
+    description = "User denied access to application."
 
 
 class VehicleIncompatibleError(ConnectError):
     """The Connection Filters exclude the vehicle's powertrain (Connect answers `vehicle_incompatible`)."""
 
     code = "vehicle_incompatible"
+    description = "The user\u2019s vehicle is not compatible."
 
 
 class InvalidSubscriptionError(ConnectError):
     """The owner's connected-services subscription is inactive (Connect answers `invalid_subscription`)."""
 
     code = "invalid_subscription"
+    description = "User does not have an active connected vehicle subscription."
 
 
 class NoVehiclesError(ConnectError):
     """The owner's connected-services account holds no vehicle (Connect answers `no_vehicles`)."""
 
     code = "no_vehicles"
+    # Smartcar's table repeats invalid_subscription's text here; its example has this one (fleetgate's pick).
+    description = "No vehicles found. Please add vehicles to your account and try again."
+
+
+class ConfigurationError(ConnectError):
+    """The authorize request or the flow cannot go on as configured (Connect answers `configuration_error`, with
+    `status_code` and `error_message`: what the user saw)."""
+
+    code = "configuration_error"
+    description = ScopeError.description
+
+
+class UserReturnedError(ConnectError):
+    """The owner chose "Back to application" before granting access."""
+
+    code = "user_manually_returned_to_application"
+    description = "The user exited Connect before granting your application access"
+
+
+class OemCancelledLoginError(ConnectError):
+    """The owner left the carmaker's login (not reachable in fleetgate's simulated login; listed for completeness)."""
+
+    code = "oem_cancelled_login"
+    description = "The user did not complete authorization with the OEM"
 
 
 class ConfigError(FleetgateError):

@@ -33,6 +33,8 @@ module is a contract inside the project; the records stored under the registry's
 | `P:vehicles:heartbeat:{consumer}` | string | a live vehicles service's last beat; expires               |
 | `P:vehicles:clock`           | string | the simulated vehicles' clock: speed and epochs, JSON            |
 | `P:owner:{email}`            | string | a simulated fleet owner's account: `{user_id, vehicle_ids}`, JSON |
+| `P:connect:flow:{flow_id}`   | string | one Connect flow in progress, JSON (services/http/connect/flow.py); expires |
+| `P:connect:flow:{flow_id}:nonce` | string | the grant form's one-time nonce of that flow; expires       |
 
 Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): one partition of the 16384 cluster slots into `S` ranges,
 used for everything. A slot belongs to shard `slot * S // 16384`; so an id (a vehicle's, a connection's) belongs to
@@ -267,6 +269,14 @@ class Keys:
     def rate_limit(self, endpoint: str, subject: str, window: int) -> str:
         """One window's count of calls of an HTTP endpoint by a subject (a client and an IP); expires."""
         return f"{self.prefix}:ratelimit:{endpoint}:{subject}:{window}"
+
+    def connect_flow(self, flow_id: str) -> str:
+        """One Connect flow in progress (the screens' server-side state); expires."""
+        return f"{self.prefix}:connect:flow:{flow_id}"
+
+    def connect_nonce(self, flow_id: str) -> str:
+        """The one-time nonce of a flow's grant form as last rendered; consumed by the form's POST."""
+        return f"{self.prefix}:connect:flow:{flow_id}:nonce"
 
     def user_tokens(self, app_id: str, user_id: str) -> str:
         """The keys of the user's access and refresh tokens with the app (to revoke them together)."""

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     """How long an application token (client credentials, API v3) is valid (Smartcar: 1 hour)."""
     login_rate_limit: Annotated[int, Field(ge=1)] = 30
     """Connect sign-ins a minute per client and IP; more get 429 (password guessing)."""
+    connect_flow_ttl_s: Annotated[int, Field(ge=1)] = 1800
+    """How long a Connect flow (authorize to grant) may take; an expired one shows a page asking to start again."""
     token_rate_limit: Annotated[int, Field(ge=1)] = 600
     """Token endpoint calls a minute per client and IP; more get 429 (code and secret guessing)."""
     # --- the HTTP faces (`fleetgate serve`)

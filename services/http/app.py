@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.http import identity, management, oauth_token
+from services.http.connect import router as connect_router
 from services.http.context import HttpContext, get_context
 from services.http.errors import RequestIdMiddleware, install_error_handlers
 from services.redis_client import REDIS_ERRORS
@@ -36,6 +37,7 @@ def create_app(context: HttpContext) -> FastAPI:
     static = resources.files("services.http").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
+    app.include_router(connect_router)
     app.include_router(oauth_token.router)
     app.include_router(identity.router)
     app.include_router(management.router)
