@@ -10,6 +10,7 @@ import base64
 from typing import Any
 
 import fakeredis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -23,6 +24,8 @@ from services.settings import Settings
 from tests.http.test_app import NoAccounts
 
 FUZZED = ("/oauth/token", "/v2.0/user", "/v2.0/vehicles", "/v2.0/management/")
+
+pytestmark = [pytest.mark.reliability]  # a fuzzer: the reliability and security suite
 
 
 def basic(user: str, password: str) -> str:
