@@ -5,14 +5,16 @@
 Serves the app with uvicorn in a thread of this process (its own event loop and Redis client) and calls
 `POST /oauth/token` over loopback HTTP with httpx.AsyncClient, `--concurrency` calls in flight:
 
-- authorization_code: codes issued directly with TokenStore (the Connect flow's half is not measured: it is
-  built elsewhere), each exchanged once;
+- authorization_code: codes issued directly with TokenStore, each exchanged once;
 - refresh_token: pairs issued directly, each refresh token used once (a rotation per call);
-- client_credentials: an application token per call.
+- client_credentials: an application token per call;
+- the round trip authorize -> code -> token: a whole Connect flow in test mode as a browser drives it (GET
+  /oauth/authorize, the preamble, brand select, login and grant forms, the redirect with its code), then the
+  code's exchange: 8 HTTP requests per flow, each flow a new test-mode account (so a new user and vehicle).
 
 Each case reports calls/s (wall time) and CPU ms per call of the server's thread (time.thread_time read on the
 server's own loop) and of the whole process (client included, time.process_time). Client and server share one
-process and its GIL, so calls/s is a floor for a standalone `fleetgate serve`. The rate limit is set out of the way.
+process and its GIL, so calls/s is a floor for a standalone `fleetgate serve`. The rate limits are set out of the way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import re
 import socket
 import statistics
 import tempfile
@@ -29,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import uvicorn
@@ -129,6 +133,74 @@ async def run_case(server: ServerThread, forms: list[dict[str, str]], auth: str,
     }
 
 
+_INPUT = re.compile(r'<input[^>]*name="(vehicle|permission|nonce)"[^>]*value="([^"]*)"[^>]*>')
+
+
+async def connect_flow(http: httpx.AsyncClient, app_id: str, n: int) -> str:
+    """One Connect flow through its screens as a browser posts them; the code the redirect carries."""
+    params = {"response_type": "code", "client_id": app_id, "redirect_uri": REDIRECT_URI, "state": f"s{n}"}
+    params |= {"scope": "required:read_odometer read_vin", "mode": "test"}
+    flow = _query((await http.get("/oauth/authorize", params=params)).headers["location"])["flow"]
+    for path, form in (
+        ("preamble", {}),
+        ("brand", {"make": "CHEVROLET"}),
+        ("login", {"username": f"bench-{n}@example.com", "password": "pw"}),
+    ):
+        response = await http.post(f"/oauth/connect/{path}", data={"flow": flow, **form})
+        if response.status_code != 303:
+            raise RuntimeError(f"{path}: {response.status_code}")
+    grant = await http.get("/oauth/connect/grant", params={"flow": flow})
+    fields: dict[str, list[str]] = {}
+    for match in _INPUT.finditer(grant.text):
+        if "disabled" not in match[0]:  # a browser posts no disabled input
+            fields.setdefault(match[1], []).append(match[2])
+    form = {"flow": flow, "action": "approve", **fields}
+    response = await http.post("/oauth/connect/grant", data=form)
+    redirect = _query(response.headers.get("location", ""))
+    if response.status_code != 302 or "code" not in redirect:
+        raise RuntimeError(f"grant: {response.status_code} {redirect}")
+    return redirect["code"]
+
+
+def _query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+async def run_flows(server: ServerThread, app_id: str, auth: str, count: int, concurrency: int) -> dict[str, float]:
+    """`count` Connect flows and code exchanges, `concurrency` at a time; per flow: wall, CPU and latency."""
+    latencies: list[float] = []
+    pending = list(range(count))
+    transport = httpx.AsyncHTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+    async with httpx.AsyncClient(base_url=server.url, transport=transport) as http:
+
+        async def worker() -> None:
+            while pending:
+                n = pending.pop()
+                started = time.perf_counter()
+                code = await connect_flow(http, app_id, n)
+                form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+                response = await http.post("/oauth/token", data=form, headers={"Authorization": auth})
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    raise RuntimeError(f"token: {response.status_code}")
+
+        await http.get("/healthz")
+        cpu_server, cpu_process, wall = server.thread_cpu(), time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - wall
+        cpu_process = time.process_time() - cpu_process
+        cpu_server = server.thread_cpu() - cpu_server
+    latencies.sort()
+    return {
+        "calls": count,
+        "calls/s": count / wall,
+        "server CPU ms/call": cpu_server * 1000 / count,
+        "process CPU ms/call": cpu_process * 1000 / count,
+        "p50 ms": statistics.median(latencies) * 1000,
+        "p99 ms": latencies[int(0.99 * (count - 1))] * 1000,
+    }
+
+
 async def measure(settings: Settings, calls: int, concurrency: int) -> dict[str, dict[str, float]]:
     redis = connect(settings.redis_url)
     keys = settings.keys
@@ -165,6 +237,9 @@ async def measure(settings: Settings, calls: int, concurrency: int) -> dict[str,
         await run_case(server, (await credentials_forms())[: max(20, calls // 10)], auth, concurrency)  # warm-up
         for name, forms in cases.items():
             results[name] = await run_case(server, await forms(), auth, concurrency)
+        whole_flows = max(1, calls // 4)  # 8 requests each
+        whole = await run_flows(server, app_id, auth, whole_flows, concurrency)
+        results["authorize -> code -> token (whole flow)"] = whole
     finally:
         server.stop()
         await redis.aclose()
@@ -174,7 +249,12 @@ async def measure(settings: Settings, calls: int, concurrency: int) -> dict[str,
 async def main_async(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as directory:
         redis_server = start_redis_server(Path(directory))
-        settings = Settings(redis_url=redis_server.url, key_prefix="bench", token_rate_limit=1_000_000_000)
+        settings = Settings(
+            redis_url=redis_server.url,
+            key_prefix="bench",
+            token_rate_limit=1_000_000_000,
+            login_rate_limit=1_000_000_000,
+        )
         try:
             return await measure(settings, args.calls, args.concurrency)
         finally:
@@ -189,10 +269,11 @@ def main() -> None:
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
     columns = ["calls/s", "server CPU ms/call", "process CPU ms/call", "p50 ms", "p99 ms"]
-    print(f"POST /oauth/token, {args.calls} calls per case, {args.concurrency} in flight")
-    print(f"{'case':<38}" + "".join(f"{c:>21}" for c in columns))
+    flows = args.calls // 4
+    print(f"POST /oauth/token: {args.calls} calls per case ({flows} whole flows), {args.concurrency} in flight")
+    print(f"{'case':<42}" + "".join(f"{c:>21}" for c in columns))
     for name, row in results.items():
-        print(f"{name:<38}" + "".join(f"{row[c]:>21,.2f}" for c in columns))
+        print(f"{name:<42}" + "".join(f"{row[c]:>21,.2f}" for c in columns))
     payload: dict[str, Any] = {"calls": args.calls, "concurrency": args.concurrency, "cases": results}
     write_results(args.json, payload)
 
