@@ -154,7 +154,7 @@ async def connect_flow(http: httpx.AsyncClient, app_id: str, n: int) -> str:
     for match in _INPUT.finditer(grant.text):
         if "disabled" not in match[0]:  # a browser posts no disabled input
             fields.setdefault(match[1], []).append(match[2])
-    form = {"flow": flow, "action": "approve", **fields}
+    form: dict[str, str | list[str]] = {"flow": flow, "action": "approve", **fields}
     response = await http.post("/oauth/connect/grant", data=form)
     redirect = _query(response.headers.get("location", ""))
     if response.status_code != 302 or "code" not in redirect:
