@@ -141,12 +141,12 @@ async def connect_flow(http: httpx.AsyncClient, app_id: str, n: int) -> str:
     params = {"response_type": "code", "client_id": app_id, "redirect_uri": REDIRECT_URI, "state": f"s{n}"}
     params |= {"scope": "required:read_odometer read_vin", "mode": "test"}
     flow = _query((await http.get("/oauth/authorize", params=params)).headers["location"])["flow"]
-    for path, form in (
+    for path, screen in (
         ("preamble", {}),
         ("brand", {"make": "CHEVROLET"}),
         ("login", {"username": f"bench-{n}@example.com", "password": "pw"}),
     ):
-        response = await http.post(f"/oauth/connect/{path}", data={"flow": flow, **form})
+        response = await http.post(f"/oauth/connect/{path}", data={"flow": flow, **screen})
         if response.status_code != 303:
             raise RuntimeError(f"{path}: {response.status_code}")
     grant = await http.get("/oauth/connect/grant", params={"flow": flow})
