@@ -25,6 +25,7 @@ def app_json(application: Application) -> dict[str, Any]:
         "mode": application.mode.value,
         "redirect_uris": list(application.redirect_uris),
         "client_secrets": application.secrets,
+        "permissions": list(application.permissions) or "any",
         "created_at": None
         if application.created_at is None
         else application.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -46,12 +47,16 @@ def create_command(
     client_id: Annotated[
         str | None, typer.Option("--client-id", help="Choose the client id (letters, digits, . _ -) [default: a UUID].")
     ] = None,
+    permission: Annotated[
+        list[str] | None,
+        typer.Option("--permission", help="A permission the app may request in Connect (repeat) [default: any]."),
+    ] = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
     """Register an application; prints its client id, client secret and management token (shown only once)."""
 
     async def create(registry: Registry) -> CreatedApp:
-        return await _store(registry).create(name, redirect_uri, mode, app_id=client_id)
+        return await _store(registry).create(name, redirect_uri, mode, app_id=client_id, permissions=permission or ())
 
     with reporting_errors():
         created = run(redis_url, create)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated
 
@@ -40,6 +41,14 @@ class Application:
     """None for the default application until something is stored for it."""
     secrets: Annotated[int, Field(ge=0, le=MAX_CLIENT_SECRETS)] = 0
     """How many client secrets are valid now."""
+    permissions: tuple[str, ...] = ()
+    """The permissions the app may request in Connect (as Smartcar's dashboard enables them); empty: any."""
+
+    def not_allowed(self, requested: Iterable[str]) -> list[str]:
+        """The requested permissions this app may not request, sorted (none when it may request any)."""
+        if not self.permissions:
+            return []
+        return sorted(set(requested) - set(self.permissions))
 
     def redirect_uri(self, requested: str | None) -> str | None:
         """The redirect URI an authorize request may use: the requested one if registered (exactly), else the

@@ -213,7 +213,7 @@ def test_apps_create_show_rotate_and_per_app_config(cli: Any, tmp_path: Path) ->
     assert code == 0
     app_id = created["client_id"]
     assert len(created["client_secret"]) == len(created["management_token"]) == 43
-    assert created["mode"] == "live"
+    assert (created["mode"], created["permissions"]) == ("live", "any")
     code, listed, _ = cli("apps", "list")
     assert [a["client_id"] for a in listed] == ["default", app_id]
     assert all("client_secret" not in a and "management_token" not in a for a in listed)
@@ -243,6 +243,7 @@ def test_apps_create_show_rotate_and_per_app_config(cli: Any, tmp_path: Path) ->
     [
         (["--redirect-uri", "example.com/cb"], "error: redirect URI 'example.com/cb' must be an absolute http://"),
         (["--redirect-uri", "http://x.example/cb", "--mode", "sandbox"], "Invalid value for '--mode'"),
+        (["--redirect-uri", "http://x.example/cb", "--permission", "read_odomoter"], "read_odometer"),
     ],
 )
 def test_apps_create_refuses_bad_input(cli: Any, args: list[str], message: str) -> None:
@@ -289,3 +290,11 @@ def test_apps_create_with_a_chosen_client_id(cli: Any, client_id: str, message: 
     assert (code, out["client_id"]) == (0, client_id)
     code, out, err = cli(*args)
     assert (code, out, err.strip()) == (2, None, f"error: application {client_id!r} already exists")
+
+
+def test_apps_create_restricted_to_some_permissions(cli: Any) -> None:
+    """`--permission` restricts what the app may request; show prints them, sorted and without repeats."""
+    args = ("apps", "create", "--name", "n", "--redirect-uri", "http://x.example/cb", "--client-id", "narrow")
+    code, _, _ = cli(*args, "--permission", "read_vin", "--permission", "read_odometer", "--permission", "read_vin")
+    assert code == 0
+    assert cli("apps", "show", "narrow")[1]["permissions"] == ["read_odometer", "read_vin"]

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.application import APP_ID_PATTERN, DEFAULT_APP_ID, MAX_CLIENT_SECRETS, Application, AppMode
+from schemas.catalog import get_catalog
 from services.errors import NotFoundError, ServiceError
 from services.keyspace import Keys
 from services.redis_client import Client
@@ -55,9 +56,19 @@ class AppStore:
         self.keys = keys
 
     async def create(
-        self, name: str, redirect_uris: Sequence[str], mode: AppMode = AppMode.LIVE, *, app_id: str | None = None
+        self,
+        name: str,
+        redirect_uris: Sequence[str],
+        mode: AppMode = AppMode.LIVE,
+        *,
+        app_id: str | None = None,
+        permissions: Sequence[str] = (),
     ) -> CreatedApp:
-        """Register an application with one client secret and a management token (shown once)."""
+        """Register an application with one client secret and a management token (shown once); `permissions`
+        restricts what it may request in Connect (none: any)."""
+        catalog = get_catalog()
+        for permission in permissions:
+            catalog.permission(permission)  # an unknown name is an error that names the close ones
         for uri in redirect_uris:
             _check_redirect_uri(uri)
         client_id = app_id or str(uuid.uuid4())
@@ -75,6 +86,7 @@ class AppStore:
             redirect_uris=tuple(redirect_uris),
             created_at=_now(),
             secrets=1,
+            permissions=tuple(sorted(set(permissions))),
         )
         record = _record(app, [token_hash(secret)], token_hash(management_token))
         if not await self.redis.set(self.keys.app(client_id), record, nx=True):
@@ -159,6 +171,7 @@ class AppStore:
             redirect_uris=tuple(fields["redirect_uris"]),
             created_at=None if fields["created_at"] is None else datetime.fromisoformat(fields["created_at"]),
             secrets=len(fields["secret_hashes"]),
+            permissions=tuple(fields.get("permissions", ())),
         )
         return app, fields
 
@@ -172,6 +185,7 @@ def _record(app: Application, secret_hashes: list[str], management_token_hash: s
             "created_at": None if app.created_at is None else app.created_at.isoformat(),
             "secret_hashes": secret_hashes,
             "management_token_hash": management_token_hash,
+            "permissions": list(app.permissions),
         },
         separators=(",", ":"),
     )

@@ -156,6 +156,19 @@ async def test_a_bad_scope_is_a_400_page_naming_the_token(h: Harness) -> None:
     assert "requests no permission" in assert_page(await h.http.get("/oauth/authorize", params=h.params()))
 
 
+async def test_a_permission_the_app_may_not_request_is_smartcars_400_page(h: Harness) -> None:
+    """An app restricted to some permissions gets Smartcar's page naming each other one it asks for, and no flow
+    starts; within its permissions the flow starts."""
+    restricted = await h.context.apps.create(
+        "Narrow", [REDIRECT_URI], AppMode.TEST, permissions=["read_odometer", "read_vin"]
+    )
+    params = h.params(scope="read_odometer control_trunk required:control_security") | {"client_id": restricted.app.id}
+    text = assert_page(await h.http.get("/oauth/authorize", params=params))
+    assert "400: Application not authorized to request permission(s): control_security, control_trunk" in text
+    params = h.params(scope="required:read_odometer read_vin") | {"client_id": restricted.app.id}
+    assert (await h.http.get("/oauth/authorize", params=params)).status_code == 303
+
+
 async def test_an_unknown_make_is_a_page_naming_it(h: Harness) -> None:
     response = await h.http.get("/oauth/authorize", params=h.params(scope=SCOPE, make="TRABANT"))
     assert "Unknown make: TRABANT" in assert_page(response)

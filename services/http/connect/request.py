@@ -82,17 +82,22 @@ async def validate(
     )
     # From here on the redirect URI is the app's own: anything unexpected is `server_error` there.
     try:
-        return await _options(context, flow, seen)
+        return await _options(context, app, flow, seen)
     except Exception:
         log.exception("Connect: validating an authorize request of app %s failed", app.id)
         return None, error_redirect(flow, ConnectError)
 
 
-async def _options(context: HttpContext, flow: Flow, seen: Mapping[str, str]) -> tuple[Flow | None, Refusal | None]:
+async def _options(
+    context: HttpContext, app: Application, flow: Flow, seen: Mapping[str, str]
+) -> tuple[Flow | None, Refusal | None]:
     requested = await _requested(context, flow.app_id, seen.get("scope"))
     if isinstance(requested, Page):
         return None, Page(requested.message, flow.app_name)
     scope, permissions = requested
+    refused = app.not_allowed(parse_scope(permissions))
+    if refused:  # Smartcar's page for a scope the app is not enabled for
+        return None, Page(f"400: Application not authorized to request permission(s): {', '.join(refused)}", app.name)
     mode = seen.get("mode", flow.mode.value)
     if mode not in {m.value for m in AppMode}:
         return None, configuration_error(flow, f"mode must be live, test or simulated, not {mode!r}.")
