@@ -116,12 +116,17 @@ async def run_case(server: ServerThread, forms: list[dict[str, str]], auth: str,
                     raise RuntimeError(f"{response.status_code} {response.json().get('error')}")
 
         await http.get("/healthz")  # connections warm
-        cpu_server, cpu_process, wall = server.thread_cpu(), time.process_time(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - wall
-        cpu_process = time.process_time() - cpu_process
-        cpu_server = server.thread_cpu() - cpu_server
-    count = len(forms)
+        return await _timed(server, [worker() for _ in range(concurrency)], latencies)
+
+
+async def _timed(server: ServerThread, workers: list[Awaitable[None]], latencies: list[float]) -> dict[str, float]:
+    """Run the workers together; calls/s, CPU per call (the server's thread, the process) and latencies."""
+    cpu_server, cpu_process, wall = server.thread_cpu(), time.process_time(), time.perf_counter()
+    await asyncio.gather(*workers)
+    wall = time.perf_counter() - wall
+    cpu_process = time.process_time() - cpu_process
+    cpu_server = server.thread_cpu() - cpu_server
+    count = len(latencies)
     latencies.sort()
     return {
         "calls": count,
@@ -185,20 +190,7 @@ async def run_flows(server: ServerThread, app_id: str, auth: str, count: int, co
                     raise RuntimeError(f"token: {response.status_code}")
 
         await http.get("/healthz")
-        cpu_server, cpu_process, wall = server.thread_cpu(), time.process_time(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - wall
-        cpu_process = time.process_time() - cpu_process
-        cpu_server = server.thread_cpu() - cpu_server
-    latencies.sort()
-    return {
-        "calls": count,
-        "calls/s": count / wall,
-        "server CPU ms/call": cpu_server * 1000 / count,
-        "process CPU ms/call": cpu_process * 1000 / count,
-        "p50 ms": statistics.median(latencies) * 1000,
-        "p99 ms": latencies[int(0.99 * (count - 1))] * 1000,
-    }
+        return await _timed(server, [worker() for _ in range(concurrency)], latencies)
 
 
 async def measure(settings: Settings, calls: int, concurrency: int) -> dict[str, dict[str, float]]:
