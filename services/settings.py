@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     """How long a refresh token stays valid after it was used (Smartcar: 1 minute)."""
     app_token_ttl_s: Annotated[int, Field(ge=1)] = 3600
     """How long an application token (client credentials, API v3) is valid (Smartcar: 1 hour)."""
+    api_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """How long a vehicle API call waits for its decision and the vehicle's response before it answers
+    UPSTREAM/NO_RESPONSE (502)."""
     login_rate_limit: Annotated[int, Field(ge=1)] = 30
     """Connect sign-ins a minute per client and IP; more get 429 (password guessing)."""
     connect_flow_ttl_s: Annotated[int, Field(ge=1)] = 1800

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Annotated, Any
 
@@ -30,6 +31,7 @@ def create_app(context: HttpContext) -> FastAPI:
         version="0.1.0",
         docs_url=None,
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.context = context
     install_error_handlers(app)
@@ -43,6 +45,14 @@ def create_app(context: HttpContext) -> FastAPI:
     app.include_router(management.router)
     app.openapi = _without_422(app.openapi)  # type: ignore[method-assign]
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The vehicle API's pipeline starts with its first call; it stops with the server."""
+    yield
+    context: HttpContext = app.state.context
+    await context.pipeline.stop()
 
 
 def _without_422(default: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
