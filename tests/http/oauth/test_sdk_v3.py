@@ -212,3 +212,27 @@ async def test_compatibility_through_the_sdk(world: OAuthWorld, redis: Any) -> N
             "1HGCM82633A004352", ["read_odometer"], options={**live_options, "client_secret": "x"}
         )
     assert refused.value.status_code == 401
+
+
+@pytest.mark.parametrize("http_settings", [{"api_timeout_s": 0.3}], indirect=True)
+async def test_without_a_gatekeeper_single_calls_are_502_and_the_list_is_per_signal(world: OAuthWorld) -> None:
+    """Nobody answers: a single signal and a command are a top-level 502 UPSTREAM/NO_RESPONSE with retry later;
+    the list is 200 with every signal ERROR UPSTREAM/NO_RESPONSE."""
+    token = await _token(world, "user-g", "bev-g", "read_odometer control_security")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=world.base_url, headers=headers) as client:
+        single = await client.get("/v3/vehicles/bev-g/signals/odometer-traveleddistance")
+        command = await client.post("/v3/vehicles/bev-g/commands/security/lock")
+        listed = await client.get("/v3/vehicles/bev-g/signals")
+    for response in (single, command):
+        assert response.status_code == 502
+        (entry,) = response.json()["errors"]
+        assert (entry["type"], entry["code"], entry["resolution"]) == (
+            "UPSTREAM",
+            "NO_RESPONSE",
+            {"type": "RETRY_LATER"},
+        )
+        assert entry["requestId"] == response.headers["sc-request-id"]
+    assert listed.status_code == 200
+    codes = {s["attributes"]["status"]["error"]["code"] for s in listed.json()["data"]}
+    assert codes == {"NO_RESPONSE"}
