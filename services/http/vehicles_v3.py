@@ -270,8 +270,9 @@ async def _command_params(request: Request) -> dict[str, Any]:
         body = await request.json()
     except ValueError as exc:
         raise V3Error(HTTP_VALIDATION, detail="The body is not JSON.") from exc
-    attributes = body.get("data", {}).get("attributes", {}) if isinstance(body, dict) else None
-    if not isinstance(attributes, dict) or not isinstance(body.get("data", {}), dict):
+    data = body.get("data", {}) if isinstance(body, dict) else None
+    attributes = data.get("attributes", {}) if isinstance(data, dict) else None
+    if not isinstance(attributes, dict):
         raise V3Error(HTTP_VALIDATION, detail='A command\'s body is {"data": {"attributes": {...}}}.')
     return attributes
 

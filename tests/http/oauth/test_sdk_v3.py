@@ -141,6 +141,9 @@ async def test_lock_command_then_the_read_shows_it(world: OAuthWorld, v3_origin:
         )
         assert too_low.status_code == 400
         assert too_low.json()["errors"][0]["type"] == "VALIDATION"
+        for bad in ({"data": None}, {"data": {"attributes": [1]}}, [1]):
+            malformed = await client.post("/v3/vehicles/bev-c/commands/charge/set-limit", json=bad)
+            assert malformed.status_code == 400, malformed.text
         unknown = await client.post("/v3/vehicles/bev-c/commands/security/explode")
         assert unknown.status_code == 404
         assert unknown.json()["errors"][0]["status"] == "404"
