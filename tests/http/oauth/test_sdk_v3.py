@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+import redis
 import smartcar
 from smartcar.exception import SmartcarException
 
@@ -23,6 +25,7 @@ from tests.http.oauth.conftest import REDIRECT_URI, OAuthWorld
 
 FLEETGATE = [sys.executable, "-m", "fleetgate"]
 WORKER_STOP_TIMEOUT_S = 10
+WORKER_START_TIMEOUT_S = 30
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -37,9 +40,18 @@ def workers(http_settings: Settings) -> Iterator[None]:
         subprocess.Popen([*FLEETGATE, "gatekeeper", "run"], env=env),
         subprocess.Popen([*FLEETGATE, "vehicles", "serve"], env=env),
     ]
+    beating = redis.Redis.from_url(http_settings.redis_url)
+    keys = http_settings.keys
+    deadline = time.monotonic() + WORKER_START_TIMEOUT_S
     try:
+        # Ready once both beat: a call sent before would wait out its worker's start.
+        while not (beating.keys(f"{keys.heartbeat_prefix}*") and beating.keys(f"{keys.vehicles_heartbeat_prefix}*")):
+            assert time.monotonic() < deadline, "the gatekeeper and the vehicles service never started beating"
+            assert all(p.poll() is None for p in started), "a worker exited"
+            time.sleep(0.1)
         yield
     finally:
+        beating.close()
         for process in started:
             process.terminate()
         for process in started:
