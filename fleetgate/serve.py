@@ -92,7 +92,7 @@ def _redis(redis_url: str | None, *, with_workers: bool) -> Iterator[tuple[str |
 
 
 async def _serve(settings: Settings, *, with_workers: bool, local_app: Sequence[str] | None) -> None:
-    client = client_for(settings)
+    client = client_for(settings, queue=True)  # many calls at once wait for a connection, never fail for want of one
     try:
         try:
             await client.ping()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
     AskError,
@@ -85,13 +85,20 @@ def socket_timeout_for(settings: Settings) -> float:
     return settings.socket_timeout_s + settings.block_ms / 1000
 
 
-def connect(url: str, socket_timeout_s: float = SOCKET_TIMEOUT_S, max_connections: int = POOL_SIZE) -> Redis:
+def connect(
+    url: str, socket_timeout_s: float = SOCKET_TIMEOUT_S, max_connections: int = POOL_SIZE, *, queue: bool = False
+) -> Redis:
     """An asyncio client for `url` (bytes in, bytes out; hiredis parses replies when installed).
 
     RESP2, whatever the client library's default: redis-py 8 switched to RESP3, whose replies have other shapes
     (an XREADGROUP reply is a map, not a list), and the gatekeeper's hot path reads raw replies (gatekeeper/resp.py).
+    With `queue`, a command finding every connection in use waits for one (up to the socket timeout) instead of
+    failing: what a server answering many concurrent calls (the HTTP face) needs.
     """
-    return Redis.from_url(url, **_options(socket_timeout_s, max_connections))
+    options = _options(socket_timeout_s, max_connections)
+    if queue:
+        return Redis.from_pool(BlockingConnectionPool.from_url(url, timeout=socket_timeout_s, **options))
+    return Redis.from_url(url, **options)
 
 
 def connect_cluster(
@@ -124,20 +131,34 @@ def _host_and_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def client_for(settings: Settings, socket_timeout_s: float | None = None, max_connections: int = POOL_SIZE) -> Client:
-    """The client the settings ask for: a cluster client with `FLEETGATE_REDIS_CLUSTER`, else a standalone one."""
+def client_for(
+    settings: Settings, socket_timeout_s: float | None = None, max_connections: int = POOL_SIZE, *, queue: bool = False
+) -> Client:
+    """The client the settings ask for: a cluster client with `FLEETGATE_REDIS_CLUSTER`, else a standalone one
+    (`queue`: see `connect`)."""
     timeout = socket_timeout_for(settings) if socket_timeout_s is None else socket_timeout_s
-    cluster = settings.redis_cluster
-    return open_client(settings.redis_url, cluster=cluster, socket_timeout_s=timeout, max_connections=max_connections)
+    return open_client(
+        settings.redis_url,
+        cluster=settings.redis_cluster,
+        socket_timeout_s=timeout,
+        max_connections=max_connections,
+        queue=queue,
+    )
 
 
 def open_client(
-    url: str, *, cluster: bool, socket_timeout_s: float = SOCKET_TIMEOUT_S, max_connections: int = POOL_SIZE
+    url: str,
+    *,
+    cluster: bool,
+    socket_timeout_s: float = SOCKET_TIMEOUT_S,
+    max_connections: int = POOL_SIZE,
+    queue: bool = False,
 ) -> Client:
-    """A cluster client for a node's URL, or a standalone client for the server's."""
+    """A cluster client for a node's URL, or a standalone client for the server's (the cluster client keeps its
+    pools per node and does not queue)."""
     if cluster:
         return connect_cluster(url, socket_timeout_s, max_connections)
-    return connect(url, socket_timeout_s, max_connections)
+    return connect(url, socket_timeout_s, max_connections, queue=queue)
 
 
 async def eviction_policies(client: Client) -> dict[str, str]:
