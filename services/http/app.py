@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.http import identity, management, oauth_token
+from services.http import api_v2, identity, management, oauth_token
 from services.http.connect import router as connect_router
 from services.http.context import HttpContext, get_context
 from services.http.errors import RequestIdMiddleware, install_error_handlers
@@ -43,6 +43,7 @@ def create_app(context: HttpContext) -> FastAPI:
     app.include_router(oauth_token.router)
     app.include_router(identity.router)
     app.include_router(management.router)
+    api_v2.install(app)  # last: its catch-all for other paths and API versions must follow every other route
     app.openapi = _without_422(app.openapi)  # type: ignore[method-assign]
     return app
 
