@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
 from schemas.api_v2 import Endpoint, get_endpoints
@@ -306,6 +307,21 @@ def router() -> APIRouter:
     return routes
 
 
+class _DottedVersion(Convertor[str]):
+    """`1.0`, `2.0`, `9.9`: what the v1/v2 SDKs put after `/v`; never `3` (API v3's paths are its own)."""
+
+    regex = r"[0-9]+\.[0-9]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("dotted_version", _DottedVersion())
+
+
 def install(app: FastAPI) -> None:
     """Add the v2 vehicle endpoints, then the catch-all for other paths and versions (after every other route)."""
     app.include_router(router())
@@ -316,7 +332,7 @@ def install(app: FastAPI) -> None:
         return await serve(request, context, grant, vehicle_id=vehicle_id, path=path, version=version)
 
     app.add_api_route(
-        "/v{version}/vehicles/{vehicle_id}/{path:path}",
+        "/v{version:dotted_version}/vehicles/{vehicle_id}/{path:path}",
         anything,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         include_in_schema=False,

@@ -174,6 +174,7 @@ async def test_versions_paths_and_other_vehicles(world: OAuthWorld) -> None:
         assert v1.json()["error"] == "permission_error"
         unknown = await client.get("/v9.9/vehicles/bev-1/odometer")
         assert (unknown.status_code, unknown.json()["code"]) == (404, "VERSION")
+        assert (await client.get("/v3/vehicles/bev-1/odometer")).status_code == 404  # v3 paths are not v2's
         nowhere = await client.get("/v2.0/vehicles/bev-1/nowhere")
         assert (nowhere.status_code, nowhere.json()["type"]) == (404, "RESOURCE_NOT_FOUND")
         other = await client.get("/v2.0/vehicles/bev-2/odometer")
