@@ -65,6 +65,10 @@ async def test_every_read_method_returns_its_typed_result_with_meta(world: OAuth
     assert len(lock_status.doors) == 4
     history = await sdk(bev.service_history)
     assert history.items
+    first = history.items[0]["serviceDate"][:10]
+    one_day = (await sdk(lambda: bev.service_history(first, first))).items
+    assert [r["serviceId"] for r in one_day] == [history.items[0]["serviceId"]]
+    assert (await sdk(lambda: bev.service_history("1990-01-01", "1990-12-31"))).items == []
     assert {"serviceId", "serviceDate", "odometerDistance", "serviceTasks"} <= set(history.items[0])
     systems = await sdk(bev.diagnostic_system_status)
     assert {s.system_id for s in systems.systems} >= {"SYSTEM_ABS", "SYSTEM_EV_HV_BATTERY"}
@@ -91,6 +95,10 @@ async def test_commands_change_what_the_next_read_says(world: OAuthWorld) -> Non
     await sdk(lambda: bev.set_charge_limit(0.7))
     assert (await sdk(bev.get_charge_limit)).limit == pytest.approx(0.7)
     assert (await sdk(lambda: bev.send_destination(52.52, 13.405))).status == "success"
+    unplugged = await raises(bev.start_charge)  # a new BEV of the simulator is not plugged in
+    assert (unplugged.status_code, unplugged.type) == (409, "VEHICLE_STATE")
+    assert unplugged.code == "CHARGING_PLUG_NOT_CONNECTED"
+    assert (await sdk(bev.charge)).is_plugged_in is False
     bad = await raises(lambda: bev.set_charge_limit(0.2))
     assert (bad.status_code, bad.type, bad.code) == (400, "VALIDATION", "PARAMETER")
 
@@ -147,8 +155,12 @@ async def test_batch_mixes_200_and_403_items(world: OAuthWorld) -> None:
     """A batch answers each path on its own: a granted one its result, an ungranted one raises 403 when read;
     a bad path fails the whole batch with VALIDATION 400."""
     bev = await connected(world, Powertrain.BEV, "bev-1", "read_odometer read_battery")
-    batch = await sdk(lambda: bev.batch(["/odometer", "/location", "/battery"]))
+    batch = await sdk(lambda: bev.batch(["/odometer", "/location", "/battery", "/"]))
     assert batch.odometer().distance > 0
+    assert uuid.UUID(batch.odometer().meta.request_id)
+    with pytest.raises(smartcar.SmartcarException) as no_info:
+        batch.attributes()  # read_vehicle_info was not granted either
+    assert no_info.value.status_code == 403
     assert 0 <= batch.battery().percent_remaining <= 1
     with pytest.raises(smartcar.SmartcarException) as caught:
         batch.location()
