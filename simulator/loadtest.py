@@ -52,6 +52,7 @@ from simulator.readers import Entries, account_decisions, account_responses, rea
 from simulator.report import LoadReport, RunSettings, Throughput
 from simulator.report_html import render_html
 from simulator.response_accounting import ResponseAccountant
+from simulator.running import Running, find_running, sharing_warnings
 from simulator.workload import WorkloadMix
 from simulator.world import World
 
@@ -102,46 +103,6 @@ class LoadTestOptions:
         return client_for(self.settings)
 
 
-@dataclass(frozen=True, slots=True)
-class Running:
-    """Gatekeeper workers and vehicles services found beating on the prefix before the run started its own."""
-
-    gatekeeper_names: frozenset[str]
-    vehicles_names: frozenset[str]
-
-    @property
-    def gatekeepers(self) -> int:
-        return len(self.gatekeeper_names)
-
-    @property
-    def vehicle_services(self) -> int:
-        return len(self.vehicles_names)
-
-
-async def find_running(redis: Client, keys: Keys) -> Running:
-    """The live gatekeeper workers and vehicles services on the prefix, by their heartbeats."""
-    gatekeepers = await live_consumers(redis, keys)
-    vehicles = await live_consumers(redis, keys, prefix=keys.vehicles_heartbeat_prefix)
-    return Running(frozenset(gatekeepers), frozenset(vehicles))
-
-
-def sharing_warnings(options: LoadTestOptions, running: Running) -> list[str]:
-    """What to tell the user when processes the run did not start will share its load (not asked for)."""
-    warnings = []
-    if options.gatekeepers and running.gatekeepers:
-        warnings.append(
-            f"{running.gatekeepers} gatekeeper worker(s) already running on prefix {options.prefix!r} will share the "
-            f"load with the {options.gatekeepers} this run starts: the throughput reported is theirs together "
-            "(--external-gatekeeper uses only them; or stop them)"
-        )
-    if options.vehicle_services and running.vehicle_services:
-        warnings.append(
-            f"{running.vehicle_services} vehicles service(s) already running on prefix {options.prefix!r} will "
-            "answer part of the load with the one this run starts (--external-vehicles uses only them; or stop them)"
-        )
-    return warnings
-
-
 @dataclass
 class Progress:
     """What the live display shows, updated twice a second."""
@@ -179,7 +140,7 @@ async def run_load_test(
     try:
         await refuse_eviction(redis, options.settings)
         running = await find_running(redis, keys)
-        for warning in sharing_warnings(options, running):
+        for warning in sharing_warnings(options.prefix, options.gatekeepers, options.vehicle_services, running):
             on_warning(warning)
         clock_existed = bool(await redis.exists(keys.vehicles_clock))
         if options.gatekeepers:

@@ -12,9 +12,10 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.http import api_v2, identity, management, oauth_token
+from services.http import api_v2, compatibility, identity, management, oauth_token, vehicles_v3
 from services.http.connect import router as connect_router
 from services.http.context import HttpContext, get_context
+from services.http.docs_page import add_docs_page
 from services.http.errors import RequestIdMiddleware, install_error_handlers
 from services.redis_client import REDIS_ERRORS
 
@@ -23,8 +24,8 @@ _UNHEALTHY: tuple[type[Exception], ...] = (*REDIS_ERRORS, TimeoutError, OSError)
 
 
 def create_app(context: HttpContext) -> FastAPI:
-    """The app for one process. No docs pages: FastAPI's load their assets from a CDN (blank offline);
-    the OpenAPI document stays at /openapi.json."""
+    """The app for one process. The docs page (/docs) is Swagger UI from this package's own assets (FastAPI's
+    default loads them from a CDN and is blank offline); no ReDoc; the OpenAPI document is at /openapi.json."""
     app = FastAPI(
         title="fleetgate",
         summary="Smartcar-compatible Connect, tokens and vehicle API, with least-privilege gatekeeping.",
@@ -43,6 +44,9 @@ def create_app(context: HttpContext) -> FastAPI:
     app.include_router(oauth_token.router)
     app.include_router(identity.router)
     app.include_router(management.router)
+    vehicles_v3.install(app)
+    app.include_router(compatibility.router)
+    add_docs_page(app)
     api_v2.install(app)  # last: its catch-all for other paths and API versions must follow every other route
     app.openapi = _without_422(app.openapi)  # type: ignore[method-assign]
     return app

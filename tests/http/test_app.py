@@ -117,9 +117,13 @@ async def test_rate_limit_carries_retry_after(client: httpx.AsyncClient) -> None
     assert "Acme" in body["suggestedUserMessage"]
 
 
-async def test_no_docs_pages_but_an_openapi_document(client: httpx.AsyncClient) -> None:
-    """The CDN-backed docs pages are off; /openapi.json is served and lists /healthz."""
-    assert (await client.get("/docs")).status_code == 404
+async def test_local_docs_page_no_redoc_and_an_openapi_document(client: httpx.AsyncClient) -> None:
+    """/docs is Swagger UI on this server's own assets (no CDN); ReDoc is off; /openapi.json lists /healthz."""
+    page = (await client.get("/docs")).text
+    assert "/static/swagger-ui/swagger-ui-bundle.js" in page
+    assert "/static/swagger-ui/swagger-ui.css" in page
+    assert "cdn" not in page.lower()
+    assert (await client.get("/static/swagger-ui/swagger-ui-bundle.js")).status_code == 200
     assert (await client.get("/redoc")).status_code == 404
     document = (await client.get("/openapi.json")).json()
     assert "/healthz" in document["paths"]

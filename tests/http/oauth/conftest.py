@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from simulator.vehicles.service import VehicleService
 from simulator.vehicles.service import serve as serve_vehicles
 
 T = TypeVar("T")
+WORKERS_START_TIMEOUT_S = 20.0
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 SCOPE = "required:read_odometer read_vin read_battery"
 READS = (
@@ -125,11 +127,19 @@ async def world(
 
 @pytest.fixture
 async def running(redis: Redis, gatekeeper_settings: Settings) -> AsyncIterator[None]:
-    """A gatekeeper and a vehicles service on the test's redis-server and key prefix."""
+    """A gatekeeper and a vehicles service on the test's redis-server and key prefix, ready once both beat (a call
+    sent before would wait for its consumer group, past the API's timeout under load)."""
+    keys = gatekeeper_settings.keys
     async with (
         serving(Gatekeeper(gatekeeper_settings, redis), serve_gatekeeper),
         serving(VehicleService(gatekeeper_settings, redis), serve_vehicles),
     ):
+        deadline = time.monotonic() + WORKERS_START_TIMEOUT_S
+        while not (
+            await redis.keys(f"{keys.heartbeat_prefix}*") and await redis.keys(f"{keys.vehicles_heartbeat_prefix}*")
+        ):
+            assert time.monotonic() < deadline, "the gatekeeper and the vehicles service never started beating"
+            await asyncio.sleep(0.05)
         yield
 
 
