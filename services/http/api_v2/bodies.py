@@ -4,7 +4,7 @@ Each builder is named in schemas/api_v2.toml. A GET builder takes the endpoint's
 endpoint map gives each signal (None for an optional signal the vehicle is not capable of; no code here names a
 signal) and the call's `Query`; it answers in Smartcar's v2 field names,
 fractions where v2 speaks of fractions (`percentRemaining`, `limit`, `lifeRemaining`), and in imperial units when
-asked (`SC-Unit-System: imperial`: miles, psi, gallons, Fahrenheit).
+asked (`SC-Unit-System: imperial`: miles, psi, gallons; no v2 endpoint here reports a temperature).
 """
 
 from __future__ import annotations
@@ -48,10 +48,6 @@ def pressure(kpa: float | None, imperial: bool) -> float | None:
 
 def volume(liters: float | None, imperial: bool) -> float | None:
     return None if liters is None else (round(liters / LITERS_PER_GALLON, 4) if imperial else liters)
-
-
-def temperature(celsius: float | None, imperial: bool) -> float | None:
-    return None if celsius is None else (round(celsius * 9 / 5 + 32, 4) if imperial else celsius)
 
 
 def fraction(percent: float | None) -> float | None:
