@@ -304,11 +304,27 @@ HTTP_VALIDATION_PARAMETER = Problem(
     None,
     _APP_MESSAGE,
 )
+HTTP_VEHICLE_NOT_CAPABLE = Problem(
+    "COMPATIBILITY",
+    "VEHICLE_NOT_CAPABLE",
+    "The vehicle is incapable of performing your request.",
+    501,
+    None,
+    "Your car is unable to perform this request.",
+)
 # fleetgate's wording: Smartcar publishes no catalogue entry for a path or method it does not serve.
 HTTP_NOT_FOUND = Problem(
     "RESOURCE_NOT_FOUND",
     "PATH",
     "The requested resource does not exist. Please check the URL and try again.",
+    404,
+    None,
+    NO_USER_MESSAGE,
+)
+HTTP_VERSION_NOT_FOUND = Problem(
+    "RESOURCE_NOT_FOUND",
+    "VERSION",
+    "The requested API version does not exist. Please use version 2.0 (or 1.0).",
     404,
     None,
     NO_USER_MESSAGE,

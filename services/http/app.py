@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.http import compatibility, identity, management, oauth_token, vehicles_v3
+from services.http import api_v2, compatibility, identity, management, oauth_token, vehicles_v3
 from services.http.connect import router as connect_router
 from services.http.context import HttpContext, get_context
 from services.http.docs_page import add_docs_page
@@ -47,6 +47,7 @@ def create_app(context: HttpContext) -> FastAPI:
     vehicles_v3.install(app)
     app.include_router(compatibility.router)
     add_docs_page(app)
+    api_v2.install(app)  # last: its catch-all for other paths and API versions must follow every other route
     app.openapi = _without_422(app.openapi)  # type: ignore[method-assign]
     return app
 

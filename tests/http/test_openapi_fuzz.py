@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from typing import Any
 
 import fakeredis
@@ -24,6 +25,8 @@ from services.settings import Settings
 from tests.http.test_app import NoAccounts
 
 FUZZED = ("/oauth/token", "/v2.0/user", "/v2.0/vehicles", "/v2.0/management/")
+VEHICLE_API = r"/v2\.0/vehicles/\{vehicle_id\}/(?!permissions|application)"
+"""The vehicle endpoints answer through the pipeline (no gatekeeper here): fuzzed elsewhere, left out here."""
 
 pytestmark = [pytest.mark.reliability]  # a fuzzer: the reliability and security suite
 
@@ -58,7 +61,7 @@ def _schema() -> tuple[dict[str, str], BaseSchema]:
     redis = fakeredis.FakeAsyncRedis(server=server)  # used only on schemathesis' event loop
     app = create_app(HttpContext(app_settings, redis, Registry(redis, app_settings.keys), NoAccounts()))
     loaded = schemathesis.openapi.from_asgi("/openapi.json", app)
-    return credentials, loaded.include(path_regex=f"^({'|'.join(FUZZED)})")
+    return credentials, loaded.include(path_regex=f"^({'|'.join(FUZZED)})").exclude(path_regex=f"^{VEHICLE_API}")
 
 
 CREDENTIALS, schema = _schema()
@@ -79,7 +82,7 @@ def test_every_fuzzed_operation_documents_its_responses() -> None:
     operations = [
         (path, method, operation)
         for path, item in document["paths"].items()
-        if path.startswith(FUZZED)
+        if path.startswith(FUZZED) and not re.match(VEHICLE_API, path)
         for method, operation in item.items()
     ]
     assert len(operations) == 9

@@ -10,24 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 import smartcar
 from redis.asyncio import Redis
 
 from devtools.builders import make_vehicle
+from devtools.workers import serving
 from schemas.application import AppMode
 from schemas.connection import Connection
+from schemas.powertrain import Powertrain
+from services.gatekeeper.worker import Gatekeeper
+from services.gatekeeper.worker import serve as serve_gatekeeper
 from services.keyspace import Keys
 from services.local_redis import RedisServer
 from services.registry import AppStore, ConnectService, CreatedApp, Registry, TokenStore
 from services.settings import Settings
+from simulator.vehicles.service import VehicleService
+from simulator.vehicles.service import serve as serve_vehicles
 
+T = TypeVar("T")
+WORKERS_START_TIMEOUT_S = 20.0
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 SCOPE = "required:read_odometer read_vin read_battery"
+READS = (
+    "read_vehicle_info read_vin read_odometer read_location read_battery read_charge read_tires read_security"
+    " read_service_history read_diagnostics read_fuel read_engine_oil"
+)
+CONTROLS = "control_security control_charge control_navigation"
 
 
 @pytest.fixture
@@ -108,3 +123,35 @@ async def world(
     monkeypatch.setattr(smartcar.config, "MANAGEMENT_API_ORIGIN", http_server)
     tokens = TokenStore(redis, keys, http_settings.token_lifetimes)
     return OAuthWorld(http_server, app, other, redis, keys, registry, ConnectService(registry), tokens)
+
+
+@pytest.fixture
+async def running(redis: Redis, gatekeeper_settings: Settings) -> AsyncIterator[None]:
+    """A gatekeeper and a vehicles service on the test's redis-server and key prefix, ready once both beat (a call
+    sent before would wait for its consumer group, past the API's timeout under load)."""
+    keys = gatekeeper_settings.keys
+    async with (
+        serving(Gatekeeper(gatekeeper_settings, redis), serve_gatekeeper),
+        serving(VehicleService(gatekeeper_settings, redis), serve_vehicles),
+    ):
+        deadline = time.monotonic() + WORKERS_START_TIMEOUT_S
+        while not (
+            await redis.keys(f"{keys.heartbeat_prefix}*") and await redis.keys(f"{keys.vehicles_heartbeat_prefix}*")
+        ):
+            assert time.monotonic() < deadline, "the gatekeeper and the vehicles service never started beating"
+            await asyncio.sleep(0.05)
+        yield
+
+
+async def sdk(call: Callable[[], T]) -> T:
+    """Run a blocking SDK call off the event loop, where the gatekeeper and the vehicles service run."""
+    return await asyncio.to_thread(call)
+
+
+async def connected(world: OAuthWorld, powertrain: Powertrain, vehicle_id: str, scope: str) -> smartcar.Vehicle:
+    """A vehicle of this powertrain connected for user-1 with the scope, and the SDK's Vehicle for it."""
+    await world.registry.add_vehicle(make_vehicle(powertrain, vehicle_id=vehicle_id))
+    await world.connect_vehicle("user-1", vehicle_id, scope=scope)
+    code = await world.code("user-1")
+    token = (await sdk(lambda: world.auth_client().exchange_code(code))).access_token
+    return smartcar.Vehicle(vehicle_id, token)
