@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.http import api_v2, compatibility, identity, management, oauth_token, vehicles_v3
+from services.http import api_v2, api_v3, compatibility, identity, management, oauth_token
 from services.http.connect import router as connect_router
 from services.http.context import HttpContext, get_context
 from services.http.docs_page import add_docs_page
@@ -44,7 +44,7 @@ def create_app(context: HttpContext) -> FastAPI:
     app.include_router(oauth_token.router)
     app.include_router(identity.router)
     app.include_router(management.router)
-    vehicles_v3.install(app)
+    api_v3.install(app)
     app.include_router(compatibility.router)
     add_docs_page(app)
     api_v2.install(app)  # last: its catch-all for other paths and API versions must follow every other route

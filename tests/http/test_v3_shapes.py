@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from schemas.catalog import get_catalog
 from schemas.problems import HTTP_AUTHENTICATION, HTTP_PERMISSION
+from services.http.api_v3.routes import signal_of
+from services.http.api_v3.shapes import error_document, iso
 from services.http.compatibility import answer, level_capabilities
 from services.http.pipeline import Reply
-from services.http.v3_shapes import error_document, iso
-from services.http.vehicles_v3 import signal_of
 
 NOW = datetime(2026, 12, 7, 12, 0, 0, 123000, tzinfo=UTC)
 ODOMETER = get_catalog().signal("odometer-traveleddistance")

@@ -1,4 +1,4 @@
-"""API v3: a vehicle, its signals and commands, in the shape Smartcar really sends (services/http/v3_shapes.py).
+"""API v3: a vehicle, its signals and commands, in the shape Smartcar really sends (shapes.py).
 
 Every signal and command goes through the pipeline (services/http/pipeline.py): the gatekeeper decides each one,
 the vehicle answers the allowed ones. No handler authorizes or reads vehicle state on its own.
@@ -22,7 +22,7 @@ the vehicle answers the allowed ones. No handler authorizes or reads vehicle sta
   (the request is incomplete; the credentials are fine); with a user's token `sc-user-id` is optional and, when
   sent, must be the token's user (else 401). A vehicle the caller does not reach (another user's or app's,
   revoked, unknown) is AUTHENTICATION 401, as a bad token, so nothing tells whether it exists.
-- Errors are v3 top-level documents `{"errors": [...]}` (v3_shapes.error_document), also for unknown paths and
+- Errors are v3 top-level documents `{"errors": [...]}` (shapes.error_document), also for unknown paths and
   bad parameters under /v3/.
 - Units are metric whatever `sc-unit-system` says (fleetgate's: the v3 conversion is not built).
 """
@@ -52,12 +52,12 @@ from schemas.problems import (
     Problem,
 )
 from services.errors import NotFoundError
+from services.http.api_v3.shapes import error_document, iso, problem_error, problem_of, signal_error, signal_resource
+from services.http.api_v3.shapes import vehicle_resource as vehicle_document
 from services.http.auth import access_bearer
 from services.http.context import HttpContext, get_context
 from services.http.pipeline import ALLOWED, Call, Reply
 from services.http.revocation import user_connection
-from services.http.v3_shapes import error_document, iso, problem_error, problem_of, signal_error, signal_resource
-from services.http.v3_shapes import vehicle_resource as vehicle_document
 from services.registry import TokenGrant
 
 PREFIX = "/v3/"
