@@ -61,7 +61,12 @@ def make_request(target: str, kind: str = "signal", **overrides: Any) -> Request
 
 
 # Test timings: quick reads, reclaim after 200 ms idle, dead-letter after 2 deliveries.
+SIM_START = "2026-01-15T09:00:00Z"
+"""The simulated time tests' vehicles live at: without it, a test's vehicle is out of coverage or driving at
+some hours of the day and not at others (the same vehicle id, the same life), and the test depends on the hour."""
+
 TEST_TIMINGS: dict[str, Any] = {
+    "sim_start": SIM_START,
     "block_ms": 50,
     "min_idle_ms": 200,
     "reclaim_interval_ms": 100,

@@ -33,6 +33,11 @@ from simulator.owners import default_app_config
 from simulator.vehicles.service import VehicleService
 from simulator.vehicles.service import serve as serve_vehicles
 
+try:  # a faster event loop where it exists (a dependency, but not on Windows)
+    from uvloop import run as run_loop
+except ImportError:  # pragma: no cover
+    from asyncio import run as run_loop  # type: ignore[assignment]
+
 LOCAL_APP_NAME = "fleetgate local app"
 DEFAULT_REDIRECT_URI = "http://localhost:8080/callback"
 
@@ -77,7 +82,7 @@ def serve_http(settings: Settings, *, with_workers: bool, local_app: Sequence[st
     """Serve until Ctrl-C or SIGTERM; with `local_app`, first create a test-mode app with those redirect URIs and
     print its credentials (for a Redis this command started, which nothing else can reach to create one)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, with_workers=with_workers, local_app=local_app))
+        run_loop(_serve(settings, with_workers=with_workers, local_app=local_app))
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from services.settings import Settings
 from services.streams import live_consumers
 from simulator.vehicles import SignalReading, VehicleProblem, read_signal, set_value
 from simulator.vehicles.run import run_service
-from simulator.vehicles.store import clock, load_states, update_state
+from simulator.vehicles.store import load_states, settings_clock, update_state
 
 CHECK_TIMEOUT_S = 3.0
 
@@ -69,7 +69,7 @@ def state_command(
 
     async def current(registry: Registry) -> dict[str, Any]:
         vehicle = await registry.vehicle(vehicle_id)
-        now = (await clock(registry.redis, registry.keys, settings.sim_speed)).now()
+        now = (await settings_clock(registry.redis, registry.keys, settings)).now()
         stored = (await load_states(registry.redis, registry.keys, [vehicle], settings.sim_seed, now))[vehicle.id]
         signals = {
             code: _shown(read_signal(stored.state, vehicle, code, now), settings.sim_refuse_asleep)
@@ -97,7 +97,7 @@ def set_command(
 
     async def write(registry: Registry) -> dict[str, Any]:
         vehicle = await registry.vehicle(vehicle_id)
-        now = (await clock(registry.redis, registry.keys, settings.sim_speed)).now()
+        now = (await settings_clock(registry.redis, registry.keys, settings)).now()
         changed = await update_state(
             registry.redis,
             registry.keys,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.keyspace import Keys, parse_shards
@@ -87,6 +88,9 @@ class Settings(BaseSettings):
     deployment: the first vehicles service to start records the clock in Redis, and every process follows it."""
     sim_seed: int = 0
     """The seed of the simulated vehicles' values and lives: the same seed gives the same fleet state."""
+    sim_start: AwareDatetime | None = None
+    """The simulated time the vehicles' clock starts at when the first vehicles service records it (default: now).
+    With FLEETGATE_SIM_SEED it makes runs reproducible: the same vehicles in the same state, whatever the hour."""
     sim_refuse_asleep: bool = False
     """Reads of an asleep simulated vehicle are refused (VEHICLE_STATE/ASLEEP, with the stale value) instead of
     answered with the value it last reported. Parked vehicles sleep most of the day: on, most reads fail."""
@@ -175,6 +179,15 @@ class Settings(BaseSettings):
         variable (every one, so none is inherited from elsewhere by accident)."""
         inherited = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
         return inherited | {
-            f"{ENV_PREFIX}{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+            f"{ENV_PREFIX}{name.upper()}": _as_variable(value)
             for name, value in self.model_dump().items()
+            if value is not None  # unset: the child's default too
         }
+
+
+def _as_variable(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

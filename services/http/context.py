@@ -43,7 +43,8 @@ class HttpContext:
             object.__setattr__(self, name, value)  # frozen: set once, here
 
 
-def get_context(request: Request) -> HttpContext:
-    """The app's context, for handlers: `context: Annotated[HttpContext, Depends(get_context)]`."""
+async def get_context(request: Request) -> HttpContext:
+    """The app's context, for handlers: `context: Annotated[HttpContext, Depends(get_context)]`. A coroutine on
+    purpose: FastAPI runs a plain function dependency in its thread pool, a thread hand-off on every call."""
     context: HttpContext = request.app.state.context
     return context

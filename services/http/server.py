@@ -34,7 +34,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def make_server(app: FastAPI, *, log_level: str = "warning") -> uvicorn.Server:
     """A uvicorn server for `app`; run it with `await server.serve(sockets=[bind(host, port)])`."""
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", server_header=False)
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on", server_header=False)
     return uvicorn.Server(config)
 
 

@@ -44,7 +44,7 @@ from simulator.vehicles.delays import Delays
 from simulator.vehicles.intake import VehicleCache, allowed_decision
 from simulator.vehicles.reclaim import Reclaim
 from simulator.vehicles.respond import RESPOND, Respond, Responded
-from simulator.vehicles.store import Stored, clock, load_states
+from simulator.vehicles.store import Stored, load_states, settings_clock
 
 log = logging.getLogger("fleetgate.vehicles")
 
@@ -84,7 +84,7 @@ class VehicleService:
         the simulated clock."""
         for shard in self.shards:
             await ensure_group(self.redis, shard.decisions, self.settings.vehicles_group, "0")
-        self.clock = await clock(self.redis, self.keys, self.settings.sim_speed)
+        self.clock = await settings_clock(self.redis, self.keys, self.settings)
 
     async def consume(self) -> None:
         """`batches_in_flight` read-answer-write loops per shard, as the gatekeeper runs: while one batch's script

@@ -18,6 +18,7 @@ from schemas.vehicle import Vehicle
 from services.gatekeeper.resp import RespScript, transport_for
 from services.keyspace import Keys
 from services.redis_client import Client
+from services.settings import Settings
 from simulator.errors import SimulatorError
 from simulator.vehicles import SimClock, VehicleState, initial_state
 from simulator.vehicles.faults import FaultSet
@@ -65,6 +66,12 @@ async def clock(redis: Client, keys: Keys, speed: float, epoch_sim: float | None
     fresh = json.dumps({"speed": speed, "epoch_real": now, "epoch_sim": now if epoch_sim is None else epoch_sim})
     await redis.set(keys.vehicles_clock, fresh, nx=True)
     return _clock(json.loads(await redis.get(keys.vehicles_clock) or fresh))
+
+
+async def settings_clock(redis: Client, keys: Keys, settings: Settings) -> SimClock:
+    """`clock()` at the settings' speed, its simulated time starting at FLEETGATE_SIM_START (default: now)."""
+    start = None if settings.sim_start is None else settings.sim_start.timestamp()
+    return await clock(redis, keys, settings.sim_speed, start)
 
 
 def _clock(recorded: dict[str, float]) -> SimClock:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from devtools.builders import make_vehicle, request_json
+from devtools.builders import SIM_START, make_vehicle, request_json
 from devtools.workers import read_decisions
 from services.keyspace import Keys
 from services.local_redis import RedisServer
@@ -96,7 +96,11 @@ async def test_with_workers_decides_and_answers_on_the_given_redis(
     """One command serves HTTP and runs a gatekeeper and the vehicles service: a request gets a decision and its
     answer; SIGTERM stops all three cleanly (exit 0, heartbeats gone)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETGATE_")}
-    served = serve("--redis-url", redis_server.url, env=env | {"FLEETGATE_KEY_PREFIX": keys.prefix})
+    served = serve(
+        "--redis-url",
+        redis_server.url,
+        env=env | {"FLEETGATE_KEY_PREFIX": keys.prefix, "FLEETGATE_SIM_START": SIM_START},
+    )
     url = served.wait_for(URL_LINE).group(1)
     assert healthy(url)
     await registry.add_vehicle(make_vehicle(vehicle_id="bev"))
@@ -106,7 +110,8 @@ async def test_with_workers_decides_and_answers_on_the_given_redis(
     (decision,) = await read_decisions(redis, keys.decisions, 1, timeout=20)
     assert decision["outcome"] == "ALLOWED"
     (answer,) = await read_decisions(redis, keys.shard(0).responses, 1, timeout=20)
-    assert (answer["request_id"], answer["status"]) == ("r-1", "SUCCESS")
+    # Answered, whatever the simulated vehicle's day (it may be out of coverage now: VEHICLE_STATE UNREACHABLE).
+    assert (answer["request_id"], answer["decision_id"]) == ("r-1", decision["decision_id"])
     assert await redis.keys(f"{keys.heartbeat_prefix}*")
     assert served.stop() == 0
     assert not await redis.keys(f"{keys.heartbeat_prefix}*")

@@ -18,6 +18,7 @@ import redis
 import smartcar
 from smartcar.exception import SmartcarException
 
+from devtools.builders import SIM_START
 from schemas.application import AppMode
 from services.registry import AppStore
 from services.settings import Settings
@@ -29,7 +30,12 @@ WORKER_START_TIMEOUT_S = 30
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "FLEETGATE_REDIS_URL": settings.redis_url, "FLEETGATE_KEY_PREFIX": settings.key_prefix}
+    return {
+        **os.environ,
+        "FLEETGATE_REDIS_URL": settings.redis_url,
+        "FLEETGATE_KEY_PREFIX": settings.key_prefix,
+        "FLEETGATE_SIM_START": SIM_START,
+    }
 
 
 @pytest.fixture

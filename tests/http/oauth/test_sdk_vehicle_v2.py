@@ -95,10 +95,13 @@ async def test_commands_change_what_the_next_read_says(world: OAuthWorld) -> Non
     await sdk(lambda: bev.set_charge_limit(0.7))
     assert (await sdk(bev.get_charge_limit)).limit == pytest.approx(0.7)
     assert (await sdk(lambda: bev.send_destination(52.52, 13.405))).status == "success"
-    unplugged = await raises(bev.start_charge)  # a new BEV of the simulator is not plugged in
-    assert (unplugged.status_code, unplugged.type) == (409, "VEHICLE_STATE")
-    assert unplugged.code == "CHARGING_PLUG_NOT_CONNECTED"
-    assert (await sdk(bev.charge)).is_plugged_in is False
+    # At the tests' simulated hour (devtools.builders.SIM_START, night in Europe) this BEV is plugged in and full.
+    refused = await raises(bev.start_charge)
+    assert (refused.status_code, refused.type, refused.code) == (409, "VEHICLE_STATE", "FULLY_CHARGED")
+    assert (
+        refused.description == "The vehicle is unable to perform your request because its EV battery is fully charged."
+    )
+    assert (await sdk(bev.charge)).is_plugged_in is True
     bad = await raises(lambda: bev.set_charge_limit(0.2))
     assert (bad.status_code, bad.type, bad.code) == (400, "VALIDATION", "PARAMETER")
 
