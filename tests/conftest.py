@@ -45,6 +45,20 @@ SESSION_PATH = os.environ.get("PATH", "")
 """PATH as the session found it, before any test's decoys."""
 
 
+RELIABILITY_MODULE = "pytestmark = [pytest.mark.reliability"
+"""How a module of the reliability suite alone starts its marks (tests/reliability/, the fuzzers)."""
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Modules of the reliability suite alone are not even imported when `-m` leaves the suite out (the fast tier's
+    `not reliability`): importing them (hypothesis, schemathesis, schemas built at import) cost seconds."""
+    if "not reliability" not in (config.option.markexpr or ""):
+        return None
+    if collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return RELIABILITY_MODULE in collection_path.read_text(encoding="utf-8") or None
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark `redis` every test that uses a Redis fixture, `cluster` (and so `redis`) every one using a cluster."""
