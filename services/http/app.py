@@ -39,7 +39,9 @@ def create_app(context: HttpContext) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     static = resources.files("services.http").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
+    app.add_api_route(
+        "/healthz", healthz, methods=["GET"], tags=["operations"], summary="200 while Redis answers, else 503"
+    )
     app.include_router(connect_router)
     app.include_router(oauth_token.router)
     app.include_router(identity.router)

@@ -180,11 +180,7 @@ async def brand_chosen(request: Request, context: Context) -> Response:
 @router.get("/oauth/connect/no-brand")
 async def no_brand(request: Request, context: Context, flow: str = "") -> Response:
     """ "I don't see my brand": `vehicle_incompatible`, without vehicle parameters."""
-
-    async def leave(found: Flow) -> Response:
-        return await _finish(context, found, error_redirect(found, VehicleIncompatibleError))
-
-    return await _in_flow(request, context, flow, "preamble", leave)
+    return await _leave(request, context, flow, VehicleIncompatibleError)
 
 
 # --- login
@@ -201,9 +197,14 @@ async def login_screen(request: Request, context: Context, flow: str = "") -> Re
 @router.get("/oauth/connect/back")
 async def back(request: Request, context: Context, flow: str = "") -> Response:
     """ "Back to application" on the login screen: `user_manually_returned_to_application`."""
+    return await _leave(request, context, flow, UserReturnedError)
+
+
+async def _leave(request: Request, context: HttpContext, flow: str, error: type[ConnectError]) -> Response:
+    """End the flow where the owner left it, back to the app with `error`."""
 
     async def leave(found: Flow) -> Response:
-        return await _finish(context, found, error_redirect(found, UserReturnedError))
+        return await _finish(context, found, error_redirect(found, error))
 
     return await _in_flow(request, context, flow, "preamble", leave)
 
