@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     api_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     """How long a vehicle API call waits for its decision and the vehicle's response before it answers
     UPSTREAM/NO_RESPONSE (502)."""
+    api_cache_ttl_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    """How long an API process remembers an access token's grant and a user's connection to a vehicle (0: not at
+    all). Another process's revocation reaches this one's token lookups within it; the gatekeeper denies a revoked
+    connection's requests at once whatever is remembered (services/http/lookups.py)."""
     login_rate_limit: Annotated[int, Field(ge=1)] = 30
     """Connect sign-ins a minute per client and IP; more get 429 (password guessing)."""
     connect_flow_ttl_s: Annotated[int, Field(ge=1)] = 1800

@@ -61,7 +61,7 @@ async def user_grant(
     context: Annotated[HttpContext, Depends(get_context)], token: Annotated[str | None, Depends(access_bearer)]
 ) -> TokenGrant:
     """The app and user a valid access token stands for; AUTHENTICATION 401 otherwise."""
-    grant = None if token is None else await context.tokens.access(token)
+    grant = None if token is None else await context.lookups.access(context.tokens, token)
     if grant is None or grant.user_id is None:
         raise HTTPException(401)
     return grant

@@ -133,7 +133,18 @@ class Pipeline:
             stream = self.keys.shard_of_vehicle(call.vehicle_id).requests
             self._outbox.append((stream, _request(call, request_id, issued_at), waiting))
         self._outbox_ready.set()
-        return list(await asyncio.gather(*(self._wait(request_id, waiting) for request_id, waiting in sent)))
+        # One timer for the whole call, not a wait_for (a task and a timeout context) per request.
+        timer = loop.call_later(self.timeout_s, _time_out, sent)
+        try:
+            for _, waiting in sent:
+                await waiting.future
+            return [waiting.future.result() for _, waiting in sent]
+        finally:
+            timer.cancel()
+            for request_id, waiting in sent:
+                self._waiting.pop(request_id, None)
+                if waiting.future.done() and not waiting.future.cancelled():
+                    waiting.future.exception()  # a failed write's: raised once above, not logged as unretrieved
 
     async def _write(self) -> None:
         """Send the queued requests, all of them in one pipeline, until stopped."""
@@ -152,14 +163,6 @@ class Pipeline:
                 for _, _, waiting in batch:
                     if not waiting.future.done():
                         waiting.future.set_exception(exc)
-
-    async def _wait(self, request_id: str, waiting: _Waiting) -> Reply:
-        try:
-            return await asyncio.wait_for(asyncio.shield(waiting.future), self.timeout_s)
-        except TimeoutError:
-            return Reply(request_id, waiting.decision)
-        finally:
-            self._waiting.pop(request_id, None)
 
     async def _follow(self, shard: ShardKeys, positions: dict[str, bytes | str]) -> None:
         backoff = Backoff()
@@ -197,6 +200,13 @@ class Pipeline:
             waiting.decision = message  # the vehicle's response completes it
         else:
             waiting.future.set_result(Reply(request_id, message))
+
+
+def _time_out(sent: list[tuple[str, _Waiting]]) -> None:
+    """Answer each request still waiting with what it has (a decision at most): it timed out."""
+    for request_id, waiting in sent:
+        if not waiting.future.done():
+            waiting.future.set_result(Reply(request_id, waiting.decision))
 
 
 async def _last_id(redis: Client, stream: str) -> bytes | str:

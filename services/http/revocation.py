@@ -27,6 +27,7 @@ async def revoke_connections(context: HttpContext, connections: Iterable[Connect
     for app_id, user_id in sorted(users):
         if not await context.registry.user_connections(app_id, user_id):
             await context.tokens.revoke_user(app_id, user_id)
+    context.lookups.forget_all()
     return revoked
 
 
@@ -44,3 +45,11 @@ async def user_connection(context: HttpContext, app_id: str, user_id: str, vehic
     if (connection.app_id, connection.user_id, connection.vehicle_id) != (app_id, user_id, vehicle_id):
         return None
     return connection if connection.status is ConnectionStatus.ACTIVE else None
+
+
+async def routed_connection(context: HttpContext, app_id: str, user_id: str, vehicle_id: str) -> Connection | None:
+    """`user_connection`, remembered briefly (services/http/lookups.py): for the vehicle API only, whose requests
+    the gatekeeper decides against the connection's live record."""
+    return await context.lookups.connections.get_or_load(
+        (app_id, user_id, vehicle_id), lambda: user_connection(context, app_id, user_id, vehicle_id)
+    )

@@ -1,7 +1,7 @@
 """The Smartcar API v2 vehicle endpoints (`/v2.0/vehicles/{id}/...`, schemas/api_v2.toml), `batch`, and any other
 path or version the SDKs' `request()` may call.
 
-- Bearer access token -> the user's connection for the vehicle (`user_connection`); anything else is the
+- Bearer access token -> the user's connection for the vehicle (`routed_connection`); anything else is the
   AUTHENTICATION 401 of a bad token. Then the endpoint's requests go through the pipeline (services/http/
   api_v2/answer.py): no handler authorizes or reads vehicle state itself.
 - `SC-Unit-System: imperial` converts distances, pressures, volumes and temperatures; the answer echoes the unit
@@ -42,7 +42,7 @@ from services.http.api_v2.models import MODELS, ActionResult, BatchResult
 from services.http.context import HttpContext, get_context
 from services.http.errors import DEFAULT_APP_NAME, request_id
 from services.http.identity import user_grant
-from services.http.revocation import user_connection
+from services.http.revocation import routed_connection
 from services.registry import TokenGrant
 
 V2 = "2.0"
@@ -144,7 +144,7 @@ async def serve(
     if endpoint is None and not is_batch:
         return _respond(problem_answer(HTTP_NOT_FOUND, rid), version)
     assert grant.user_id is not None
-    connection = await user_connection(context, grant.app_id, grant.user_id, vehicle_id)
+    connection = await routed_connection(context, grant.app_id, grant.user_id, vehicle_id)
     if connection is None:
         raise HTTPException(401)
     body = await _json_body(request) if request.method == "POST" else None

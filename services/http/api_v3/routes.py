@@ -57,7 +57,7 @@ from services.http.api_v3.shapes import vehicle_resource as vehicle_document
 from services.http.auth import access_bearer
 from services.http.context import HttpContext, get_context
 from services.http.pipeline import ALLOWED, Call, Reply
-from services.http.revocation import user_connection
+from services.http.revocation import routed_connection
 from services.registry import TokenGrant
 
 PREFIX = "/v3/"
@@ -108,7 +108,7 @@ async def v3_caller(
     """The app and user a call is for: a user's access token, or an application token and `sc-user-id`."""
     if token is None:
         raise V3Error(HTTP_AUTHENTICATION)
-    grant = await context.tokens.access(token)
+    grant = await context.lookups.access(context.tokens, token)
     if grant is not None and grant.user_id is not None:
         if sc_user_id is not None and sc_user_id != grant.user_id:
             raise V3Error(HTTP_AUTHENTICATION)
@@ -127,7 +127,7 @@ Caller = Annotated[TokenGrant, Depends(v3_caller)]
 async def reach(context: HttpContext, caller: TokenGrant, vehicle_id: str) -> Reached:
     """The caller's active connection to the vehicle, or AUTHENTICATION 401 (whatever the reason)."""
     assert caller.user_id is not None
-    connection = await user_connection(context, caller.app_id, caller.user_id, vehicle_id)
+    connection = await routed_connection(context, caller.app_id, caller.user_id, vehicle_id)
     if connection is None:
         raise V3Error(HTTP_AUTHENTICATION)
     try:

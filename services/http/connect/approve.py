@@ -63,4 +63,5 @@ async def approve(context: HttpContext, flow: Flow, approval: Approval) -> str |
     assert flow.user_id is not None
     for vehicle_id in chosen:
         await context.connect.connect(flow.app_id, flow.user_id, vehicle_id, scope=flow.scope, unchecked=unchecked)
+    context.lookups.forget_all()
     return None

@@ -231,3 +231,17 @@ async def test_the_streams_agree_with_http(world: OAuthWorld, redis: Redis) -> N
 async def _messages(redis: Redis, stream: str) -> list[dict[str, Any]]:
     entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", await redis.xrange(stream))
     return [json.loads(fields[b"data"]) for _, fields in entries]
+
+
+@pytest.mark.usefixtures("running")
+@pytest.mark.parametrize("http_settings", [{"api_cache_ttl_s": 60}], indirect=True)
+async def test_a_connection_revoked_elsewhere_is_refused_at_once_though_remembered(world: OAuthWorld) -> None:
+    """The API process remembers the token's grant and the connection (services/http/lookups.py; a minute here); a
+    revocation by another process (here the registry on the test's loop) still answers the very next call with
+    AUTHENTICATION 401: the gatekeeper decides against the live connection record."""
+    bev = await connected(world, Powertrain.BEV, "bev-revoked", READS)
+    assert (await sdk(bev.odometer)).distance > 0
+    connection = (await world.registry.user_connections(world.client_id, "user-1"))[0]
+    await world.connect.revoke(connection.id)
+    error = await raises(bev.odometer)
+    assert (error.status_code, error.type) == (401, "AUTHENTICATION")
