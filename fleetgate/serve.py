@@ -21,6 +21,7 @@ from fleetgate._registry import RedisUrlOption
 from schemas.application import AppMode
 from services.demo_redis import demo_redis
 from services.errors import RedisUnavailableError
+from services.eventloop import run_loop
 from services.gatekeeper.worker import Gatekeeper
 from services.gatekeeper.worker import serve as serve_gatekeeper
 from services.http import HttpContext, create_app
@@ -32,11 +33,6 @@ from simulator.accounts import SimulatorAccounts
 from simulator.owners import default_app_config
 from simulator.vehicles.service import VehicleService
 from simulator.vehicles.service import serve as serve_vehicles
-
-try:  # a faster event loop where it exists (a dependency, but not on Windows)
-    from uvloop import run as run_loop
-except ImportError:  # pragma: no cover
-    from asyncio import run as run_loop  # type: ignore[assignment]
 
 LOCAL_APP_NAME = "fleetgate local app"
 DEFAULT_REDIRECT_URI = "http://localhost:8080/callback"

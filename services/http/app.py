@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from services.http import api_v2, api_v3, compatibility, identity, management, oauth_token
 from services.http.connect import router as connect_router
@@ -50,7 +52,7 @@ def create_app(context: HttpContext) -> FastAPI:
     app.include_router(compatibility.router)
     add_docs_page(app)
     api_v2.install(app)  # last: its catch-all for other paths and API versions must follow every other route
-    app.openapi = _without_422(app.openapi)  # type: ignore[method-assign]
+    app.openapi = _openapi(app, documented_only=api_v2.documentation().routes)  # type: ignore[method-assign]
     return app
 
 
@@ -62,18 +64,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await context.pipeline.stop()
 
 
-def _without_422(default: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-    """FastAPI documents a 422 on every route with parameters; this app answers Smartcar's VALIDATION 400 instead
-    (services/http/errors.py), which each route documents: drop the 422s and their schemas."""
+def _openapi(app: FastAPI, *, documented_only: Sequence[BaseRoute]) -> Callable[[], dict[str, Any]]:
+    """FastAPI's document of the app's routes and of `documented_only` (routes served by plain Starlette routes,
+    which FastAPI does not document), built once. FastAPI documents a 422 on every route with parameters; this
+    app answers Smartcar's VALIDATION 400 instead (services/http/errors.py), which each route documents: the 422s
+    and their schemas are dropped."""
 
     def openapi() -> dict[str, Any]:
-        schema = default()  # cached by FastAPI: the edit below happens once, in place
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                operation.get("responses", {}).pop("422", None)
-        for name in ("HTTPValidationError", "ValidationError"):
-            schema.get("components", {}).get("schemas", {}).pop(name, None)
-        return schema
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                openapi_version=app.openapi_version,
+                summary=app.summary,
+                routes=[*app.routes, *documented_only],
+                separate_input_output_schemas=app.separate_input_output_schemas,
+            )
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
 
     return openapi
 

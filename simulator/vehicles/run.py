@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 
 from prometheus_client import start_http_server
 
 from schemas.errors import FleetgateError
+from services.eventloop import run_loop
 from services.logs import configure_logging
 from services.redis_client import client_for
 from services.settings import Settings
@@ -26,7 +26,7 @@ def run_service(settings: Settings) -> int:
     gc.set_threshold(50_000, 20, 10)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
-    return asyncio.run(_run(settings))
+    return run_loop(_run(settings))
 
 
 async def _run(settings: Settings) -> int:
