@@ -95,3 +95,25 @@ async def test_an_attribute_error_on_a_live_connection_is_not_a_network_error(
     monkeypatch.setattr(type(connection), "send_packed_command", broken)
     with pytest.raises(AttributeError, match="a bug"):
         await transport.call("PING")
+
+
+async def test_pipelined_commands_answer_in_order_in_one_write(redis: Redis, keys: Keys) -> None:
+    transport = RespTransport(redis)
+    replies = await transport.pipelined(
+        [("SET", keys.prefix + ":a", "1"), ("INCR", keys.prefix + ":a"), ("XADD", keys.requests, "*", "data", "x")]
+    )
+    assert replies[:2] == [b"OK", 2]
+    assert [entry_id for entry_id, _ in await redis.xrange(keys.requests)] == [replies[2]]
+
+
+async def test_an_error_reply_in_a_pipeline_raises_and_leaves_no_reply_for_the_next_call(
+    redis: Redis, keys: Keys
+) -> None:
+    """The commands after the failing one still ran (Redis does not stop a pipeline), but their replies were not
+    read: the connection is dropped, so the next call reads its own reply."""
+    transport = RespTransport(redis)
+    await redis.set(keys.prefix + ":text", "x")
+    with pytest.raises(ResponseError):
+        await transport.pipelined([("INCR", keys.prefix + ":text"), ("SET", keys.prefix + ":after", "ran")])
+    for _ in range(5):  # whichever pooled connection each call gets
+        assert await transport.call("GET", keys.prefix + ":after") == b"ran"

@@ -59,21 +59,32 @@ class RespTransport:
             return await connection.read_response()
         except ResponseError:
             raise  # an error reply was read whole: the connection is fine
-        except AttributeError as exc:
-            torn_down = not connection.is_connected
-            await connection.disconnect()
-            if not torn_down:
-                raise  # a programming error, not a connection gone from under the call
-            # A cluster client that reads its slot map again closes the connections of nodes that left it, those
-            # in use included: a command in flight on one then fails inside redis-py with an AttributeError.
-            raise RedisConnectionError(f"connection torn down during {args[0]!r}: {exc!r}") from exc
-        except OSError as exc:  # the socket failed under redis-py without being wrapped in its ConnectionError
-            await connection.disconnect()
-            raise RedisConnectionError(f"connection failed during {args[0]!r}: {exc!r}") from exc
-        except BaseException:
-            # Cancelled or failed mid-reply: the connection may hold half a reply; never reuse it.
-            await connection.disconnect()
+        except BaseException as exc:
+            if (wrapped := await _failed(connection, exc, args[0])) is None:
+                raise
+            raise wrapped from exc
+        finally:
+            await self._release(connection)
+
+    async def pipelined(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        """Several commands in one write, their replies in order. An error reply is raised as redis-py's exception
+        (after it, the connection is dropped: the later replies were not read)."""
+        packed = b"".join(hiredis.pack_command(tuple(command)) for command in commands)  # type: ignore[arg-type]
+        connection = await self._acquire()
+        replies: list[Any] = []
+        try:
+            await connection.send_packed_command(packed, check_health=False)
+            for _ in commands:
+                replies.append(await connection.read_response())
+            return replies
+        except ResponseError:
+            if len(replies) + 1 < len(commands):
+                await connection.disconnect()
             raise
+        except BaseException as exc:
+            if (wrapped := await _failed(connection, exc, commands[0][0])) is None:
+                raise
+            raise wrapped from exc
         finally:
             await self._release(connection)
 
@@ -129,6 +140,20 @@ class ClusterRespTransport(RespTransport):
     async def refresh(self) -> None:
         # MOVED, a refused connection or CLUSTERDOWN: a failover or a resharding; read the slot map again.
         await self.cluster.nodes_manager.initialize()
+
+
+async def _failed(connection: AbstractConnection, exc: BaseException, command: Arg) -> RedisConnectionError | None:
+    """Drop the connection of a command that failed other than by an error reply (it may hold half a reply); the
+    ConnectionError to raise instead of `exc`, or None to raise `exc` as it is."""
+    torn_down = not connection.is_connected
+    await connection.disconnect()
+    if isinstance(exc, AttributeError) and torn_down:
+        # A cluster client that reads its slot map again closes the connections of nodes that left it, those in
+        # use included: a command in flight on one then fails inside redis-py with an AttributeError.
+        return RedisConnectionError(f"connection torn down during {command!r}: {exc!r}")
+    if isinstance(exc, OSError):  # the socket failed under redis-py without being wrapped in its ConnectionError
+        return RedisConnectionError(f"connection failed during {command!r}: {exc!r}")
+    return None  # cancelled, redis-py's own errors, or a programming error
 
 
 def transport_for(redis: Redis | RedisCluster, route_key: str) -> RespTransport:
