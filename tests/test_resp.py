@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 from redis.asyncio import Redis
@@ -103,7 +104,8 @@ async def test_pipelined_commands_answer_in_order_in_one_write(redis: Redis, key
         [("SET", keys.prefix + ":a", "1"), ("INCR", keys.prefix + ":a"), ("XADD", keys.requests, "*", "data", "x")]
     )
     assert replies[:2] == [b"OK", 2]
-    assert [entry_id for entry_id, _ in await redis.xrange(keys.requests)] == [replies[2]]
+    entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", await redis.xrange(keys.requests))
+    assert entries == [(replies[2], {b"data": b"x"})]
 
 
 async def test_an_error_reply_in_a_pipeline_raises_and_leaves_no_reply_for_the_next_call(
