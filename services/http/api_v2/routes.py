@@ -24,12 +24,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from schemas.api_v2 import Endpoint, get_endpoints
 from schemas.connection import Connection
 from schemas.problems import (
+    HTTP_AUTHENTICATION,
     HTTP_NOT_FOUND,
     HTTP_VALIDATION,
     HTTP_VALIDATION_PARAMETER,
@@ -43,7 +43,7 @@ from services.http.api_v2.models import MODELS, ActionResult, BatchResult
 from services.http.auth import parse_bearer
 from services.http.context import HttpContext, get_context
 from services.http.errors import DEFAULT_APP_NAME, request_id
-from services.http.identity import Grant, user_grant
+from services.http.identity import Grant
 from services.http.revocation import routed_connection
 from services.registry import TokenGrant
 
@@ -148,7 +148,7 @@ async def serve(
     assert grant.user_id is not None
     connection = await routed_connection(context, grant.app_id, grant.user_id, vehicle_id)
     if connection is None:
-        raise HTTPException(401)
+        return _respond(problem_answer(HTTP_AUTHENTICATION, rid), version)
     body = await _json_body(request) if request.method == "POST" else None
     if request.method == "POST" and body is None:
         return _respond(problem_answer(HTTP_VALIDATION, rid), version)
@@ -236,15 +236,13 @@ def _served(path: str | None) -> Callable[[Request], Awaitable[JSONResponse]]:
         if len(vehicle_id) > MAX_VEHICLE_ID:
             return _respond(problem_answer(HTTP_VALIDATION_PARAMETER, request_id(request)))
         context: HttpContext = request.app.state.context
-        grant = await user_grant(context, parse_bearer(request.headers.get("authorization")))
-        return await serve(
-            request,
-            context,
-            grant,
-            vehicle_id=vehicle_id,
-            path=str(params["path"]) if path is None else path,
-            version=str(params.get("version", V2)),
-        )
+        version = str(params.get("version", V2))
+        token = parse_bearer(request.headers.get("authorization"))
+        grant = None if token is None else await context.lookups.access(context.tokens, token)
+        if grant is None or grant.user_id is None:
+            return _respond(problem_answer(HTTP_AUTHENTICATION, request_id(request)), version)
+        path_ = str(params["path"]) if path is None else path
+        return await serve(request, context, grant, vehicle_id=vehicle_id, path=path_, version=version)
 
     return handler
 

@@ -174,7 +174,8 @@ async def test_batch_mixes_200_and_403_items(world: OAuthWorld) -> None:
 
 @pytest.mark.usefixtures("running")
 async def test_versions_paths_and_other_vehicles(world: OAuthWorld) -> None:
-    """Version 1.0 answers v1 errors, an unknown version and an unknown path 404, another user's vehicle 401."""
+    """Version 1.0 answers v1 errors (a bad token's and another user's vehicle's too), an unknown version and an
+    unknown path 404, another user's vehicle 401."""
     bev = await connected(world, Powertrain.BEV, "bev-1", "read_odometer")
     await world.registry.add_vehicle(make_vehicle(Powertrain.BEV, vehicle_id="bev-2"))
     await world.connect_vehicle("user-2", "bev-2", scope="read_odometer")
@@ -194,6 +195,17 @@ async def test_versions_paths_and_other_vehicles(world: OAuthWorld) -> None:
         assert (nowhere.status_code, nowhere.json()["type"]) == (404, "RESOURCE_NOT_FOUND")
         other = await client.get("/v2.0/vehicles/bev-2/odometer")
         assert (other.status_code, other.json()["type"]) == (401, "AUTHENTICATION")
+        other_v1 = await client.get("/v1.0/vehicles/bev-2/odometer")
+        assert (other_v1.status_code, other_v1.json()["error"]) == (401, "authentication_error")
+        bad_token_v1 = await client.get("/v1.0/vehicles/bev-1/odometer", headers={"Authorization": "Bearer nope"})
+        assert bad_token_v1.status_code == 401
+        assert bad_token_v1.json() == {
+            "error": "authentication_error",
+            "message": other.json()["description"],
+            "code": None,
+            "statusCode": 401,
+            "requestId": bad_token_v1.headers["sc-request-id"],
+        }
         bad_unit = await client.post("/v2.0/vehicles/bev-1/security", content=b"{not json")
         assert bad_unit.status_code == 400
 
