@@ -1,0 +1,1 @@
+"""The vehicle API benchmark (`python -m bench.api`): see run.py."""
