@@ -17,6 +17,7 @@ from services.registry import Registry
 from services.registry import vins as vins_module
 from services.registry.records import encode_vehicle
 from services.registry.vins import COMPLETE
+from simulator.cleanup import remove_run
 from tests.deployment import Deployment
 
 
@@ -90,6 +91,16 @@ async def test_removed_vehicles_leave_the_index(registry: Registry) -> None:
     assert await _entries(registry) == {kept.vin: kept.id, shared.vin: "veh-owner"}
     assert await registry.vehicle_by_vin(gone.vin) is None
     assert await registry.vehicle_ids() == ["veh-kept", "veh-owner"]
+
+
+async def test_cleanup_removes_a_runs_entries(registry: Registry) -> None:
+    """A load test's cleanup (remove_run) deletes its vehicles' VIN entries and no one else's."""
+    mine, run = _vehicle("veh-mine"), [_vehicle(f"lt-{i}") for i in range(3)]
+    await registry.add_vehicles([mine, *run])
+    removed = await remove_run(registry, "a-run", [v.id for v in run])
+    assert removed.vehicles == len(run)
+    assert await _entries(registry) == {mine.vin: mine.id}
+    assert await registry.vehicle_by_vin(run[0].vin) is None
 
 
 async def test_data_without_an_index_is_indexed_once(
