@@ -7,6 +7,7 @@ module is a contract inside the project; the records stored under the registry's
 | key                          | type   | holds                                                            |
 |------------------------------|--------|------------------------------------------------------------------|
 | `P:vehicle:{vehicle_id}`     | string | a vehicle, JSON (registry/records.py)                         |
+| `P:vins`                     | hash   | VIN -> vehicle id, and the field `complete` (registry/vins.py)   |
 | `P:conn:{connection_id}`     | string | a connection, compact text (registry/records.py)              |
 | `P:access:config:{version}`  | string | a published Vehicle Access config, JSON; never changed once set  |
 | `P:access:current`           | string | the current config version (an integer)                          |
@@ -148,7 +149,8 @@ class Keys:
     With one shard the names are the unsharded ones of the table above. With more, each shard's streams, dedupe
     keys and connections carry the shard's hash tag (`P:{s3.3}:requests`, `P:{s3.3}:conn:{connection_id}`) and
     the Vehicle Access keys the tag `{access}`, so that every script's keys share a slot on a Redis Cluster.
-    Vehicles keep their own names: each is read and written alone, and spreads over the cluster by its id.
+    Vehicles keep their own names: each is read and written alone, and spreads over the cluster by its id. The VIN
+    index is one untagged hash, like `P:apps`: every command (or script) on it names no other key.
     """
 
     prefix: str = "fleetgate"
@@ -205,6 +207,11 @@ class Keys:
     @property
     def vehicle_pattern(self) -> str:
         return f"{self.prefix}:vehicle:*"
+
+    @property
+    def vins(self) -> str:
+        """`P:vins`: the VIN index, VIN -> the id of the vehicle registered with it (services/registry/vins.py)."""
+        return f"{self.prefix}:vins"
 
     def connection(self, connection_id: str) -> str:
         if self.shards == 1:

@@ -4,12 +4,12 @@ A run is an application of its own (`LOADTEST_APP_ID`): its Vehicle Access confi
 app's, its owners connect to it, and its fleet's ids start with `LOADTEST_VEHICLE_PREFIX` (`fleetgate simulate
 fleet` uses `sim-`), so a run never changes another app's config, filters or connections, nor anyone's vehicles.
 
-`remove_run` deletes what a run created: its vehicles and their simulated state, its app's connections and their
-indexes, its app with its configs and filters, and the dedupe records of its request ids. The streams' entries stay:
-other consumers may be reading them (they go with the streams' trimming). Keys are found from indexes where there
-is one; SCAN (on every node of a cluster) only for what nothing indexes: revoked connections, when the caller does
-not know them, dedupe records, and leftover vehicles. Deletes are pipelined in chunks, one key per DEL, so the same
-code runs on one Redis and on a cluster whose keys sit on different slots.
+`remove_run` deletes what a run created: its vehicles (with their VIN index entries) and their simulated state, its
+app's connections and their indexes, its app with its configs and filters, and the dedupe records of its request
+ids. The streams' entries stay: other consumers may be reading them (they go with the streams' trimming). Keys are
+found from indexes where there is one; SCAN (on every node of a cluster) only for what nothing indexes: revoked
+connections, when the caller does not know them, dedupe records, and leftover vehicles. Deletes are pipelined in
+chunks, one key per DEL, so the same code runs on one Redis and on a cluster whose keys sit on different slots.
 """
 
 from __future__ import annotations
@@ -88,8 +88,7 @@ async def remove_run(
     for user_id in sorted({c.user_id for c in connections if c.user_id is not None}):
         doomed += [keys.user_connections(app_id, user_id), keys.user_tokens(app_id, user_id)]
     doomed.append(keys.app_connections(app_id))
-    for vehicle_id in vehicle_ids:
-        doomed += [keys.vehicle(vehicle_id), keys.shard_of_vehicle(vehicle_id).vehicle_state_prefix + vehicle_id]
+    doomed += [keys.shard_of_vehicle(v).vehicle_state_prefix + v for v in vehicle_ids]
     doomed += await _app_keys(registry, app_id)
     if run_id is not None:
         for shard in keys.all_shards:
@@ -99,7 +98,8 @@ async def remove_run(
         shard = max(keys.all_shards, key=lambda s: request_id.startswith(s.unreadable_prefix))
         doomed.append(shard.dedupe_prefix + request_id)
     doomed += extra_keys
-    deleted = await _delete(registry, doomed)
+    deleted = await registry.remove_vehicles(vehicle_ids)  # with their VIN index entries
+    deleted += await _delete(registry, doomed)
     deleted += await AppStore(redis, keys).delete(app_id)
     return Removed(vehicles=len(vehicle_ids), connections=len(connections), keys=deleted)
 

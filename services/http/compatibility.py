@@ -12,10 +12,10 @@ does not go through the pipeline (nothing for the gatekeeper to authorize: the c
   fleetgate's, Smartcar names the v2 endpoint.
 - `compatible` is true when every requested permission is capable; `reason` is then null, else
   VEHICLE_NOT_COMPATIBLE (fleetgate's reading of "compatible with the required permissions").
-- Live mode: the vehicle is found by VIN among the registered vehicles (a scan: fine for a simulated fleet, an
-  index by VIN when fleets grow); an unknown VIN is `compatible: false`, reason VEHICLE_NOT_COMPATIBLE, every
-  capability SMARTCAR_NOT_CAPABLE (fleetgate's choice: not an error, as Smartcar answers for vehicles it does not
-  support).
+- Live mode: the vehicle is found by VIN in the registry's VIN index (services/registry/vins.py: one HMGET for an
+  unknown VIN, whatever the fleet's size); an unknown VIN is `compatible: false`, reason VEHICLE_NOT_COMPATIBLE,
+  every capability SMARTCAR_NOT_CAPABLE (fleetgate's choice: not an error, as Smartcar answers for vehicles it does
+  not support).
 - Test mode (a test-mode app, `mode=test`, or one of Smartcar's `0SC...` test VINs): the vehicle is the
   `test_mode_compatibility_level` (query, or the SDK's `flags=test_mode_compatibility_level:bev`, since the v2
   SDK sends no other parameter): compatible (everything), phev, fuel (ICE), bev (their powertrain's defaults);
@@ -39,7 +39,7 @@ from schemas.application import AppMode
 from schemas.catalog import Command, Signal, get_catalog
 from schemas.powertrain import Powertrain
 from schemas.problems import HTTP_AUTHENTICATION, HTTP_VALIDATION_PARAMETER, SmartcarError
-from schemas.vehicle import VIN_PATTERN, Vehicle
+from schemas.vehicle import VIN_PATTERN
 from services.http.auth import BasicCredentials, client_basic
 from services.http.context import HttpContext, get_context
 from services.http.errors import error_response
@@ -57,7 +57,6 @@ LEVELS: dict[str, Powertrain | None] = {
 }
 NOT_COMPATIBLE = {"incompatible": "MAKE_NOT_COMPATIBLE", "dinosaur": "VEHICLE_NOT_COMPATIBLE"}
 VEHICLE_NOT_COMPATIBLE = "VEHICLE_NOT_COMPATIBLE"
-SCAN_CHUNK = 500
 _VIN = re.compile(VIN_PATTERN)
 
 
@@ -145,15 +144,6 @@ def _level_of(level: str | None, flags: str | None) -> str | None:
     return None
 
 
-async def _vehicle_by_vin(context: HttpContext, vin: str) -> Vehicle | None:
-    ids = await context.registry.vehicle_ids()
-    for start in range(0, len(ids), SCAN_CHUNK):
-        for vehicle in await context.registry.vehicles_by_id(ids[start : start + SCAN_CHUNK]):
-            if vehicle is not None and vehicle.vin == vin:
-                return vehicle
-    return None
-
-
 @router.get(
     "/v2.0/compatibility",
     response_model=Compatibility,
@@ -192,7 +182,7 @@ async def get_compatibility(  # noqa: PLR0917 - FastAPI's parameters
         if level not in LEVELS:
             return _bad(request, f"{LEVEL_FIELD} must be one of {', '.join(LEVELS)}, not {level!r}.")
         return answer(permissions, level_capabilities(level), refused=NOT_COMPATIBLE.get(level))
-    vehicle = await _vehicle_by_vin(context, vin)
+    vehicle = await context.registry.vehicle_by_vin(vin)
     return answer(permissions, None if vehicle is None else vehicle.capabilities)
 
 

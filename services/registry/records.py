@@ -102,6 +102,11 @@ def decode_vehicle(vehicle_id: str, record: bytes | str) -> Vehicle:
     )
 
 
+def record_vin(record: bytes | str) -> str:
+    """A vehicle record's VIN, without building the vehicle."""
+    return str(json.loads(record)["vin"])
+
+
 def _epoch_ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 

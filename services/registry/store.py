@@ -18,7 +18,8 @@ from schemas.vehicle import Vehicle
 from services.errors import NotFoundError, ServiceError
 from services.keyspace import Keys
 from services.redis_client import Client, get_many
-from services.registry.records import decode_connection, decode_vehicle, encode_vehicle
+from services.registry.records import decode_connection, decode_vehicle, encode_vehicle, record_vin
+from services.registry.vins import VinIndex
 
 PIPELINE_CHUNK = 1000
 T = TypeVar("T")
@@ -47,25 +48,62 @@ class Registry:
         self.redis = redis
         self.keys = keys
         self._publish = redis.register_script(_PUBLISH)
+        self.vins = VinIndex(redis, keys)
 
     # --- vehicles
 
     async def add_vehicle(self, vehicle: Vehicle, *, replace: bool = False) -> None:
-        """Register a vehicle; an existing id is an error unless `replace`."""
-        stored = await self.redis.set(self.keys.vehicle(vehicle.id), encode_vehicle(vehicle), nx=not replace)
-        if not stored:
+        """Register a vehicle; an existing id is an error unless `replace`. Indexed by VIN (vins.py)."""
+        if replace:
+            await self._write([vehicle])
+            return
+        if not await self.redis.set(self.keys.vehicle(vehicle.id), encode_vehicle(vehicle), nx=True):
             raise ServiceError(f"vehicle {vehicle.id!r} already exists (use replace to overwrite it)")
+        # Only once stored: a refused add must not point the VIN at the vehicle already under that id.
+        await self.redis.hset(self.keys.vins, vehicle.vin, vehicle.id)
 
     async def add_vehicles(self, vehicles: Iterable[Vehicle]) -> int:
         """Register (or overwrite) many vehicles, pipelined; returns how many."""
         count = 0
         for chunk in chunked(vehicles):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for vehicle in chunk:
-                    pipe.set(self.keys.vehicle(vehicle.id), encode_vehicle(vehicle))
-                await pipe.execute()
+            await self._write(chunk)
             count += len(chunk)
         return count
+
+    async def _write(self, vehicles: Sequence[Vehicle]) -> None:
+        """SET the vehicles with their VIN entries, one pipeline; then drop the entries of the VINs they replaced."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for vehicle in vehicles:
+                pipe.set(self.keys.vehicle(vehicle.id), encode_vehicle(vehicle), get=True)  # GET: the VIN it replaces
+                pipe.hset(self.keys.vins, vehicle.vin, vehicle.id)
+            replies = await pipe.execute()
+        stale = []
+        for vehicle, old in zip(vehicles, replies[::2], strict=True):
+            if old is not None and (vin := record_vin(old)) != vehicle.vin:
+                stale.append((vin, vehicle.id))
+        await self.vins.forget(stale)
+
+    async def remove_vehicles(self, vehicle_ids: Sequence[str]) -> int:
+        """Delete vehicles and their VIN entries (not their simulated state); returns how many existed."""
+        removed = 0
+        for chunk in chunked(vehicle_ids):
+            records = await get_many(self.redis, [self.keys.vehicle(v) for v in chunk])
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for vehicle_id in chunk:  # one key per DEL: a cluster's keys sit on different slots
+                    pipe.delete(self.keys.vehicle(vehicle_id))
+                removed += sum(int(n) for n in await pipe.execute())
+            await self.vins.forget((record_vin(r), v) for v, r in zip(chunk, records, strict=True) if r is not None)
+        return removed
+
+    async def vehicle_by_vin(self, vin: str) -> Vehicle | None:
+        """The vehicle registered with this VIN, None if none is: one HMGET for an unknown VIN, a GET more for a
+        known one, whose record must carry the VIN (an index entry may be stale: vins.py)."""
+        vehicle_id = await self.vins.vehicle_id(vin)
+        record = None if vehicle_id is None else await self.redis.get(self.keys.vehicle(vehicle_id))
+        if vehicle_id is None or record is None:
+            return None
+        vehicle = decode_vehicle(vehicle_id, record)
+        return vehicle if vehicle.vin == vin else None
 
     async def vehicle(self, vehicle_id: str) -> Vehicle:
         record = await self.redis.get(self.keys.vehicle(vehicle_id))
