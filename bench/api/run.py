@@ -18,7 +18,8 @@ scheduled time whether or not earlier ones have answered, and its latency counts
 queueing anywhere (client included) is not hidden. Then closed loops: `--concurrency` clients as fast as they
 can, `--repeat` rounds alternating fleetgate and Prism (the table shows each target's median round; the ratios are
 the median of the rounds' ratios).
-The client is a minimal HTTP/1.1 keep-alive client on asyncio streams (a connection per call in flight).
+The client is a minimal HTTP/1.1 keep-alive client on asyncio streams, on uvloop (a connection per call in
+flight). `--unix-socket`: fleetgate's processes reach their redis-server on a Unix socket instead of loopback TCP.
 Reports achieved calls/s, p50/p90/p99 latency, errors (not 200), CPU ms per call of the server processes
 (/proc/<pid>/stat: fleetgate serve + gatekeeper + vehicles + redis-server; Prism's node) and this client's CPU.
 For fleetgate it also times each call's stages from its pipeline request id (the `fleetgate-request-ids` header)
@@ -28,7 +29,6 @@ and the stream entry ids (Redis's clock, ms): scheduled -> request XADD -> decis
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shutil
 import statistics
 import sys
@@ -43,12 +43,15 @@ from bench.api.report import report
 from bench.api.stages import breakdown, stream_times
 from bench.api.targets import check_answer, start_fleetgate, start_prism
 from bench.results import write_results
+from services.eventloop import run_loop
 
 DEFAULT_PRISM = Path(__file__).parents[1] / ".prism" / "node_modules" / ".bin" / "prism"
 
 
 async def measure(args: argparse.Namespace, processes: Processes, directory: Path) -> dict[str, Any]:
-    fleetgate, settings = await start_fleetgate(processes, directory, args.vehicles, args.max_connections)
+    fleetgate, settings = await start_fleetgate(
+        processes, directory, args.vehicles, args.max_connections, unix_socket=args.unix_socket
+    )
     prism = start_prism(processes, directory, args.prism, args.max_connections)
     targets = (fleetgate, prism)
     answers = {}
@@ -130,6 +133,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections opened before the runs")
     parser.add_argument("--max-connections", type=int, default=256, help="per target; a call beyond waits for one")
     parser.add_argument("--vehicles", type=int, default=20)
+    parser.add_argument("--unix-socket", action="store_true", help="fleetgate reaches Redis on a Unix socket")
     parser.add_argument("--fixed", action="store_true", help="fixed inter-arrival times (default: Poisson)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--prism", type=Path, default=DEFAULT_PRISM, help="the prism command (prism-cli 5.16)")
@@ -140,7 +144,7 @@ def main() -> None:
     processes = Processes()
     with stopping_on_sigterm(), tempfile.TemporaryDirectory(prefix="bench-api-") as directory:
         try:
-            results = asyncio.run(measure(args, processes, Path(directory)))
+            results = run_loop(measure(args, processes, Path(directory)))
         finally:
             processes.stop_all()
             keep_logs(Path(directory), args.json.parent / "api-logs")

@@ -32,12 +32,16 @@ OPENAPI = Path(__file__).parents[2] / "docs" / "contract" / "openapi.json"
 
 
 async def start_fleetgate(
-    processes: Processes, directory: Path, vehicles: int, max_connections: int
+    processes: Processes, directory: Path, vehicles: int, max_connections: int, *, unix_socket: bool = False
 ) -> tuple[Target, Settings]:
-    redis_server = start_redis_server(directory)
+    """fleetgate's processes on a private redis-server, reached over TCP or, with `unix_socket`, a Unix socket
+    (what a one-host deployment can use: no loopback TCP stack on every command)."""
+    socket_path = directory / "redis.sock"
+    redis_server = start_redis_server(directory, *(["--unixsocket", str(socket_path)] if unix_socket else []))
     processes.redis = redis_server
     settings = Settings(
-        redis_url=redis_server.url, key_prefix=PREFIX, http_host="127.0.0.1", http_port=0,
+        redis_url=f"unix://{socket_path}" if unix_socket else redis_server.url,
+        key_prefix=PREFIX, http_host="127.0.0.1", http_port=0,
         token_rate_limit=1_000_000_000, login_rate_limit=1_000_000_000,
     )  # fmt: skip
     env = settings.environment()
