@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from schemas.problems import SmartcarError
+from schemas.problems import HttpSmartcarError
 from services.http.auth import access_bearer
 from services.http.context import HttpContext, get_context
 from services.http.revocation import revoke_connections, user_connection
@@ -28,8 +28,11 @@ from services.registry import TokenGrant
 MAX_LIMIT = 50
 router = APIRouter(tags=["identity"])
 ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": SmartcarError, "description": "VALIDATION: bad paging"},
-    401: {"model": SmartcarError, "description": "AUTHENTICATION: bad token, or a vehicle the token does not reach"},
+    400: {"model": HttpSmartcarError, "description": "VALIDATION: bad paging"},
+    401: {
+        "model": HttpSmartcarError,
+        "description": "AUTHENTICATION: bad token, or a vehicle the token does not reach",
+    },
 }
 
 

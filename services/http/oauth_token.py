@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from schemas.problems import SmartcarError
+from schemas.problems import HttpSmartcarError
 from services.http.auth import BasicCredentials, client_basic
 from services.http.context import HttpContext, get_context
 from services.http.errors import rate_limit_error
@@ -103,7 +103,7 @@ def _tokens(pair: TokenPair) -> JSONResponse:
         200: {"model": UserTokens | ApplicationToken, "description": "Tokens (`Cache-Control: no-store`)"},
         400: {"model": OAuthError, "description": "invalid_request, invalid_grant, unsupported_grant_type"},
         401: {"model": OAuthError, "description": "invalid_client (`WWW-Authenticate: Basic`)"},
-        429: {"model": SmartcarError, "description": "RATE_LIMIT / SMARTCAR_API, with `retry-after`"},
+        429: {"model": HttpSmartcarError, "description": "RATE_LIMIT / SMARTCAR_API, with `retry-after`"},
     },
 )
 async def token(
