@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from schemas.problems import HttpSmartcarError
 from services.http.auth import access_bearer
 from services.http.context import HttpContext, get_context
+from services.http.links import ok, to_vehicle_operations
 from services.http.revocation import revoke_connections, user_connection
 from services.registry import TokenGrant
 
@@ -82,8 +83,17 @@ async def get_user(grant: Grant) -> User:
     return User(id=grant.user_id)
 
 
+VEHICLES_OK = ok(
+    "The user's vehicle ids, a page of them",
+    to_vehicle_operations("$response.body#/vehicles/0", "the same access token"),
+)
+
+
 @router.get(
-    "/v2.0/vehicles", response_model=Vehicles, responses=ERRORS, summary="The user's vehicles connected to the app"
+    "/v2.0/vehicles",
+    response_model=Vehicles,
+    responses={**ERRORS, 200: VEHICLES_OK},
+    summary="The user's vehicles connected to the app",
 )
 async def get_vehicles(
     grant: Grant,
