@@ -43,6 +43,13 @@ class SmartcarError(BaseModel):
     doc_url: str = Field(alias="docURL")
 
 
+class HttpSmartcarError(SmartcarError):
+    """The error object as the HTTP API answers it (its OpenAPI model): `suggestedUserMessage` is left out where
+    Smartcar publishes none (NO_USER_MESSAGE, services/http/errors.py)."""
+
+    suggested_user_message: str = Field(default="", alias="suggestedUserMessage")
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """An error object without its request id: built once per (outcome, target), filled per request."""

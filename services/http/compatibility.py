@@ -38,7 +38,7 @@ from pydantic import BaseModel
 from schemas.application import AppMode
 from schemas.catalog import Command, Signal, get_catalog
 from schemas.powertrain import Powertrain
-from schemas.problems import HTTP_AUTHENTICATION, HTTP_VALIDATION_PARAMETER, SmartcarError
+from schemas.problems import HTTP_AUTHENTICATION, HTTP_VALIDATION_PARAMETER, HttpSmartcarError
 from schemas.vehicle import VIN_PATTERN
 from services.http.auth import BasicCredentials, client_basic
 from services.http.context import HttpContext, get_context
@@ -74,8 +74,8 @@ class Compatibility(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": SmartcarError, "description": "VALIDATION: a missing or bad vin, scope or test-mode level"},
-    401: {"model": SmartcarError, "description": "AUTHENTICATION: bad client credentials"},
+    400: {"model": HttpSmartcarError, "description": "VALIDATION: a missing or bad vin, scope or test-mode level"},
+    401: {"model": HttpSmartcarError, "description": "AUTHENTICATION: bad client credentials"},
 }
 
 

@@ -19,17 +19,21 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from schemas.problems import SmartcarError
+from schemas.problems import HttpSmartcarError
 from services.http.auth import access_bearer
 from services.http.context import HttpContext, get_context
+from services.http.links import ok, to_vehicle_operations
 from services.http.revocation import revoke_connections, user_connection
 from services.registry import TokenGrant
 
 MAX_LIMIT = 50
 router = APIRouter(tags=["identity"])
 ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": SmartcarError, "description": "VALIDATION: bad paging"},
-    401: {"model": SmartcarError, "description": "AUTHENTICATION: bad token, or a vehicle the token does not reach"},
+    400: {"model": HttpSmartcarError, "description": "VALIDATION: bad paging"},
+    401: {
+        "model": HttpSmartcarError,
+        "description": "AUTHENTICATION: bad token, or a vehicle the token does not reach",
+    },
 }
 
 
@@ -79,8 +83,17 @@ async def get_user(grant: Grant) -> User:
     return User(id=grant.user_id)
 
 
+VEHICLES_OK = ok(
+    "The user's vehicle ids, a page of them",
+    to_vehicle_operations("$response.body#/vehicles/0", "the same access token"),
+)
+
+
 @router.get(
-    "/v2.0/vehicles", response_model=Vehicles, responses=ERRORS, summary="The user's vehicles connected to the app"
+    "/v2.0/vehicles",
+    response_model=Vehicles,
+    responses={**ERRORS, 200: VEHICLES_OK},
+    summary="The user's vehicles connected to the app",
 )
 async def get_vehicles(
     grant: Grant,

@@ -30,6 +30,7 @@ from services.http.auth import BasicCredentials, management_basic
 from services.http.context import HttpContext, get_context
 from services.http.errors import validation_error
 from services.http.identity import ERRORS
+from services.http.links import Link, ok, operation_ref, to_vehicle_operations
 from services.http.revocation import revoke_connections, user_connection
 from services.redis_client import get_many
 from services.registry.records import decode_connection
@@ -206,6 +207,37 @@ async def delete_connections(
     )
 
 
+def listing_links(path: str) -> dict[str, Link]:
+    """The listing's links: the next page, the first connection's vehicle and user, revoking that connection,
+    and the operations on its vehicle (with its user's access token, not this management token)."""
+    first = "$response.body#/connections/0"
+    same_query = {f"query.{name}": f"$request.query.{name}" for name in ("user_id", "vehicle_id", "mode", "limit")}
+    listing, revoking = operation_ref("GET", path), operation_ref("DELETE", path)
+    return {
+        "next_page": {
+            "operationRef": listing,
+            "parameters": {**same_query, "query.cursor": "$response.body#/paging/cursor"},
+            "description": "The next page of the same listing (no cursor: this was the last page)",
+        },
+        "connections_of_vehicle": {
+            "operationRef": listing,
+            "parameters": {"query.vehicle_id": f"{first}/vehicleId"},
+            "description": "Every user's connection of the first connection's vehicle",
+        },
+        "connections_of_user": {
+            "operationRef": listing,
+            "parameters": {"query.user_id": f"{first}/userId"},
+            "description": "The connections of the first connection's user",
+        },
+        "revoke_connection": {
+            "operationRef": revoking,
+            "parameters": {"query.vehicle_id": f"{first}/vehicleId", "query.user_id": f"{first}/userId"},
+            "description": "Revoke the first connection (one without a user: every connection of its vehicle)",
+        },
+        **to_vehicle_operations(f"{first}/vehicleId", "the access token of the connection's user (`userId`)"),
+    }
+
+
 ERROR_400 = "VALIDATION: a malformed cursor or parameter (DELETE: neither user_id nor vehicle_id)"
 RESPONSES = {**ERRORS, 400: {**ERRORS[400], "description": ERROR_400}}
 for _path in PATHS:
@@ -214,7 +246,7 @@ for _path in PATHS:
         list_connections,
         methods=["GET"],
         response_model=ConnectionList,
-        responses=RESPONSES,
+        responses={**RESPONSES, 200: ok("A page of the application's connections", listing_links(_path))},
         summary="The application's connections, newest first",
     )
     router.add_api_route(

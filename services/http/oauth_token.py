@@ -26,10 +26,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from schemas.problems import SmartcarError
+from schemas.problems import HttpSmartcarError
 from services.http.auth import BasicCredentials, client_basic
 from services.http.context import HttpContext, get_context
 from services.http.errors import rate_limit_error
+from services.http.links import operation_ref
 from services.registry.tokens import TokenPair
 
 RATE_LIMIT_ENDPOINT = "token"
@@ -95,15 +96,28 @@ def _tokens(pair: TokenPair) -> JSONResponse:
     return JSONResponse(body.model_dump(), headers=NO_STORE)
 
 
+REFRESH = {
+    "operationRef": operation_ref("POST", "/oauth/token"),
+    "requestBody": {"grant_type": "refresh_token", "refresh_token": "$response.body#/refresh_token"},
+    "description": "Rotate a user's pair with its refresh token (the same client credentials)",
+}
+"""The only link a token answer has: its tokens are credentials, which an OpenAPI link cannot pass. (OpenAPI names
+a whole body by one expression; one inside the body, as here, is how schemathesis and other tools read it.)"""
+
+
 @router.post(
     "/oauth/token",
     summary="Exchange an authorization code or a refresh token for tokens; or get an application token",
     response_model=None,
     responses={
-        200: {"model": UserTokens | ApplicationToken, "description": "Tokens (`Cache-Control: no-store`)"},
+        200: {
+            "model": UserTokens | ApplicationToken,
+            "description": "Tokens (`Cache-Control: no-store`)",
+            "links": {"refresh": REFRESH},
+        },
         400: {"model": OAuthError, "description": "invalid_request, invalid_grant, unsupported_grant_type"},
         401: {"model": OAuthError, "description": "invalid_client (`WWW-Authenticate: Basic`)"},
-        429: {"model": SmartcarError, "description": "RATE_LIMIT / SMARTCAR_API, with `retry-after`"},
+        429: {"model": HttpSmartcarError, "description": "RATE_LIMIT / SMARTCAR_API, with `retry-after`"},
     },
 )
 async def token(

@@ -34,7 +34,7 @@ from schemas.problems import (
     HTTP_VALIDATION,
     HTTP_VALIDATION_PARAMETER,
     HTTP_VERSION_NOT_FOUND,
-    SmartcarError,
+    HttpSmartcarError,
 )
 from services.errors import NotFoundError
 from services.http.api_v2.answer import Answer, answer_of, calls_for, problem_answer
@@ -51,13 +51,19 @@ V2 = "2.0"
 V1 = "1.0"
 UNIT_HEADER = "sc-unit-system"
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": SmartcarError, "description": "VALIDATION: a bad body, parameter or unit system"},
-    401: {"model": SmartcarError, "description": "AUTHENTICATION: bad token, or a vehicle the token does not reach"},
-    403: {"model": SmartcarError, "description": "PERMISSION: the connection lacks the endpoint's permission"},
-    409: {"model": SmartcarError, "description": "VEHICLE_STATE: the vehicle refused (asleep, doors open, ...)"},
-    429: {"model": SmartcarError, "description": "RATE_LIMIT / VEHICLE, with retry-after"},
-    501: {"model": SmartcarError, "description": "COMPATIBILITY / VEHICLE_NOT_CAPABLE"},
-    502: {"model": SmartcarError, "description": "UPSTREAM: the vehicle did not answer in time, or an upstream fault"},
+    400: {"model": HttpSmartcarError, "description": "VALIDATION: a bad body, parameter or unit system"},
+    401: {
+        "model": HttpSmartcarError,
+        "description": "AUTHENTICATION: bad token, or a vehicle the token does not reach",
+    },
+    403: {"model": HttpSmartcarError, "description": "PERMISSION: the connection lacks the endpoint's permission"},
+    409: {"model": HttpSmartcarError, "description": "VEHICLE_STATE: the vehicle refused (asleep, doors open, ...)"},
+    429: {"model": HttpSmartcarError, "description": "RATE_LIMIT / VEHICLE, with retry-after"},
+    501: {"model": HttpSmartcarError, "description": "COMPATIBILITY / VEHICLE_NOT_CAPABLE"},
+    502: {
+        "model": HttpSmartcarError,
+        "description": "UPSTREAM: the vehicle did not answer in time, or an upstream fault",
+    },
 }
 MAX_VEHICLE_ID = 128
 Context = Annotated[HttpContext, Depends(get_context)]

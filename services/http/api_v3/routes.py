@@ -56,6 +56,7 @@ from services.http.api_v3.shapes import error_document, iso, problem_error, prob
 from services.http.api_v3.shapes import vehicle_resource as vehicle_document
 from services.http.auth import access_bearer
 from services.http.context import HttpContext, get_context
+from services.http.links import ok, operation_ref
 from services.http.pipeline import ALLOWED, Call, Reply
 from services.http.revocation import routed_connection
 from services.registry import TokenGrant
@@ -143,7 +144,23 @@ async def get_vehicle(caller: Caller, context: Context, vehicle_id: VehicleId) -
     return {"data": (await reach(context, caller, vehicle_id)).vehicle}
 
 
-@router.get("/v3/vehicles/{vehicle_id}/signals", responses=V3_ERRORS, summary="Every signal, each decided on its own")
+SIGNALS_OK = ok(
+    "Every signal of the catalog",
+    {
+        "v3_get_signal": {
+            "operationRef": operation_ref("GET", "/v3/vehicles/{vehicle_id}/signals/{code}"),
+            "parameters": {"vehicle_id": "$request.path.vehicle_id", "code": "$response.body#/data/0/id"},
+            "description": "The first signal on its own",
+        }
+    },
+)
+
+
+@router.get(
+    "/v3/vehicles/{vehicle_id}/signals",
+    responses={**V3_ERRORS, 200: SIGNALS_OK},
+    summary="Every signal, each decided on its own",
+)
 async def get_signals(caller: Caller, context: Context, vehicle_id: VehicleId) -> dict[str, Any]:
     reached = await reach(context, caller, vehicle_id)
     signals = get_catalog().signals
