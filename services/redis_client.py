@@ -96,6 +96,8 @@ def connect(
     failing: what a server answering many concurrent calls (the HTTP face) needs.
     """
     options = _options(socket_timeout_s, max_connections)
+    if url.startswith("unix://"):
+        del options["socket_keepalive"]  # a TCP option: redis-py's Unix socket connection refuses it
     if queue:
         return Redis.from_pool(BlockingConnectionPool.from_url(url, timeout=socket_timeout_s, **options))
     return Redis.from_url(url, **options)

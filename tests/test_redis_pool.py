@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from redis.exceptions import MaxConnectionsError
 
-from services.local_redis import RedisServer
+from services.gatekeeper.resp import RespTransport
+from services.local_redis import RedisServer, start_redis_server
 from services.redis_client import connect
 
 
@@ -23,3 +25,19 @@ async def test_a_queueing_client_serves_more_calls_than_connections(redis_server
     finally:
         await queued.aclose()
         await failing.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("queue", [False, True])
+async def test_a_unix_socket_url_connects(tmp_path: Path, queue: bool) -> None:
+    """`unix://` is a Redis URL the settings accept: both kinds of client reach a server on its socket (TCP-only
+    options such as keepalive are left out for it), and the hot path's raw transport works on them."""
+    socket_path = tmp_path / "redis.sock"
+    server = start_redis_server(tmp_path, "--unixsocket", str(socket_path))
+    client = connect(f"unix://{socket_path}", queue=queue)
+    try:
+        assert await client.ping()
+        assert await RespTransport(client).call("ECHO", "hi") == b"hi"
+    finally:
+        await client.aclose()
+        server.stop()
