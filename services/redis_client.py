@@ -122,6 +122,8 @@ def connect_cluster(
 def first_node_url(url: str) -> str:
     """The URL with only its first host, for what takes one (`redis://a:1,b:2/0` -> `redis://a:1/0`)."""
     parts = urlsplit(url)
+    if not parts.netloc:
+        return url  # unix:///path: no host (and urlunsplit would drop its `//`)
     credentials, at, hosts = parts.netloc.rpartition("@")
     return urlunsplit(parts._replace(netloc=f"{credentials}{at}{hosts.split(',')[0]}"))
 

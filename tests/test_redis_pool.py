@@ -10,7 +10,7 @@ from redis.exceptions import MaxConnectionsError
 
 from services.gatekeeper.resp import RespTransport
 from services.local_redis import RedisServer, start_redis_server
-from services.redis_client import connect
+from services.redis_client import connect, first_node_url
 
 
 async def test_a_queueing_client_serves_more_calls_than_connections(redis_server: RedisServer) -> None:
@@ -31,10 +31,13 @@ async def test_a_queueing_client_serves_more_calls_than_connections(redis_server
 @pytest.mark.parametrize("queue", [False, True])
 async def test_a_unix_socket_url_connects(tmp_path: Path, queue: bool) -> None:
     """`unix://` is a Redis URL the settings accept: both kinds of client reach a server on its socket (TCP-only
-    options such as keepalive are left out for it), and the hot path's raw transport works on them."""
+    options such as keepalive are left out for it), the hot path's raw transport works on them, and the URL
+    given the gatekeeper's broker stays whole."""
     socket_path = tmp_path / "redis.sock"
     server = start_redis_server(tmp_path, "--unixsocket", str(socket_path))
-    client = connect(f"unix://{socket_path}", queue=queue)
+    url = f"unix://{socket_path}"
+    assert first_node_url(url) == url  # what the gatekeeper's FastStream broker is given
+    client = connect(url, queue=queue)
     try:
         assert await client.ping()
         assert await RespTransport(client).call("ECHO", "hi") == b"hi"
