@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
 from types import FrameType
 
-from services.eventloop import run_loop
 from services.gatekeeper.app import WorkerStatus, create_app
 from services.settings import Settings
 
@@ -19,7 +19,7 @@ def run_workers(settings: Settings, workers: int = 1) -> int:
     """Run `workers` gatekeeper workers until SIGTERM or Ctrl-C; returns the exit code (the worst child's)."""
     if workers == 1:
         status = WorkerStatus()
-        run_loop(create_app(settings, status).run())
+        asyncio.run(create_app(settings, status).run())
         return status.exit_code
     return _supervise(settings, workers)
 
