@@ -13,7 +13,7 @@
    and their spread (min-max); then the gatekeeper x1 over the ceiling: the rounds' ratios of msg/s and of sum
    µs/msg. CPU per message leaves out the time a process waited for a core, which msg/s includes (on a shared
    2-core machine msg/s swings ±30 % between runs). The JSON keeps every round's figures (CPU seconds, CPU %, ...)
-   besides the medians and spreads.
+   besides the medians and spreads: `python -m bench.compare A.json B.json` compares two runs.
 2. Open-loop load at 25 %, 50 % and 75 % of one gatekeeper process's measured maximum (its median msg/s above):
    latency from a request's XADD to its decision being read back, p50/p99/p99.9.
 3. Worker memory (RSS) across `--memory-requests` requests: at 10 % of the run and at its end.
