@@ -1,13 +1,21 @@
 """Gatekeeper benchmark on a private redis-server, side by side in one run (not a test):
 
-    .venv/bin/python -m bench.gatekeeper [--requests 200000] [--vehicles 10000] [--json bench/results/gatekeeper.json]
+    .venv/bin/python -m bench.gatekeeper [--requests 200000] [--vehicles 10000] [--repeat 3]
+        [--json bench/results/gatekeeper.json]
 
 1. Drain a pre-filled `requests` stream of realistic requests with: the ceiling loop, a redis-py loop, FastStream's
    default subscriber (on a smaller subset: it is slow), FastStream's batch subscriber, and `fleetgate gatekeeper
-   run` with one and two processes.
-   Reports messages/s, CPU of the consumer process(es) and of redis-server, and ratios to the gatekeeper.
-2. Open-loop load at 25 %, 50 % and 75 % of one gatekeeper process's measured maximum: latency from a request's
-   XADD to its decision being read back, p50/p99/p99.9.
+   run` with one and two processes; each on a fresh stream, the whole set `--repeat` times (rounds), the order of
+   the contenders rotated from round to round so that the machine's drift hits them alike.
+   Reports per contender msg/s and the CPU microseconds per message of the worker (this process's CPU time for
+   the in-process loops, the gatekeeper processes' together), of redis-server, and their sum, over the timed
+   drain; and msg/s over the gatekeeper x1's in the same round (`x gatekeeper`). Each as the median of the rounds
+   and their spread (min-max); then the gatekeeper x1 over the ceiling: the rounds' ratios of msg/s and of sum
+   µs/msg. CPU per message leaves out the time a process waited for a core, which msg/s includes (on a shared
+   2-core machine msg/s swings ±30 % between runs). The JSON keeps every round's figures (CPU seconds, CPU %, ...)
+   besides the medians and spreads: `python -m bench.compare A.json B.json` compares two runs.
+2. Open-loop load at 25 %, 50 % and 75 % of one gatekeeper process's measured maximum (its median msg/s above):
+   latency from a request's XADD to its decision being read back, p50/p99/p99.9.
 3. Worker memory (RSS) across `--memory-requests` requests: at 10 % of the run and at its end.
 Everything shares this machine's cores (producer, redis-server, workers); read the figures as ratios.
 """
@@ -29,6 +37,18 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from bench.contenders import BATCH, Drain, Lookups, ceiling, faststream_batch, faststream_default, redis_py_loop
+from bench.gatekeeper_report import (
+    CEILING,
+    GATEKEEPER,
+    Figures,
+    add_ratios,
+    drain_figures,
+    drain_table,
+    headline,
+    summarize,
+    table,
+    versus_ceiling,
+)
 from bench.results import write_results
 from bench.workload import fill, one_request_per_pair, register_fleet, request_payloads, with_issued_at
 from devtools.workers import fleetgate_env, start_worker_process
@@ -68,16 +88,11 @@ async def fresh_stream(redis: Redis, keys: Keys, payloads: list[bytes], group: s
     await redis.xgroup_create(keys.requests, group, id="0")
 
 
-async def time_in_process(server: RedisServer, work: Callable[[], Awaitable[None]], total: int) -> dict[str, float]:
+async def time_in_process(server: RedisServer, work: Callable[[], Awaitable[None]], total: int) -> Figures:
     redis_cpu, cpu, started = cpu_seconds(server.process.pid), time.process_time(), time.perf_counter()
     await work()
     wall = time.perf_counter() - started
-    return {
-        "messages": total,
-        "msg/s": total / wall,
-        "consumer CPU %": 100 * (time.process_time() - cpu) / wall,
-        "redis CPU %": 100 * (cpu_seconds(server.process.pid) - redis_cpu) / wall,
-    }
+    return drain_figures(total, wall, time.process_time() - cpu, cpu_seconds(server.process.pid) - redis_cpu)
 
 
 def start_gatekeepers(server: RedisServer, group: str, count: int) -> list[subprocess.Popen[bytes]]:
@@ -93,13 +108,14 @@ async def stop(workers: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def time_gatekeepers(
-    redis: Redis, server: RedisServer, keys: Keys, total: int, count: int, *, warm_up: int
-) -> dict[str, float]:
-    """Time the `total` entries after the first `warm_up` ones: start-up and cache filling are not counted.
+    redis: Redis, server: RedisServer, keys: Keys, total: int, count: int, *, warm_up: int, group: str
+) -> Figures:
+    """Time the entries after the first `warm_up` ones: start-up and cache filling are not counted.
 
-    (The other contenders are handed every connection and vehicle in memory before they start.)
+    (The other contenders are handed every connection and vehicle in memory before they start.) The clock starts
+    once the warm-up is decided; what was decided by then, a few hundred entries, is not counted either.
     """
-    workers = start_gatekeepers(server, f"gk{count}", count)
+    workers = start_gatekeepers(server, group, count)
     try:
         while await redis.xlen(keys.decisions) < warm_up:
             if any(w.poll() is not None for w in workers):
@@ -107,16 +123,12 @@ async def time_gatekeepers(
             await asyncio.sleep(0.005)
         cpu = [cpu_seconds(w.pid) for w in workers]
         redis_cpu, started = cpu_seconds(server.process.pid), time.perf_counter()
-        while (done := await redis.xlen(keys.decisions) - warm_up) < total:
+        before = await redis.xlen(keys.decisions)
+        while (decided := await redis.xlen(keys.decisions)) < warm_up + total:
             await asyncio.sleep(0.01)
         wall = time.perf_counter() - started
         used = sum(cpu_seconds(w.pid) - c for w, c in zip(workers, cpu, strict=True))
-        return {
-            "messages": total,
-            "msg/s": done / wall,
-            "consumer CPU %": 100 * used / wall,
-            "redis CPU %": 100 * (cpu_seconds(server.process.pid) - redis_cpu) / wall,
-        }
+        return drain_figures(decided - before, wall, used, cpu_seconds(server.process.pid) - redis_cpu)
     finally:
         await stop(workers)
 
@@ -131,44 +143,62 @@ async def load_lookups(registry: Registry, pairs: list[tuple[str, str]]) -> Look
     return connections, vehicles
 
 
+def contenders(
+    args: argparse.Namespace, redis: Redis, server: RedisServer, pairs: list[tuple[str, str]], lookups: Lookups
+) -> dict[str, Callable[[str], Awaitable[Figures]]]:
+    """Each contender's drain on a fresh stream, given a tag unique to the round (its group and request ids:
+    the gatekeeper dedupes request ids across rounds)."""
+    keys = Keys(PREFIX)
+    n, small = args.requests, args.faststream_requests
+
+    def in_process(count: int, loop: Callable[[Drain], Awaitable[None]]) -> Callable[[str], Awaitable[Figures]]:
+        async def run(tag: str) -> Figures:
+            await fresh_stream(redis, keys, request_payloads(pairs, count, args.seed, tag), tag)
+            drain = Drain(keys.requests, tag, keys.decisions, count)
+            return await time_in_process(server, lambda: loop(drain), count)
+
+        return run
+
+    def gatekeepers(count: int) -> Callable[[str], Awaitable[Figures]]:
+        async def run(tag: str) -> Figures:
+            warm_up = one_request_per_pair(pairs, run=f"warm-{tag}")
+            await fresh_stream(redis, keys, warm_up + request_payloads(pairs, n, args.seed, tag), tag)
+            return await time_gatekeepers(redis, server, keys, n, count, warm_up=len(warm_up), group=tag)
+
+        return run
+
+    return {
+        CEILING: in_process(n, lambda drain: ceiling("127.0.0.1", server.port, drain)),
+        "redis-py loop (pipeline per batch)": in_process(n, lambda drain: redis_py_loop(redis, drain, lookups)),
+        f"FastStream default subscriber ({small:,} msgs)": in_process(
+            small, lambda drain: faststream_default(server.url, drain, lookups)
+        ),
+        f"FastStream batch subscriber (max_records={BATCH})": in_process(
+            n, lambda drain: faststream_batch(server.url, drain, lookups)
+        ),
+        GATEKEEPER: gatekeepers(1),
+        "fleetgate gatekeeper x2 processes": gatekeepers(2),
+    }
+
+
 async def throughput(
     args: argparse.Namespace, redis: Redis, server: RedisServer, pairs: list[tuple[str, str]]
-) -> dict[str, dict[str, float]]:
-    keys = Keys(PREFIX)
-    lookups = await load_lookups(Registry(redis, keys), pairs)
-    n = args.requests
-    results: dict[str, dict[str, float]] = {}
-    host, port = "127.0.0.1", server.port
-
-    await fresh_stream(redis, keys, request_payloads(pairs, n, args.seed, "ceiling"), "ceiling")
-    drain = Drain(keys.requests, "ceiling", keys.decisions, n)
-    results["ceiling (hiredis, hand-packed RESP, no decision)"] = await time_in_process(
-        server, lambda: ceiling(host, port, drain), n
-    )
-    await fresh_stream(redis, keys, request_payloads(pairs, n, args.seed, "redispy"), "redispy")
-    drain = Drain(keys.requests, "redispy", keys.decisions, n)
-    results["redis-py loop (pipeline per batch)"] = await time_in_process(
-        server, lambda: redis_py_loop(redis, drain, lookups), n
-    )
-    small = args.faststream_requests
-    await fresh_stream(redis, keys, request_payloads(pairs, small, args.seed, "faststream"), "faststream")
-    drain = Drain(keys.requests, "faststream", keys.decisions, small)
-    results[f"FastStream default subscriber ({small:,} msgs)"] = await time_in_process(
-        server, lambda: faststream_default(server.url, drain, lookups), small
-    )
-    await fresh_stream(redis, keys, request_payloads(pairs, n, args.seed, "fsbatch"), "fsbatch")
-    drain = Drain(keys.requests, "fsbatch", keys.decisions, n)
-    results[f"FastStream batch subscriber (max_records={BATCH})"] = await time_in_process(
-        server, lambda: faststream_batch(server.url, drain, lookups), n
-    )
-    for count in (1, 2):
-        warm_up = one_request_per_pair(pairs, run=f"warm{count}")
-        payloads = warm_up + request_payloads(pairs, n, args.seed, f"gk{count}")
-        await fresh_stream(redis, keys, payloads, f"gk{count}")
-        results[f"fleetgate gatekeeper x{count} process"] = await time_gatekeepers(
-            redis, server, keys, n, count, warm_up=len(warm_up)
-        )
-    return results
+) -> dict[str, Any]:
+    """Every contender once a round, `args.repeat` rounds, each round starting further down the list."""
+    runs = contenders(args, redis, server, pairs, await load_lookups(Registry(redis, Keys(PREFIX)), pairs))
+    names = list(runs)
+    rounds: list[dict[str, Figures]] = []
+    for number in range(args.repeat):
+        shift = number * len(names) // args.repeat
+        order = names[shift:] + names[:shift]
+        round_ = {}
+        for position, name in enumerate(order):
+            done = round_[name] = await runs[name](f"r{number}c{position}")
+            progress = f"{done['msg/s']:,.0f} msg/s, {done['sum µs/msg']:,.1f} µs/msg"
+            print(f"round {number + 1}/{args.repeat}: {name}: {progress}", flush=True)
+        add_ratios(round_)
+        rounds.append(round_)
+    return {"rounds": rounds, "summary": summarize(names, rounds), "gatekeeper/ceiling": versus_ceiling(rounds)}
 
 
 async def latency(
@@ -260,15 +290,6 @@ async def memory(
             "RSS MiB max": max(rss for _, rss in samples), "growth end/10 %": samples[-1][1] / early}  # fmt: skip
 
 
-def table(title: str, rows: dict[str, dict[str, float]]) -> None:
-    columns = list(next(iter(rows.values())))
-    decimals = {c: 2 if c.startswith("x ") else 1 for c in columns}  # a ratio as small as 0.01 stays visible
-    print(f"\n{title}")
-    print(f"{'':<52}" + "".join(f"{c:>16}" for c in columns))
-    for name, row in rows.items():
-        print(f"{name:<52}" + "".join(f"{row[c]:>16,.{decimals[c]}f}" for c in columns))
-
-
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         server = start_redis_server(Path(directory))
@@ -276,10 +297,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         try:
             pairs = await register_fleet(redis, Keys(PREFIX), args.vehicles, args.seed)
             drained = await throughput(args, redis, server, pairs)
-            gatekeeper = drained["fleetgate gatekeeper x1 process"]["msg/s"]
-            for row in drained.values():
-                row["x gatekeeper"] = row["msg/s"] / gatekeeper
-            table("Draining a pre-filled stream", drained)
+            drain_table(
+                f"Draining a pre-filled stream of {args.requests:,} requests: median (min-max) of {args.repeat} "
+                "rounds; CPU µs per message of the worker process(es) and of redis-server",
+                drained["summary"],
+            )
+            headline(drained["gatekeeper/ceiling"])
+            gatekeeper = drained["summary"][GATEKEEPER]["msg/s"]["median"]
             loads = {}
             for share in (0.25, 0.5, 0.75):
                 loads[f"{share:.0%} of max"] = await latency(
@@ -291,7 +315,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await redis.aclose()
             server.stop()
-    return {"throughput": drained, "latency": loads, "memory": held}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    return {"throughput": drained, "latency": loads, "memory": held, "settings": settings}
 
 
 def main() -> None:
@@ -302,6 +327,7 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3, help="drain rounds (each contender once a round)")
     parser.add_argument("--json", type=Path, default=Path("bench/results/gatekeeper.json"))
     args = parser.parse_args()
     write_results(args.json, asyncio.run(main_async(args)))
