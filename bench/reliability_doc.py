@@ -68,9 +68,10 @@ in {suite["seconds"]:.0f} s in this run.
 Under about 2,000 other requests a second, `{revocation["trials"]}` connections were each revoked
 (`ConnectService.revoke`, what `fleetgate connect revoke` calls) and probed every 5 ms until a decision came back
 UNAUTHORIZED: p50 **{revocation["p50 ms"]:.0f} ms**, p99 **{revocation["p99 ms"]:.0f} ms**, max
-{revocation["max ms"]:.0f} ms. The test (`tests/reliability/test_revocation_bound.py`) asserts p99 under 1 s. Each
-worker follows the connection-events stream with a blocking read and drops the cached connection on its event;
-the cache's TTL (`FLEETGATE_CACHE_TTL_S`) is only a safety net.
+{revocation["max ms"]:.0f} ms. The tests (`tests/reliability/test_revocation_bound.py`, the 64-shard ones) assert only
+that each revocation is honoured; this figure is the bound. Each worker follows the connection-events
+stream with a blocking read and drops the cached connection on its event; the cache's TTL
+(`FLEETGATE_CACHE_TTL_S`) is only a safety net.
 
 ## Fail closed, poison, fuzz, trimming, security
 
