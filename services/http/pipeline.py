@@ -163,8 +163,11 @@ class Pipeline:
             by_server: dict[int, list[tuple[ShardKeys, bytes, _Waiting]]] = {}
             for queued in batch:
                 by_server.setdefault(id(self._transports[queued[0].index]), []).append(queued)
-            for group in by_server.values():
-                await self._send(group)
+            groups = list(by_server.values())
+            if len(groups) == 1:
+                await self._send(groups[0])
+            else:  # a cluster's masters, at once
+                await asyncio.gather(*(self._send(group) for group in groups))
 
     async def _send(self, queued: list[tuple[ShardKeys, bytes, _Waiting]]) -> None:
         transport = self._transports[queued[0][0].index]
@@ -174,6 +177,8 @@ class Pipeline:
             for _, _, waiting in queued:
                 if not waiting.future.done():
                     waiting.future.set_exception(exc)
+            with contextlib.suppress(*REDIS_ERRORS):  # a cluster's slot map may have changed (a failover)
+                await transport.refresh()
 
     async def _follow(self, shard: ShardKeys, positions: list[bytes | str]) -> None:
         """Read the shard's decisions and responses (in that order in `positions`) as they come."""
@@ -189,7 +194,8 @@ class Pipeline:
             except REDIS_ERRORS as exc:
                 delay = backoff.next_delay()
                 log.warning("reading replies of shard %d failed (%s); retrying in %.1fs", shard.index, exc, delay)
-                await transport.refresh()
+                with contextlib.suppress(*REDIS_ERRORS):  # a cluster's slot map may have changed (a failover)
+                    await transport.refresh()
                 await pause(delay, self._stopping)
                 continue
             backoff.reset()
