@@ -23,7 +23,8 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
     kind = "fixed" if args.fixed else "Poisson"
     table(
         f"GET /v2.0/vehicles/{{id}}/odometer: open loop ({kind} arrivals, {args.seconds:g} s a rate, latency from the "
-        f"scheduled send), then closed loop ({args.concurrency} clients, the median of {args.repeat} rounds); server "
+        f"scheduled send), then closed loops ({', '.join(map(str, args.concurrency))} clients, the median of "
+        f"{args.repeat} rounds each); server "
         "CPU: fleetgate = serve + gatekeeper + vehicles + redis-server, prism = node",
         results["runs"],
         COLUMNS,
@@ -34,12 +35,16 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
         if stages:
             table(f"fleetgate stages, {name} (stream entry ids: ms resolution)", stages,
                   STAGE_COLUMNS)  # fmt: skip
-    throughput = results["closed-loop throughput fleetgate/prism"]
-    cpu = results["closed-loop server CPU per call fleetgate/prism"]
-    rounds = ", ".join(f"{r:.2f}" for r in results["closed-loop throughput fleetgate/prism, rounds"])
-    cpu_rounds = ", ".join(f"{r:.2f}" for r in results["closed-loop server CPU per call fleetgate/prism, rounds"])
+    for concurrency, level in results["by concurrency"].items():
+        rounds = ", ".join(f"{r:.2f}" for r in level["throughput fleetgate/prism, rounds"])
+        print(
+            f"\nclosed loop x{concurrency}: throughput fleetgate/prism {level['throughput fleetgate/prism']:.2f} x "
+            f"(median of rounds: {rounds}); server CPU per call {level['server CPU per call fleetgate/prism']:.2f} x"
+        )
+    best = results["best concurrency"]
     print(
-        f"\nclosed-loop throughput fleetgate/prism: {throughput:.2f} x (median of rounds: {rounds}); "
-        f"server CPU per call fleetgate/prism: {cpu:.2f} x ({cpu_rounds})"
+        f"throughput, each at its best level (fleetgate x{best['fleetgate']}, prism x{best['prism']}): fleetgate/prism "
+        f"{results['closed-loop throughput fleetgate/prism']:.2f} x; server CPU per call "
+        f"{results['closed-loop server CPU per call fleetgate/prism']:.2f} x"
     )
     print(f"targets: {results['targets']}")

@@ -15,9 +15,10 @@ Needs Prism in bench/.prism (`npm install --prefix bench/.prism @stoplight/prism
 
 Load: open loop at each of `--rates` (Poisson inter-arrival, or `--fixed`) for `--seconds`: a call is sent at its
 scheduled time whether or not earlier ones have answered, and its latency counts from that scheduled time, so
-queueing anywhere (client included) is not hidden. Then closed loops: `--concurrency` clients as fast as they
-can, `--repeat` rounds alternating fleetgate and Prism (the table shows each target's median round; the ratios are
-the median of the rounds' ratios).
+queueing anywhere (client included) is not hidden. Then closed loops at each `--concurrency` level (32, 64, 128
+clients by default), `--repeat` rounds alternating fleetgate and Prism (the table shows each target's median round
+per level). The throughput ratio compares each target at its best level (bench/api/closed.py says why); the
+per-level ratios are printed too.
 The client is a minimal HTTP/1.1 keep-alive client on asyncio streams, on uvloop (a connection per call in
 flight). `--unix-socket`: fleetgate's processes reach their redis-server on a Unix socket instead of loopback TCP.
 Reports achieved calls/s, p50/p90/p99 latency, errors (not 200), CPU ms per call of the server processes
@@ -30,13 +31,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.api.closed import summary, sweep
 from bench.api.load import closed_loop, open_loop
 from bench.api.processes import Processes, keep_logs, stopping_on_sigterm
 from bench.api.report import report
@@ -61,7 +62,7 @@ async def measure(args: argparse.Namespace, processes: Processes, directory: Pat
     print(f"answers: {answers}", flush=True)
     for target in targets:  # warm-up: caches, JIT, connections
         await open_loop(target, min(args.rates), args.warmup_seconds, poisson=False, seed=0)
-        await closed_loop(target, args.concurrency, args.warmup_seconds / 2)
+        await closed_loop(target, min(args.concurrency), args.warmup_seconds / 2)
         processes.check()
 
     runs: dict[str, dict[str, Any]] = {}
@@ -76,28 +77,16 @@ async def measure(args: argparse.Namespace, processes: Processes, directory: Pat
                 stages[name] = breakdown(meter.samples, await stream_times(settings, since))
             print(f"{name}: {runs[name]}", flush=True)
             processes.check()
-    # Closed loops alternate between the targets `--repeat` times: the machine's drift hits both alike, and the
-    # ratio is the median of the rounds' ratios.
-    rounds: dict[str, list[tuple[dict[str, Any], dict[str, dict[str, float]]]]] = {t.name: [] for t in targets}
-    for round_number in range(1, args.repeat + 1):
+    levels = await sweep(
+        targets, args.concurrency, repeat=args.repeat, seconds=args.seconds, settings=settings, check=processes.check
+    )
+    for level in levels:
         for target in targets:
-            since = time.time()
-            meter = await closed_loop(target, args.concurrency, args.seconds)
-            result = meter.result(None)
-            times = breakdown(meter.samples, await stream_times(settings, since)) if target is fleetgate else {}
-            rounds[target.name].append((result, times))
-            print(f"{target.name} closed x{args.concurrency} round {round_number}: {result}", flush=True)
-            processes.check()
-    closed = f"closed x{args.concurrency}"
-    for name, results in rounds.items():
-        median_run = sorted(results, key=lambda r: r[0]["achieved/s"])[len(results) // 2]
-        runs[f"{name} {closed}"] = median_run[0]
-        if median_run[1]:
-            stages[f"{name} {closed}"] = median_run[1]
-    pairs = list(zip(rounds["fleetgate"], rounds["prism"], strict=True))
-    ratios = [f["achieved/s"] / p["achieved/s"] for (f, _), (p, _) in pairs]
-    cpu_ratios = [f["server CPU ms/call"] / p["server CPU ms/call"] for (f, _), (p, _) in pairs]
-    ratio, cpu_ratio = statistics.median(ratios), statistics.median(cpu_ratios)
+            result, times = level.median_run(target.name)
+            runs[f"{target.name} closed x{level.concurrency}"] = result
+            if times:
+                stages[f"fleetgate closed x{level.concurrency}"] = times
+    closed = summary(levels)
     top = max(args.rates)
     p99_top = runs[f"fleetgate open {top:g}/s"]["p99 ms"]
     for target in targets:
@@ -107,12 +96,9 @@ async def measure(args: argparse.Namespace, processes: Processes, directory: Pat
         "answers": answers,
         "runs": runs,
         "stages": stages,
-        "closed-loop throughput fleetgate/prism": ratio,
-        "closed-loop throughput fleetgate/prism, rounds": ratios,
-        "closed-loop server CPU per call fleetgate/prism": cpu_ratio,
-        "closed-loop server CPU per call fleetgate/prism, rounds": cpu_ratios,
+        **closed,
         "targets": {
-            "throughput >= 1x prism": ratio >= 1,
+            "throughput >= 1x prism": closed["closed-loop throughput fleetgate/prism"] >= 1,
             f"p99 at {top:g}/s <= 25 ms": p99_top <= 25,
             f"p99 at {top:g}/s ms": p99_top,
         },
@@ -123,13 +109,19 @@ def parse_rates(text: str) -> list[float]:
     return [float(rate) for rate in text.split(",") if rate.strip()]
 
 
+def parse_levels(text: str) -> list[int]:
+    return [int(level) for level in text.split(",") if level.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", type=parse_rates, default=[100.0, 250.0, 500.0], help="calls/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="per rate, and for the closed loop")
     parser.add_argument("--warmup-seconds", type=float, default=4.0)
-    parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients")
-    parser.add_argument("--repeat", type=int, default=3, help="closed-loop rounds, alternating the targets")
+    parser.add_argument(
+        "--concurrency", type=parse_levels, default=[32, 64, 128], help="closed-loop clients, comma-separated levels"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="closed-loop rounds per level, alternating the targets")
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections opened before the runs")
     parser.add_argument("--max-connections", type=int, default=256, help="per target; a call beyond waits for one")
     parser.add_argument("--vehicles", type=int, default=20)
