@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.gatekeeper import cpu_seconds, stop
+from bench.gatekeeper import stop
+from bench.proc import cpu_seconds
 from bench.results import write_results
 from bench.workload import fill, one_request_per_pair, register_fleet, request_payloads
 from devtools.failover import run_failover

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import subprocess
 import tempfile
@@ -49,6 +48,7 @@ from bench.gatekeeper_report import (
     table,
     versus_ceiling,
 )
+from bench.proc import cpu_seconds
 from bench.results import write_results
 from bench.workload import fill, one_request_per_pair, register_fleet, request_payloads, with_issued_at
 from devtools.workers import fleetgate_env, start_worker_process
@@ -59,12 +59,6 @@ from services.redis_client import connect
 from services.registry import Registry
 
 PREFIX = "bench"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def request_id_of(payload: bytes) -> str:

@@ -24,7 +24,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench.gatekeeper import cpu_seconds, stop
+from bench.gatekeeper import stop
+from bench.proc import cpu_seconds
 from bench.results import write_results
 from bench.workload import fill, one_request_per_pair, plain_fleet, register_fleet, request_payloads
 from devtools.workers import FLEETGATE, fleetgate_env, start_worker_process

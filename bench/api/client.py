@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from bench.api.processes import cpu_seconds
+from bench.proc import cpu_seconds
 
 CALL_TIMEOUT_S = 30.0
 STALE_S = 3.0

@@ -4,7 +4,6 @@ reverse order; their logs kept beside the results."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import signal
@@ -15,17 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.local_redis import RedisServer
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads); 0 once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def descendants(pid: int) -> list[int]:
