@@ -5,7 +5,6 @@ slots. A stand-in decides here (every request denied): the gatekeeper on a clust
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -29,10 +28,10 @@ def no_command_across_slots(redis_cluster: RedisClusterProcesses) -> Iterator[No
     assert redis_cluster.errors("CROSSSLOT") == before
 
 
-async def deny_each_request(cluster: RedisCluster, shard: ShardKeys, seen: list[str]) -> None:
-    """Answer every request of the shard with a PERMISSION_DENIED decision on the same shard."""
+async def deny_each_request(cluster: RedisCluster, shard: ShardKeys, seen: list[str], stop: asyncio.Event) -> None:
+    """Answer every request of the shard with a PERMISSION_DENIED decision on the same shard, until `stop`."""
     last: bytes | str = "0-0"
-    while True:
+    while not stop.is_set():
         read = await cluster.xread({shard.requests: last}, count=100, block=100)
         for _stream, entries in cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]", read or []):
             for entry_id, fields in entries:
@@ -47,13 +46,13 @@ async def deny_each_request(cluster: RedisCluster, shard: ShardKeys, seen: list[
 async def deciding(cluster_client: RedisCluster, keys: Keys) -> AsyncIterator[dict[int, list[str]]]:
     """The vehicle ids each shard's stand-in saw, by shard index."""
     seen: dict[int, list[str]] = {shard.index: [] for shard in keys.all_shards}
-    tasks = [asyncio.create_task(deny_each_request(cluster_client, s, seen[s.index])) for s in keys.all_shards]
+    stop = asyncio.Event()
+    tasks = [deny_each_request(cluster_client, s, seen[s.index], stop) for s in keys.all_shards]
+    running = asyncio.gather(*tasks)
     yield seen
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    # Stopped, not cancelled: a cluster command cancelled mid-read once hung the teardown.
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
 
 
 @pytest.fixture
