@@ -1,6 +1,7 @@
 """Gatekeeper benchmark on a private redis-server, side by side in one run (not a test):
 
     .venv/bin/python -m bench.gatekeeper [--requests 200000] [--vehicles 10000] [--repeat 3]
+        [--contenders redis-py,FastStream,x2] [--latency-seconds 10 (0: none)] [--memory-requests 1000000 (0: none)]
         [--json bench/results/gatekeeper.json]
 
 1. Drain a pre-filled `requests` stream of realistic requests with: the ceiling loop, a redis-py loop, FastStream's
@@ -161,7 +162,7 @@ def contenders(
 
         return run
 
-    return {
+    every = {
         CEILING: in_process(n, lambda drain: ceiling("127.0.0.1", server.port, drain)),
         "redis-py loop (pipeline per batch)": in_process(n, lambda drain: redis_py_loop(redis, drain, lookups)),
         f"FastStream default subscriber ({small:,} msgs)": in_process(
@@ -173,6 +174,9 @@ def contenders(
         GATEKEEPER: gatekeepers(1),
         "fleetgate gatekeeper x2 processes": gatekeepers(2),
     }
+    # The ceiling and the gatekeeper x1 always run: the headline is their ratio.
+    wanted = [CEILING, GATEKEEPER, *args.contenders]
+    return {name: run for name, run in every.items() if any(w.lower() in name.lower() for w in wanted)}
 
 
 async def throughput(
@@ -298,14 +302,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             )
             headline(drained["gatekeeper/ceiling"])
             gatekeeper = drained["summary"][GATEKEEPER]["msg/s"]["median"]
-            loads = {}
-            for share in (0.25, 0.5, 0.75):
+            loads: dict[str, Any] = {}
+            for share in (0.25, 0.5, 0.75) if args.latency_seconds > 0 else ():
                 loads[f"{share:.0%} of max"] = await latency(
                     redis, server, pairs, rate=share * gatekeeper, seconds=args.latency_seconds, seed=args.seed
                 )
-            table("Open-loop latency, XADD to decision read (1 gatekeeper process)", loads)
-            held = {"gatekeeper x1": await memory(redis, server, pairs, args.memory_requests, args.seed)}
-            table("Worker memory", held)
+            if loads:
+                table("Open-loop latency, XADD to decision read (1 gatekeeper process)", loads)
+            held: dict[str, Any] = {}
+            if args.memory_requests > 0:
+                held["gatekeeper x1"] = await memory(redis, server, pairs, args.memory_requests, args.seed)
+                table("Worker memory", held)
         finally:
             await redis.aclose()
             server.stop()
@@ -322,6 +329,13 @@ def main() -> None:
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="drain rounds (each contender once a round)")
+    parser.add_argument(
+        "--contenders",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=["redis-py", "FastStream", "x2"],
+        help="comma-separated parts of the names of the contenders to run besides the ceiling and the gatekeeper x1 "
+        "(default: all; '' for only those two)",
+    )
     parser.add_argument("--json", type=Path, default=Path("bench/results/gatekeeper.json"))
     args = parser.parse_args()
     write_results(args.json, asyncio.run(main_async(args)))

@@ -4,8 +4,9 @@
 
 On a private redis-server: register a fleet, let one gatekeeper worker decide `--requests` requests, trim the
 requests stream (as the worker does every FLEETGATE_TRIM_INTERVAL_MS), then measure `used_memory` and split it
-into the decisions stream (kept up to FLEETGATE_DECISIONS_MAXLEN entries) and the dedupe records (one key per
-request id, kept FLEETGATE_DEDUPE_WINDOW_S). Prints a table and the sizing formula's two coefficients.
+into the decisions stream (kept up to FLEETGATE_DECISIONS_MAXLEN entries) and the dedupe records (a field per
+request id in the dedupe window's bucket hashes, kept FLEETGATE_DEDUPE_WINDOW_S and up to a quarter more).
+Prints a table and the sizing formula's two coefficients.
 """
 
 from __future__ import annotations
@@ -50,16 +51,16 @@ async def measure(args: argparse.Namespace, directory: Path) -> dict[str, float]
         decided = int(await redis.xlen(keys.decisions))
         total = await used_memory(redis) - registry_bytes
         decisions = int(await redis.memory_usage(keys.decisions, samples=0) or 0)
-        dedupe = [key async for key in redis.scan_iter(match=f"{keys.dedupe_prefix}*", count=5000)]
-        sample = dedupe[:: max(1, len(dedupe) // 2000)]
-        per_key = sum([int(await redis.memory_usage(key) or 0) for key in sample]) / max(1, len(sample))
+        buckets = [key async for key in redis.scan_iter(match=keys.shard(0).decided_prefix + "*", count=5000)]
+        recorded = sum([int(await redis.memory_usage(key, samples=0) or 0) for key in buckets])
+        per_key = recorded / decided
         return {
             "requests sent": args.requests,
             "decisions": decided,
             "bytes per decided request (used_memory)": total / decided,
             "of which decisions stream (MEMORY USAGE)": decisions / decided,
-            "of which dedupe record (MEMORY USAGE, sampled)": per_key,
-            "the rest: key-table and expiry entries, allocator": (total - decisions) / decided - per_key,
+            "of which dedupe record (MEMORY USAGE of the buckets)": per_key,
+            "the rest: allocator": (total - decisions) / decided - per_key,
         }
     finally:
         await redis.aclose()

@@ -15,7 +15,7 @@ from datetime import datetime
 from schemas import problems
 from schemas.catalog import Catalog, Command, get_catalog
 from schemas.connection import Connection, ConnectionStatus
-from schemas.messages import RequestMessage
+from schemas.messages import RequestFields
 from schemas.problems import Outcome, Problem, SmartcarError
 from schemas.vehicle import Vehicle
 
@@ -78,7 +78,7 @@ _SIGNAL_RULES, _COMMAND_RULES = _rules(get_catalog())
 _ACTIVE = ConnectionStatus.ACTIVE
 
 
-def decide(request: RequestMessage, connection: Connection | None, vehicle: Vehicle | None) -> Decision:
+def decide(request: RequestFields, connection: Connection | None, vehicle: Vehicle | None) -> Decision:
     """Decide one request against the connection and vehicle the registry holds for it.
 
     `connection` and `vehicle` are None when the registry has none under the request's ids; that, a revoked

@@ -6,7 +6,7 @@ Encoding and decoding go straight through pydantic-core (bytes in, bytes out): t
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Protocol
 
 from pydantic import (
     AwareDatetime,
@@ -64,6 +64,24 @@ class RequestMessage(_Message):
     no number or numeric string (epoch seconds), no missing seconds, no `+0100`."""
     params: dict[str, ParamValue] | None = None
     """Command arguments; signals take none."""
+
+
+class RequestFields(Protocol):
+    """What deciding a request reads of it: a `RequestMessage`, or the gatekeeper's `Request`
+    (schemas/request_decoder.py)."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def connection_id(self) -> str: ...
+    @property
+    def vehicle_id(self) -> str: ...
+    @property
+    def kind(self) -> Kind: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def params(self) -> dict[str, ParamValue] | None: ...
 
 
 class DecisionMessage(_Message):

@@ -29,7 +29,7 @@ from schemas.messages import (
     DeadLetterMessage,
     DecisionMessage,
     ParamValue,
-    RequestMessage,
+    RequestFields,
     ResponseMessage,
     ResponseStatus,
 )
@@ -42,7 +42,7 @@ _quote = json.encoder.encode_basestring_ascii
 
 def decision_message(
     decision: Decision,
-    request: RequestMessage,
+    request: RequestFields,
     decision_id: str,
     decided_at: datetime,
     entry_id: str | None = None,
@@ -69,7 +69,7 @@ def decision_message(
 
 def encode_decision(
     decision: Decision,
-    request: RequestMessage,
+    request: RequestFields,
     decision_id: str,
     decided_at: str,
     entry_id: str | None = None,

@@ -25,7 +25,7 @@ module is a contract inside the project; the records stored under the registry's
 | `P:ratelimit:{endpoint}:{client}|{ip}:{window}` | string | calls in one rate-limit window; expires       |
 | `P:connection-events`        | stream | `connection.*` events, field `data` (the wire contract)          |
 | `P:requests`, `P:decisions`, `P:deadletter` | streams | the gatekeeper's (docs/contract.md)                  |
-| `P:dedupe:{request_id}`      | string | the entry id that decided it; expires after the dedupe window    |
+| `P:decided:{bucket}`         | set    | request ids decided in one bucket of the dedupe window (dedupe.py) |
 | `P:gatekeeper:heartbeat:{consumer}` | string | a live worker's last beat; expires                        |
 | `P:gatekeeper:failures`      | hash   | requests entry id -> the last error its processing raised        |
 | `P:responses`                | stream | the vehicles service's answers to ALLOWED requests (contract)    |
@@ -101,14 +101,14 @@ def parse_shards(text: str, shards: int) -> list[int]:
 
 @dataclass(frozen=True, slots=True)
 class ShardKeys:
-    """The keys of one shard: its streams, and the prefix of its dedupe keys, all under one hash tag."""
+    """The keys of one shard: its streams, and the prefixes of its dedupe keys, all under one hash tag."""
 
     index: int
     requests: str
     decisions: str
     deadletter: str
-    dedupe_prefix: str
-    """`dedupe_prefix + request_id` remembers a decided request id for the dedupe window."""
+    decided_prefix: str
+    """`decided(bucket)`: the request ids decided in one bucket of the dedupe window (services/dedupe.py)."""
     connection_events: str
     """The `connection.*` events of the connections of this shard."""
     responses: str
@@ -127,6 +127,9 @@ class ShardKeys:
 
     def unreadable_id(self, entry_id: str) -> str:
         return f"{self.unreadable_prefix}{entry_id}"
+
+    def decided(self, bucket: int) -> str:
+        return f"{self.decided_prefix}{bucket}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +172,7 @@ class Keys:
             requests=f"{base}requests",
             decisions=f"{base}decisions",
             deadletter=f"{base}deadletter",
-            dedupe_prefix=f"{base}dedupe:",
+            decided_prefix=f"{base}decided:",
             connection_events=f"{base}connection-events",
             failures=f"{base}gatekeeper:failures",
             responses=f"{base}responses",
@@ -306,11 +309,6 @@ class Keys:
     @property
     def deadletter(self) -> str:
         return self._only_shard.deadletter
-
-    @property
-    def dedupe_prefix(self) -> str:
-        """`P:dedupe:{request_id}` remembers a decided request id for the dedupe window."""
-        return self._only_shard.dedupe_prefix
 
     @property
     def _only_shard(self) -> ShardKeys:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from schemas.application import DEFAULT_APP_ID, AppMode
 from schemas.connection import Connection
+from services import dedupe
 from services.errors import NotFoundError, ServiceError
 from services.redis_client import get_many
 from services.registry import AppStore, Registry
@@ -90,13 +91,15 @@ async def remove_run(
     doomed.append(keys.app_connections(app_id))
     doomed += [keys.shard_of_vehicle(v).vehicle_state_prefix + v for v in vehicle_ids]
     doomed += await _app_keys(registry, app_id)
-    if run_id is not None:
-        for shard in keys.all_shards:
-            for prefix in (shard.dedupe_prefix, shard.response_dedupe_prefix):
-                doomed += [_text(k) async for k in redis.scan_iter(match=f"{prefix}{run_id}-*", count=1000)]
-    for request_id in unreadable_ids:  # `unreadable:<entry id>`, or `unreadable:<tag>:<entry id>` on a shard
-        shard = max(keys.all_shards, key=lambda s: request_id.startswith(s.unreadable_prefix))
-        doomed.append(shard.dedupe_prefix + request_id)
+    for shard in keys.all_shards:
+        # `unreadable:<entry id>`, or `unreadable:<tag>:<entry id>` on a shard
+        unreadable = [i for i in unreadable_ids if i.startswith(shard.unreadable_prefix)]
+        if run_id is not None or unreadable:
+            matching = None if run_id is None else f"{run_id}-*"
+            await dedupe.forget(redis, shard, matching=matching, ids=unreadable)
+        if run_id is not None:
+            match = f"{shard.response_dedupe_prefix}{run_id}-*"
+            doomed += [_text(k) async for k in redis.scan_iter(match=match, count=1000)]
     doomed += extra_keys
     deleted = await registry.remove_vehicles(vehicle_ids)  # with their VIN index entries
     deleted += await _delete(registry, doomed)

@@ -10,8 +10,8 @@ import json
 from typing import Any
 
 from devtools.builders import NOW, make_request, request_body
-from schemas.messages import RequestMessage
 from schemas.outbound import Rejection
+from schemas.request_decoder import Request, from_model
 from services.gatekeeper.intake import read_entry
 
 ENTRY_ID = b"1764331200000-7"
@@ -24,13 +24,13 @@ def body(**overrides: Any) -> dict[str, Any]:
     return request_body(**overrides)
 
 
-def read(data: bytes) -> RequestMessage | Rejection:
+def read(data: bytes) -> Request | Rejection:
     return read_entry(ENTRY_ID, {b"data": data}, LIMIT)
 
 
 def test_a_valid_entry_is_its_request() -> None:
-    """A valid `data` payload decodes to the RequestMessage it describes."""
-    assert read(json.dumps(body()).encode()) == make_request("odometer-traveleddistance", issued_at=NOW)
+    """A valid `data` payload decodes to the request it describes."""
+    assert read(json.dumps(body()).encode()) == from_model(make_request("odometer-traveleddistance", issued_at=NOW))
 
 
 def test_a_payload_of_exactly_the_limit_is_decoded() -> None:
@@ -38,7 +38,7 @@ def test_a_payload_of_exactly_the_limit_is_decoded() -> None:
     data = json.dumps(body()).encode()
     padded = data[:-1] + b" " * (LIMIT - len(data)) + b"}"
     assert len(padded) == LIMIT
-    assert isinstance(read(padded), RequestMessage)
+    assert isinstance(read(padded), Request)
 
 
 def test_an_entry_without_data_is_rejected_under_its_entry_id() -> None:

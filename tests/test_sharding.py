@@ -49,7 +49,7 @@ def test_sharded_names_share_the_shard_tag_and_unsharded_names_stay() -> None:
         "fg:access:current",
     )
     shard = sharded.shard(3)
-    tagged = {shard.requests, shard.decisions, shard.deadletter, shard.connection_events, shard.dedupe_prefix + "r-1"}
+    tagged = {shard.requests, shard.decisions, shard.deadletter, shard.connection_events, shard.decided(7)}
     assert {key_slot(key.encode()) for key in tagged} == {key_slot(f"{{{shard_tag(3, 6)}}}".encode())}
     assert sharded.connection("c-1").startswith(f"fg:{{{shard_tag(shard_of('c-1', 6), 6)}}}:conn:")
     assert key_slot(sharded.config(7).encode()) == key_slot(sharded.current_config.encode())

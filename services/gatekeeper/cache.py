@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from schemas.connection import Connection
-from schemas.messages import RequestMessage
+from schemas.messages import RequestFields
 from schemas.vehicle import Vehicle
 from services.keyspace import Keys
 from services.redis_client import get_many
@@ -42,7 +42,7 @@ class RegistryCache:
         self._connections: dict[str, tuple[Connection | None, float]] = {}
         self._vehicles: dict[str, tuple[Vehicle | None, float]] = {}
 
-    async def load(self, requests: Iterable[RequestMessage]) -> Lookups:
+    async def load(self, requests: Iterable[RequestFields]) -> Lookups:
         """Every request's connection and vehicle, from the cache or one MGET for whatever is missing or stale.
 
         The answer is a snapshot for this batch: a connection event handled while the MGET is in flight (another

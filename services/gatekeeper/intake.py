@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from schemas.catalog import Command, Signal, get_catalog
 from schemas.errors import describe_validation_error
-from schemas.messages import RequestMessage, decode_request
 from schemas.outbound import Rejection
+from schemas.request_decoder import Request, read_request
 
 DATA = b"data"
 _CATALOG_TARGETS: dict[str, dict[str, Signal | Command]] = {
@@ -22,7 +22,7 @@ _ECHOED = ("connection_id", "vehicle_id", "kind", "target")
 
 def read_entry(
     entry_id: bytes, fields: dict[bytes, bytes], max_payload_bytes: int, unreadable_prefix: str = "unreadable:"
-) -> RequestMessage | Rejection:
+) -> Request | Rejection:
     """The request in an entry's `data` field, or a Rejection saying what is wrong with it.
 
     An entry without a readable request id is answered under `unreadable_prefix` and its entry id (the shard's
@@ -31,7 +31,7 @@ def read_entry(
     data = fields.get(DATA)
     if data is not None and len(data) <= max_payload_bytes:
         try:
-            return decode_request(data)
+            return read_request(data)
         except ValidationError as exc:
             return _rejection(data, exc, unreadable_prefix + entry_id.decode())
     if data is None:

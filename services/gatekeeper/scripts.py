@@ -1,8 +1,9 @@
 """The server-side scripts that make a batch's effects atomic, each with the arguments it takes and its reply.
 
-`COMMIT` records each request id for the dedupe window, publishes the decision only if the id was new, and
-acknowledges every entry of the batch, in one step: a crash can never leave a decision published without its
-dedupe record, or recorded without being published, or published and still pending (and so decided twice).
+`COMMIT` records each request id in the dedupe window (services/dedupe.py), publishes the decision only if the id
+was new, and acknowledges every entry of the batch, in one step: a crash can never leave a decision published
+without its dedupe record, or recorded without being published, or published and still pending (and so decided
+twice).
 `DEAD_LETTER` adds entries to the dead-letter stream and acknowledges them, in one step.
 """
 
@@ -12,28 +13,55 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from services.dedupe import DedupeWindow
 from services.gatekeeper.resp import Arg, RespScript
 from services.keyspace import ShardKeys
 
-# KEYS: decisions stream, requests stream.
-# ARGV: group, dedupe key prefix, window in seconds, then per entry: entry id, request id, decision JSON.
-# Returns one character per entry: "1" published, "0" a duplicate of an already decided request id.
+# KEYS: decisions stream, requests stream, then the dedupe window's buckets to check (services/dedupe.py): the
+# first is checked and never written (for a worker whose clock runs ahead), the second is the current one, which
+# takes the batch's new ids.
+# ARGV: group, the current bucket's expiry (unix seconds), then per entry: entry id, request id, decision JSON.
+# Returns one character per entry: "1" published, "0" a duplicate of a request id decided before (or earlier in
+# the batch). Per batch one SMISMEMBER per bucket that exists and one SADD (per 2,000 ids: Lua's unpack takes at
+# most 8,000 values); per entry only its XADD.
 # The decisions stream is trimmed by its retention (services/retention.py), never here: a trim on XADD would drop
 # entries a consumer group has not read yet.
 COMMIT = """
-local flags = {}
-local ids = {}
-for i = 4, #ARGV, 3 do
-  ids[#ids + 1] = ARGV[i]
-  if redis.call('SET', ARGV[2] .. ARGV[i + 1], ARGV[i], 'NX', 'EX', ARGV[3]) then
-    redis.call('XADD', KEYS[1], '*', 'data', ARGV[i + 2])
-    flags[#flags + 1] = '1'
-  else
-    flags[#flags + 1] = '0'
+local n = (#ARGV - 2) / 3
+local entries, requests = {}, {}
+for i = 1, n do
+  entries[i] = ARGV[i * 3]
+  requests[i] = ARGV[i * 3 + 1]
+end
+local seen = {}
+for k = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    local found = redis.call('SMISMEMBER', KEYS[k], unpack(requests))
+    for i = 1, n do
+      if found[i] == 1 then seen[requests[i]] = true end
+    end
   end
 end
-if #ids > 0 then
-  redis.call('XACK', KEYS[2], ARGV[1], unpack(ids))
+local flags, fresh = {}, {}
+for i = 1, n do
+  local request = requests[i]
+  if seen[request] then
+    flags[i] = '0'
+  else
+    seen[request] = true
+    redis.call('XADD', KEYS[1], '*', 'data', ARGV[i * 3 + 2])
+    fresh[#fresh + 1] = request
+    flags[i] = '1'
+  end
+end
+for first = 1, #fresh, 2000 do
+  redis.call('SADD', KEYS[4], unpack(fresh, first, math.min(first + 1999, #fresh)))
+end
+if #fresh > 0 then
+  redis.call('EXPIREAT', KEYS[4], ARGV[2])
+end
+if n > 0 then
+  redis.call('XACK', KEYS[2], ARGV[1], unpack(entries))
 end
 return table.concat(flags)
 """
@@ -52,9 +80,10 @@ class Commit:
 
     __slots__ = ("args", "keys", "outcomes")
 
-    def __init__(self, shard: ShardKeys, group: str, dedupe_window_s: int) -> None:
-        self.keys = [shard.decisions, shard.requests]
-        self.args: list[Arg] = [group, shard.dedupe_prefix, dedupe_window_s]
+    def __init__(self, shard: ShardKeys, group: str, window: DedupeWindow, now: float) -> None:
+        checked = window.checked(now)
+        self.keys = [shard.decisions, shard.requests, *map(shard.decided, checked)]
+        self.args: list[Arg] = [group, window.expires_at(checked[1])]
         self.outcomes: list[str] = []
 
     def add(self, entry_id: bytes, request_id: str, decision: bytes, outcome: str) -> None:

@@ -33,9 +33,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from schemas.decision import decide, rfc3339
-from schemas.messages import RequestMessage
 from schemas.outbound import Rejection, encode_dead_letter, encode_decision, encode_rejection
 from schemas.problems import Outcome
+from schemas.request_decoder import Request
+from services.dedupe import DedupeWindow
 from services.gatekeeper import events, metrics, upkeep
 from services.gatekeeper.cache import Lookups, RegistryCache
 from services.gatekeeper.connections import refuse_too_few_clients
@@ -95,6 +96,7 @@ class Gatekeeper:
             hard_cap=settings.decisions_hard_cap,
             max_age_s=settings.decisions_max_age_s,
         )
+        self.dedupe_window = DedupeWindow(settings.dedupe_window_s)
         self._ids = itertools.count()
         self._tag = secrets.token_hex(4)
         self._failed: list[tuple[ShardKeys, bytes, str]] = []  # entries whose processing raised, to be recorded
@@ -232,10 +234,10 @@ class Gatekeeper:
             (entry_id, read_entry(entry_id, fields, self.settings.max_payload_bytes, shard.keys.unreadable_prefix))
             for entry_id, fields in entries
         ]
-        lookups = await self.cache.load(i for _, i in intakes if isinstance(i, RequestMessage))
+        lookups = await self.cache.load(i for _, i in intakes if isinstance(i, Request))
         decided_at = rfc3339(datetime.now(UTC))
         settings = self.settings
-        commit = Commit(shard.keys, settings.group, settings.dedupe_window_s)
+        commit = Commit(shard.keys, settings.group, self.dedupe_window, time.time())
         for entry_id, intake in intakes:
             try:
                 outcome, payload = self._decided(entry_id, intake, decided_at, lookups)
@@ -258,7 +260,7 @@ class Gatekeeper:
         return committed.published.total()
 
     def _decided(
-        self, entry_id: bytes, intake: RequestMessage | Rejection, decided_at: str, lookups: Lookups
+        self, entry_id: bytes, intake: Request | Rejection, decided_at: str, lookups: Lookups
     ) -> tuple[Outcome, bytes]:
         """The outcome and the decision's JSON for one entry."""
         decision_id = f"{self._tag}-{next(self._ids)}"

@@ -17,8 +17,8 @@ from fleetgate import app
 from schemas.catalog import get_catalog
 from schemas.decision import decide
 from schemas.errors import FleetgateError, ScopeError
-from schemas.messages import RequestMessage
 from schemas.outbound import Rejection, encode_decision, encode_rejection
+from schemas.request_decoder import Request
 from schemas.scope import parse_scope
 from services.errors import ServiceError
 from services.gatekeeper.intake import read_entry
@@ -63,7 +63,7 @@ def test_intake_turns_any_bytes_into_an_encodable_decision(data: bytes) -> None:
     if isinstance(intake, Rejection):
         encoded = encode_rejection(intake, "d-1", "2026-11-28T12:00:00Z", "1-1")
     else:
-        assert isinstance(intake, RequestMessage)
+        assert isinstance(intake, Request)
         encoded = encode_decision(decide(intake, None, None), intake, "d-1", "2026-11-28T12:00:00Z", "1-1")
     decision = json.loads(encoded.decode("utf-8"))
     assert decision["request_id"] in (intake.request_id, "unreadable:1-1")

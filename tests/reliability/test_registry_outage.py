@@ -32,7 +32,7 @@ OUTAGE_S = 6.0
 
 def _stream_only_keys(keys: Keys) -> list[str]:
     """ACL key patterns for everything the worker touches but the registry's records (connections, vehicles)."""
-    names = ("requests", "decisions", "deadletter", "dedupe:*", "connection-events", "gatekeeper:*")
+    names = ("requests", "decisions", "deadletter", "decided:*", "connection-events", "gatekeeper:*")
     return [f"~{keys.prefix}:{name}" for name in names]
 
 
