@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -27,7 +27,7 @@ class Dash:
 
     http: httpx.AsyncClient
     registry: Registry
-    created: CreatedApp
+    created: CreatedApp = field(repr=False)  # its secrets stay out of failure reports
 
     @property
     def app_id(self) -> str:

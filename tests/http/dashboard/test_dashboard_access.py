@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import re
 
+import httpx
+from redis.asyncio import Redis
+
 from devtools.builders import make_vehicle
 from schemas.access import VehicleAccessConfig
 from schemas.powertrain import Powertrain
-from services.http.dashboard.session import COOKIE
-from services.registry import ConnectService
-from tests.http.dashboard.conftest import Dash, new_app
+from services.http import HttpContext, create_app
+from services.http.dashboard.session import COOKIE, SessionSecret
+from services.registry import ConnectService, Registry
+from services.settings import Settings
+from simulator.accounts import SimulatorAccounts
+from tests.http.dashboard.conftest import ORIGIN, Dash, new_app
 
 ODOMETER = "odometer-traveleddistance"
 LOCATION = "location-preciselocation"
@@ -154,3 +160,23 @@ async def test_recompute_without_javascript_rerenders_the_selection(signed: Dash
     assert response.status_code == 200
     assert 'id="perm-read_location"' in response.text
     assert await signed.registry.config_versions(signed.app_id) == []
+
+
+async def test_session_secret_is_made_once_and_shared(redis: Redis, registry: Registry) -> None:
+    """Without the setting, every process reads the one secret the first made (SET NX); the setting wins."""
+    first = SessionSecret(redis, registry.keys, None)
+    second = SessionSecret(redis, registry.keys, None)
+    assert await first.get() == await second.get()
+    assert len(await first.get()) >= 32
+    configured = "c" * 40
+    assert await SessionSecret(redis, registry.keys, configured).get() == configured.encode()
+
+
+async def test_a_session_outlives_a_restart(signed: Dash) -> None:
+    """A new app on the same Redis (another `fleetgate serve`, or a restart) accepts the session."""
+    settings = Settings(key_prefix=signed.registry.keys.prefix)
+    redis = signed.registry.redis
+    other = create_app(HttpContext(settings, redis, signed.registry, SimulatorAccounts(signed.registry)))
+    transport = httpx.ASGITransport(app=other)
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN, cookies=signed.http.cookies) as http:
+        assert (await http.get(f"{signed.base}/access")).status_code == 200
