@@ -38,8 +38,10 @@ async def version_diff(request: Request, signed: AppScoped, old: str = "", new: 
 @router.get("/apps/{app_id}/access/versions/{number}")
 async def version_view(request: Request, signed: AppScoped, number: str) -> Response:
     config = await _version(signed, number)
+    listed = await signed.context.registry.config_versions(signed.app.id)
     context: dict[str, Any] = {
         "config": config,
+        "published": next(v for v in listed if v.version == config.version),
         "panel": permissions_panel(Selection.of_config(config), signed.app),
         "names": _names(config),
     }

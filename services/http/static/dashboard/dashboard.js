@@ -2,6 +2,7 @@
    - The Vehicle Access editor: the search box filters the rendered rows; each change of a tick or a Required
      toggle posts the selection to the page's derive URL and swaps in the permissions panel the server renders
      (derive() on the server is the one place the rule lives).
+   - The Connect preview's frame is sized to the grant screen it shows.
    - Copy buttons: [data-copy=ID] copies the text of #ID (navigator.clipboard, else the text is selected). */
 (function () {
   "use strict";
@@ -83,6 +84,17 @@
     var button = event.target.closest("[data-copy]");
     if (button) { event.preventDefault(); copy(button); }
   });
+
+  // The preview's frame (same origin, sandboxed without scripts) is as tall as the grant screen it shows.
+  var frame = document.getElementById("grant-frame");
+  if (frame) {
+    var fit = function () {
+      var doc = frame.contentDocument;
+      if (doc && doc.documentElement) { frame.style.height = doc.documentElement.scrollHeight + 4 + "px"; }
+    };
+    frame.addEventListener("load", fit);
+    if (frame.contentDocument && frame.contentDocument.readyState === "complete") { fit(); }
+  }
 
   var form = document.getElementById("access-form");
   if (form) {
