@@ -48,6 +48,12 @@ async def test_good_token_signs_in_with_a_cookie_that_never_holds_the_token(dash
     assert token[-4:] not in page.text
 
 
+async def test_dashboard_root_leads_to_the_apps_editor(signed: Dash) -> None:
+    """`/dashboard` sends a signed-in session to its app's Vehicle Access page."""
+    response = await signed.http.get("/dashboard")
+    assert (response.status_code, response.headers["location"]) == (303, f"{signed.base}/access")
+
+
 async def test_bad_token_is_refused(dash: Dash) -> None:
     """A string that is no app's management token answers 401 with the sign-in page and no cookie."""
     response = await dash.http.post("/dashboard/login", data={"token": "not-a-token"})

@@ -139,6 +139,10 @@ def test_preview_grant_screen_matches_the_real_one(
     frame = page.frame_locator("#grant-frame")
     frame.locator("#approval-button").wait_for()
     preview = permission_entries(frame)
+    frame.locator("#approval-button").click()  # the sandbox lets no form submit: nothing happens
+    page.wait_for_timeout(300)
+    assert frame.locator("#approval-button").is_visible()
+    assert page.url == f"{base}/access/preview"
     owner = chromium.new_page(viewport={"width": WIDTH, "height": 900})
     try:
         owner.goto(authorize_url(http_server, created.app.id))
