@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from services.http.context import HttpContext
 from services.http.dashboard import access, filters, login, preview, versions
 from services.http.dashboard.auth import CsrfRefusedError, DashboardNotFoundError, LoginRequiredError
-from services.http.dashboard.layout import BASE, bare_page
+from services.http.dashboard.layout import BASE, bare_page, see
 from services.http.dashboard.session import SessionSecret
 
 PAGES: list[APIRouter] = [login.router, access.router, versions.router, preview.router, filters.router]
@@ -40,7 +40,7 @@ def install(app: FastAPI, context: HttpContext) -> None:
 
 async def _to_login(request: Request, exc: Exception) -> Response:
     del request, exc
-    return login.see(f"{BASE}/login")
+    return see(f"{BASE}/login")
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

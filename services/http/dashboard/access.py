@@ -19,8 +19,7 @@ from schemas.errors import FleetgateError
 from services.errors import NotFoundError
 from services.http.dashboard.auth import AppScoped, CheckedForm, SignedIn
 from services.http.dashboard.impact import impact
-from services.http.dashboard.layout import HEADERS, app_base, page
-from services.http.dashboard.login import see
+from services.http.dashboard.layout import HEADERS, app_base, page, see
 from services.http.dashboard.selection import Selection, catalog_rows, permissions_panel
 from services.http.templating import render
 

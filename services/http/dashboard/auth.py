@@ -1,4 +1,4 @@
-"""Who is signed in to the dashboard: the dependencies every page uses, and sign-in and sign-out.
+"""Who is signed in to the dashboard: the dependencies every page uses (signing in and out: login.py).
 
 A page's handler takes `Signed` (any signed-in session) or `AppScoped` (the session's app, which must be the app
 id in the URL: any other id answers 404, so a session cannot even learn which apps exist). An unauthenticated

@@ -17,8 +17,7 @@ from fastapi.responses import Response
 from schemas.grant import ConnectionFilters, FilterPowertrain
 from schemas.powertrain import Powertrain
 from services.http.dashboard.auth import AppScoped, CheckedForm, SignedIn
-from services.http.dashboard.layout import app_base, page
-from services.http.dashboard.login import see
+from services.http.dashboard.layout import app_base, page, see
 from services.registry.fleet_mix import powertrain_counts
 
 router = APIRouter()

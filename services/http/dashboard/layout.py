@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from services.http.dashboard.auth import SignedIn
 from services.http.templating import render
@@ -69,6 +69,11 @@ def page(
     response = render(request, f"dashboard/{template}", layout | context, status_code=status_code)
     response.headers.update(HEADERS)
     return response
+
+
+def see(url: str) -> RedirectResponse:
+    """303 to `url`: after a form (post-redirect-get) and to the sign-in page."""
+    return RedirectResponse(url, status_code=303, headers=HEADERS)
 
 
 def bare_page(request: Request, template: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:

@@ -10,21 +10,17 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from services.http.context import HttpContext, get_context
 from services.http.dashboard.auth import CheckedForm, Signed, session_secret
-from services.http.dashboard.layout import BASE, HEADERS, app_base, bare_page
+from services.http.dashboard.layout import BASE, app_base, bare_page, see
 from services.http.dashboard.session import COOKIE, COOKIE_PATH, sign_session
 
 router = APIRouter()
 LOGIN_ENDPOINT = "dashboard-login"
 MAX_TOKEN_LENGTH = 200
 REFUSED = "That is not a management token of any application. Use the one `fleetgate apps create` printed."
-
-
-def see(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303, headers=HEADERS)
 
 
 @router.get("")
