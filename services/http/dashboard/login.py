@@ -20,7 +20,7 @@ from services.http.dashboard.session import COOKIE, COOKIE_PATH, sign_session
 router = APIRouter()
 LOGIN_ENDPOINT = "dashboard-login"
 MAX_TOKEN_LENGTH = 200
-REFUSED = "That is not a management token of any application. Use the one `fleetgate apps create` printed."
+REFUSED = "That is not the management token of any application: use the one printed by fleetgate apps create."
 
 
 @router.get("")
