@@ -33,6 +33,8 @@ def install(app: FastAPI, context: HttpContext) -> None:
     )
     for router in PAGES:
         app.include_router(router, prefix=BASE, include_in_schema=False)
+    # After every page: any other dashboard path is the dashboard's 404 page, not the API's JSON one.
+    app.add_api_route(f"{BASE}/{{rest:path}}", _unknown_page, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(LoginRequiredError, _to_login)
     app.add_exception_handler(DashboardNotFoundError, _not_found)
     app.add_exception_handler(CsrfRefusedError, _csrf_refused)
@@ -46,6 +48,11 @@ async def _to_login(request: Request, exc: Exception) -> Response:
 async def _not_found(request: Request, exc: Exception) -> Response:
     del exc
     return bare_page(request, "not_found.html", {"title": "Not found", "message": NOT_FOUND}, status_code=404)
+
+
+async def _unknown_page(request: Request, rest: str) -> Response:
+    del rest
+    return await _not_found(request, DashboardNotFoundError())
 
 
 async def _csrf_refused(request: Request, exc: Exception) -> Response:

@@ -34,6 +34,11 @@ async def published(signed: SignedIn, version: int | None = None) -> VehicleAcce
         return None
 
 
+@router.get("/apps/{app_id}")
+async def app_home(signed: AppScoped) -> Response:
+    return see(f"{app_base(signed.app.id)}/access")
+
+
 @router.get("/apps/{app_id}/access")
 async def editor(request: Request, signed: AppScoped, saved: str = "", q: str = "") -> Response:
     current = await published(signed)

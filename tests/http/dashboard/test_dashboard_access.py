@@ -54,6 +54,15 @@ async def test_dashboard_root_leads_to_the_apps_editor(signed: Dash) -> None:
     assert (response.status_code, response.headers["location"]) == (303, f"{signed.base}/access")
 
 
+async def test_unknown_dashboard_paths_answer_the_dashboards_404(signed: Dash) -> None:
+    """A dashboard path that names no page answers the dashboard's 404 page (HTML), the app's base its editor."""
+    for path in ("/dashboard/nothing", f"{signed.base}/nothing", f"{signed.base}/access/versions/diff?old=a"):
+        response = await signed.http.get(path)
+        assert response.status_code == 404, path
+        assert 'id="problem"' in response.text
+    assert (await signed.http.get(signed.base)).headers["location"] == f"{signed.base}/access"
+
+
 async def test_bad_token_is_refused(dash: Dash) -> None:
     """A string that is no app's management token answers 401 with the sign-in page and no cookie."""
     response = await dash.http.post("/dashboard/login", data={"token": "not-a-token"})
