@@ -12,9 +12,11 @@ module is a contract inside the project; the records stored under the registry's
 | `P:access:config:{version}`  | string | a published Vehicle Access config, JSON; never changed once set  |
 | `P:access:current`           | string | the current config version (an integer)                          |
 | `P:access:version`           | string | the last version handed out (INCR)                               |
+| `P:access:published`         | hash   | version -> when it was published (epoch ms)                      |
 | `P:access:filters`           | string | the Connection Filters, JSON                                     |
 |                              |        | (the `P:access:*` keys are the default app's; others have theirs) |
-| `P:app:{app_id}:access:...`  |        | another app's `config:{v}`, `current`, `version`, `filters`      |
+| `P:app:{app_id}:access:...`  |        | another app's `config:{v}`, `current`, `version`, `published`,   |
+|                              |        | `filters`                                                        |
 | `P:app:{app_id}`             | string | an application, JSON, with its secrets' hashes (registry/apps.py) |
 | `P:apps`                     | zset   | app ids, scored by creation time (ms)                            |
 | `P:amt:{sha256}`             | string | the app id a management token belongs to                         |
@@ -36,6 +38,8 @@ module is a contract inside the project; the records stored under the registry's
 | `P:owner:{email}`            | string | a simulated fleet owner's account: `{user_id, vehicle_ids}`, JSON |
 | `P:connect:flow:{flow_id}`   | string | one Connect flow in progress, JSON (services/http/connect/flow.py); expires |
 | `P:connect:flow:{flow_id}:nonce` | string | the grant form's one-time nonce of that flow; expires       |
+| `P:dashboard:secret`         | string | the dashboard's session-signing secret, made once (SET NX) when  |
+|                              |        | FLEETGATE_DASHBOARD_SECRET is not set (services/http/dashboard/) |
 
 Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): one partition of the 16384 cluster slots into `S` ranges,
 used for everything. A slot belongs to shard `slot * S // 16384`; so an id (a vehicle's, a connection's) belongs to
@@ -134,11 +138,13 @@ class ShardKeys:
 
 @dataclass(frozen=True, slots=True)
 class AccessKeys:
-    """One application's Vehicle Access keys: its config versions, the current one, the counter, its filters."""
+    """One application's Vehicle Access keys: its config versions, the current one, the counter, when each version
+    was published, its filters."""
 
     config_prefix: str
     current: str
     version: str
+    published: str
     filters: str
 
     def config(self, version: int) -> str:
@@ -233,7 +239,11 @@ class Keys:
         tagged = f"{self.prefix}:" if self.shards == 1 else f"{self.prefix}:{{access}}:"
         base = f"{tagged}access:" if app_id == DEFAULT_APP_ID else f"{tagged}app:{app_id}:access:"
         return AccessKeys(
-            config_prefix=f"{base}config:", current=f"{base}current", version=f"{base}version", filters=f"{base}filters"
+            config_prefix=f"{base}config:",
+            current=f"{base}current",
+            version=f"{base}version",
+            published=f"{base}published",
+            filters=f"{base}filters",
         )
 
     def config(self, version: int) -> str:
@@ -287,6 +297,11 @@ class Keys:
     def connect_nonce(self, flow_id: str) -> str:
         """The one-time nonce of a flow's grant form as last rendered; consumed by the form's POST."""
         return f"{self.prefix}:connect:flow:{flow_id}:nonce"
+
+    @property
+    def dashboard_secret(self) -> str:
+        """The dashboard's session-signing secret when no setting gives one: made once, shared by every process."""
+        return f"{self.prefix}:dashboard:secret"
 
     def user_tokens(self, app_id: str, user_id: str) -> str:
         """The keys of the user's access and refresh tokens with the app (to revoke them together)."""

@@ -6,7 +6,7 @@ import os
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.keyspace import Keys, parse_shards
@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     """Serve Prometheus metrics on this port (0: no metrics server)."""
     log_json: bool = False
     """Log one JSON object per line instead of text."""
+    dashboard_secret: SecretStr | None = Field(default=None, min_length=32)
+    """The key that signs dashboard sessions (at least 32 characters). Unset: a random one is made once and kept in
+    Redis (`{prefix}:dashboard:secret`), so every `fleetgate serve` of the stack and its restarts share it."""
+    dashboard_session_ttl_s: Annotated[int, Field(ge=60, le=30 * 86_400)] = 8 * 3600
+    """How long a dashboard sign-in lasts."""
 
     @field_validator("redis_url")
     @classmethod
@@ -194,4 +199,6 @@ def _as_variable(value: object) -> str:
         return str(value).lower()
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()  # a child process needs the secret itself, never the mask
     return str(value)

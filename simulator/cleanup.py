@@ -117,12 +117,12 @@ async def remove_leftovers(
 
 
 async def _app_keys(registry: Registry, app_id: str) -> list[str]:
-    """The app's Vehicle Access versions, current and filters (its record is AppStore's to delete)."""
+    """The app's Vehicle Access versions, current, publish times and filters (its record is AppStore's to delete)."""
     redis, keys = registry.redis, registry.keys
     access = keys.access(app_id)
     last = await redis.get(access.version)
     found = [access.config(v) for v in range(1, int(last or 0) + 1)]
-    return [*found, access.current, access.version, access.filters]
+    return [*found, access.current, access.version, access.published, access.filters]
 
 
 async def _scan_connections(registry: Registry) -> set[str]:

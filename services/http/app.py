@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute
 
-from services.http import api_v2, api_v3, compatibility, identity, management, oauth_token
+from services.http import api_v2, api_v3, compatibility, dashboard, identity, management, oauth_token
 from services.http.connect import router as connect_router
 from services.http.context import HttpContext, get_context
 from services.http.docs_page import add_docs_page
@@ -50,6 +50,7 @@ def create_app(context: HttpContext) -> FastAPI:
     app.include_router(management.router)
     api_v3.install(app)
     app.include_router(compatibility.router)
+    dashboard.install(app, context)
     add_docs_page(app)
     api_v2.install(app)  # last: its catch-all for other paths and API versions must follow every other route
     app.openapi = _openapi(app, documented_only=api_v2.documentation().routes)  # type: ignore[method-assign]

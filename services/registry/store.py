@@ -6,7 +6,10 @@ which pairs each with its event. Key names live in `services/keyspace.py`, encod
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import islice
 from typing import TypeVar
 
@@ -32,13 +35,24 @@ def chunked(items: Iterable[T], size: int = PIPELINE_CHUNK) -> Iterator[list[T]]
         yield chunk
 
 
-# Allocating the version, storing the config and making it current happen together or not at all.
+# Allocating the version, storing the config, noting when, and making it current happen together or not at all.
 _PUBLISH = """
 local version = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[3] .. version, ARGV[1])
+redis.call('HSET', KEYS[4], version, ARGV[2])
 redis.call('SET', KEYS[2], version)
 return version
 """
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedVersion:
+    """One published Vehicle Access version of an app: its number and when it was published (None for a version
+    published before the registry noted the time)."""
+
+    version: int
+    published_at: datetime | None
+    current: bool
 
 
 class Registry:
@@ -130,9 +144,22 @@ class Registry:
     async def publish_config(self, config: VehicleAccessConfig, app_id: str = DEFAULT_APP_ID) -> VehicleAccessConfig:
         """Store the config as the app's new version and make it current; returns it with its version."""
         access = self.keys.access(app_id)
-        keys = [access.version, access.current, access.config_prefix]
-        version = int(await self._publish(keys=keys, args=[config.model_dump_json(exclude={"version"})]))
+        keys = [access.version, access.current, access.config_prefix, access.published]
+        args: list[str | int] = [config.model_dump_json(exclude={"version"}), round(time.time() * 1000)]
+        version = int(await self._publish(keys=keys, args=args))
         return config.model_copy(update={"version": version})
+
+    async def config_versions(self, app_id: str = DEFAULT_APP_ID) -> list[PublishedVersion]:
+        """Every version the app published, newest first (versions are never deleted: 1 to the last handed out)."""
+        access = self.keys.access(app_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(access.version)
+            pipe.get(access.current)
+            pipe.hgetall(access.published)
+            last, current, published = await pipe.execute()
+        times = {int(v): datetime.fromtimestamp(int(ms) / 1000, tz=UTC) for v, ms in published.items()}
+        current_version = None if current is None else int(current)
+        return [PublishedVersion(v, times.get(v), v == current_version) for v in range(int(last or 0), 0, -1)]
 
     async def config(self, version: int | None = None, app_id: str = DEFAULT_APP_ID) -> VehicleAccessConfig:
         """One of the app's published configs: the current one by default."""

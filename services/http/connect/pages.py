@@ -82,8 +82,13 @@ def login(
 def grant(
     request: Request, flow: Flow, nonce: str, *, error: str | None = None, status_code: int = 200
 ) -> HTMLResponse:
+    return page(request, "grant.html", grant_context(flow, nonce, error=error), status_code=status_code)
+
+
+def grant_context(flow: Flow, nonce: str, *, error: str | None = None) -> dict[str, Any]:
+    """What grant.html shows for a flow: the live screen's, and the dashboard's preview of it (the same)."""
     catalog = get_catalog()
-    context = {
+    return {
         "app_name": flow.app_name,
         "action": f"{BASE}/grant",
         "flow": flow.id,
@@ -97,7 +102,6 @@ def grant(
         ],
         "error": error,
     }
-    return page(request, "grant.html", context, status_code=status_code)
 
 
 def _required_first(flow: Flow) -> list[PermissionItem]:
