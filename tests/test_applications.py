@@ -19,6 +19,7 @@ from schemas.powertrain import Powertrain
 from services.errors import NotFoundError, ServiceError
 from services.keyspace import Keys
 from services.registry import AppStore, ConnectService, Registry
+from services.registry.apps import CreatedApp
 from services.registry.records import decode_connection, encode_connection
 from tests.redis_dump import stored_text
 
@@ -177,3 +178,12 @@ async def test_a_deleted_app_is_gone_with_its_management_token(apps: AppStore) -
     assert await apps.authenticate_client(created.app.id, created.client_secret) is None
     with pytest.raises(ServiceError, match="cannot be deleted"):
         await apps.delete(DEFAULT_APP_ID)
+
+
+def test_a_created_apps_repr_hides_its_secrets() -> None:
+    """What a log line or a test failure prints of a just-created app names it, never its secret or token."""
+    app = Application(id="app-1", name="App", created_at=None)
+    created = CreatedApp(app, client_secret="s3cret-value", management_token="tok-value")
+    assert "app-1" in repr(created)
+    assert "s3cret-value" not in repr(created)
+    assert "tok-value" not in repr(created)

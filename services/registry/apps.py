@@ -16,7 +16,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,8 +44,8 @@ class CreatedApp:
     """An application just created, with the secrets shown this once (only their hashes are kept)."""
 
     app: Application
-    client_secret: str
-    management_token: str
+    client_secret: str = field(repr=False)  # a repr goes to logs and test failures: never the secrets
+    management_token: str = field(repr=False)
 
 
 class AppStore:
