@@ -33,6 +33,27 @@ def _require_resp2(connection_kwargs: dict[str, Any]) -> None:
         raise ValueError("the RESP transport reads RESP2 replies: open the client with protocol=2 (redis_client.py)")
 
 
+_TRIPLE = b"$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+
+
+class PackedTail:
+    """A command's last arguments, packed as RESP as they are added, three at a time (a COMMIT's per entry).
+
+    hiredis.pack_command of a 500-entry COMMIT took about 2 µs per entry (it converts and sizes each argument in
+    turn); one bytes format per entry takes a third of that.
+    """
+
+    __slots__ = ("count", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.count = 0
+
+    def add_three(self, first: bytes, second: bytes, third: bytes) -> None:
+        self.parts.append(_TRIPLE % (len(first), first, len(second), second, len(third), third))
+        self.count += 3
+
+
 class RespTransport:
     """Commands on a standalone Redis's connection pool."""
 
@@ -50,12 +71,15 @@ class RespTransport:
     async def refresh(self) -> None:
         """After an error: learn where the data lives now (only a cluster's topology changes)."""
 
-    async def call(self, *args: Arg) -> Any:
-        """One command, its reply as hiredis parsed it; an error reply is raised as redis-py's exception."""
+    async def call(self, *args: Arg, tail: PackedTail | None = None) -> Any:
+        """One command (`args`, then `tail`'s arguments), its reply as hiredis parsed it; an error reply is raised as
+        redis-py's exception."""
         packed = hiredis.pack_command(args)  # type: ignore[arg-type]  # its stub types a 1-tuple; any length works
+        if tail is not None:
+            head = b"*%d\r\n%b" % (len(args) + tail.count, packed[packed.index(b"\n") + 1 :])
         connection = await self._acquire()
         try:
-            await connection.send_packed_command(packed, check_health=False)
+            await connection.send_packed_command(packed if tail is None else [head, *tail.parts], check_health=False)
             return await connection.read_response()
         except ResponseError:
             raise  # an error reply was read whole: the connection is fine
@@ -175,9 +199,10 @@ class RespScript:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    async def __call__(self, keys: list[str], args: list[Arg]) -> Any:
+    async def __call__(self, keys: list[str], args: list[Arg], tail: PackedTail | None = None) -> Any:
+        """Run the script with `keys` and `args`, then `tail`'s arguments."""
         try:
-            return await self.transport.call("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await self.transport.call("EVALSHA", self.sha, len(keys), *keys, *args, tail=tail)
         except NoScriptError:
             await self.transport.call("SCRIPT", "LOAD", self.source)
-            return await self.transport.call("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await self.transport.call("EVALSHA", self.sha, len(keys), *keys, *args, tail=tail)

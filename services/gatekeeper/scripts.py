@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.dedupe import DedupeWindow
-from services.gatekeeper.resp import Arg, RespScript
+from services.gatekeeper.resp import Arg, PackedTail, RespScript
 from services.keyspace import ShardKeys
 
 # KEYS: decisions stream, requests stream, then the dedupe window's buckets to check (services/dedupe.py): the
@@ -78,23 +78,24 @@ class Committed:
 class Commit:
     """One batch's COMMIT: entries added one by one (the hot path), then run as one script."""
 
-    __slots__ = ("args", "keys", "outcomes")
+    __slots__ = ("args", "entries", "keys", "outcomes")
 
     def __init__(self, shard: ShardKeys, group: str, window: DedupeWindow, now: float) -> None:
         checked = window.checked(now)
         self.keys = [shard.decisions, shard.requests, *map(shard.decided, checked)]
         self.args: list[Arg] = [group, window.expires_at(checked[1])]
+        self.entries = PackedTail()
         self.outcomes: list[str] = []
 
     def add(self, entry_id: bytes, request_id: str, decision: bytes, outcome: str) -> None:
-        self.args += (entry_id, request_id, decision)
+        self.entries.add_three(entry_id, request_id.encode(), decision)
         self.outcomes.append(outcome)
 
     async def run(self, script: RespScript) -> Committed:
         """Run the script (nothing to do for an empty batch) and read its reply."""
         if not self.outcomes:
             return Committed(Counter(), 0)
-        return self.reply(await script(self.keys, self.args))
+        return self.reply(await script(self.keys, self.args, self.entries))
 
     def reply(self, flags: Any) -> Committed:
         text = flags.decode() if isinstance(flags, bytes) else str(flags)
