@@ -115,9 +115,9 @@ def test_a_batch_tallies_per_app_and_hour_into_few_fields() -> None:
         ("a", 1): Counter({"o|ALLOWED": 1, "a|read_odometer": 1, "t|odometer-traveleddistance": 1}),
         ("b", 0): Counter({"o|REJECTED": 1}),
     }
-    totals = UsageTotals()
-    for counts in buckets.values():
-        totals.add_bucket({name.encode(): str(n).encode() for name, n in counts.items()} | {b"z|new": b"1"})
+    totals = UsageTotals.of_buckets(
+        {name.encode(): str(n).encode() for name, n in counts.items()} | {b"z|new": b"1"} for counts in buckets.values()
+    )
     assert totals.not_capable == Counter(
         {("charge-ischarging", "Ford|Lincoln", "ICE"): 1, ("charge-ischarging", "?", "?"): 1}
     )

@@ -11,14 +11,13 @@ from services.registry.store import Registry
 
 async def read_usage(registry: Registry, app_id: str, window: Window) -> UsageTotals:
     """The sum of the app's buckets of every shard over the window's hours: one pipeline of HGETALLs per shard."""
-    totals = UsageTotals()
+    buckets = []
     for shard in registry.keys.all_shards:
         async with registry.redis.pipeline(transaction=False) as pipe:
             for hour in window.hours:
                 pipe.hgetall(shard.usage(app_id, hour))
-            for fields in await pipe.execute():
-                totals.add_bucket(fields)
-    return totals
+            buckets += await pipe.execute()
+    return UsageTotals.of_buckets(buckets)
 
 
 async def usage_lag(registry: Registry, group: str) -> tuple[bool, int]:

@@ -36,7 +36,7 @@ async def fleet_groups(registry: Registry) -> list[VehicleGroup]:
     """Every registered vehicle, in groups of the same make, powertrain and capability set."""
     redis = registry.redis
     found = redis.scan_iter(match=registry.keys.vehicle_pattern, count=SCAN_COUNT)
-    names = [key.decode() async for key in found]
+    names = [key async for key in found]  # bytes, as MGET takes them back
     signatures: Counter[VehicleSignature] = Counter()
     for wave in chunked(list(chunked(names)), CHUNKS_IN_FLIGHT):
         replies = await asyncio.gather(*(get_many(redis, chunk) for chunk in wave))

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from pydantic_core import from_json
+
 from schemas.application import DEFAULT_APP_ID
 from schemas.catalog import get_catalog
 from schemas.connection import Connection, ConnectionStatus
@@ -118,8 +120,9 @@ what vehicles alike share (capabilities follow from the rest)."""
 
 
 def record_signature(record: bytes | str) -> VehicleSignature:
-    """A vehicle record's signature, without building (and validating) the vehicle."""
-    fields = json.loads(record)
+    """A vehicle record's signature, without building (and validating) the vehicle (what-if reads every one:
+    pydantic-core's parser takes a third of json.loads's time on these short objects)."""
+    fields = from_json(record)
     return fields["make"], fields["powertrain"], tuple(fields["adds"]), tuple(fields["lacks"])
 
 
