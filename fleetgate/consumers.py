@@ -34,6 +34,12 @@ from services.settings import Settings
 from services.streams import stop_on_signals
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UntilIdleOption = Annotated[
+    bool, typer.Option("--until-idle", help="Exit once a read (of each shard) finds nothing new (batch use).")
+]
+ConsumerOption = Annotated[
+    str | None, typer.Option("--consumer", help="This consumer's name (default: host-pid).", show_default=False)
+]
 DbOption = Annotated[
     Path, typer.Option("--db", envvar="FLEETGATE_AUDIT_DB", help="The audit's SQLite file.", dir_okay=False)
 ]
@@ -90,15 +96,11 @@ audit_app.add_typer(query_app, name="query")
 def audit_run_command(
     *,
     db: DbOption,
-    until_idle: Annotated[
-        bool, typer.Option("--until-idle", help="Exit once a read finds nothing new (batch use).")
-    ] = False,
+    until_idle: UntilIdleOption = False,
     group: Annotated[
         str, typer.Option("--group", help="The consumer group on the decisions and connection-events streams.")
     ] = DEFAULT_GROUP,
-    consumer: Annotated[
-        str | None, typer.Option("--consumer", help="This consumer's name (default: host-pid).", show_default=False)
-    ] = None,
+    consumer: ConsumerOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=10_000, help="Entries per read.")] = 500,
     redis_url: RedisUrlOption = None,
 ) -> None:
@@ -150,12 +152,8 @@ usage_app = typer.Typer(
 @usage_app.command("run")
 def usage_run_command(
     *,
-    until_idle: Annotated[
-        bool, typer.Option("--until-idle", help="Exit once a read of each shard finds nothing new (batch use).")
-    ] = False,
-    consumer: Annotated[
-        str | None, typer.Option("--consumer", help="This consumer's name (default: host-pid).", show_default=False)
-    ] = None,
+    until_idle: UntilIdleOption = False,
+    consumer: ConsumerOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=2000, help="Entries per read.")] = 500,
     redis_url: RedisUrlOption = None,
 ) -> None:

@@ -1,7 +1,7 @@
 """The usage consumer on a real Redis: each decision counted exactly once (a commit run twice, a consumer killed
 between its read and its commit, a batch taken over meanwhile), malformed entries skipped and acknowledged, buckets
 expiring after the retention. The delivery tests run on the session's redis-server and on the local Redis Cluster
-with six shards (no command may raise CROSSSLOT there)."""
+with six shards (conftest.py); the others on the redis-server only."""
 
 from __future__ import annotations
 
@@ -24,25 +24,14 @@ from services.redis_client import Client
 from services.registry import Registry
 from services.settings import Settings
 from services.streams import Entry, as_reply
-from tests.deployment import Deployment
 from tests.test_tail import decision_data
 
 APP = "usage-app"
 
 
 @pytest.fixture
-def redis(deployment: Deployment) -> Client:
-    return deployment.client
-
-
-@pytest.fixture
-def keys(deployment: Deployment) -> Keys:
-    return deployment.keys
-
-
-@pytest.fixture
-def settings(deployment: Deployment) -> Settings:
-    return deployment.settings(block_ms=50)
+def settings(gatekeeper_settings: Settings) -> Settings:
+    return gatekeeper_settings
 
 
 def consumer(settings: Settings, redis: Client, name: str, **options: Any) -> UsageConsumer:

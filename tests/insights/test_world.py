@@ -2,7 +2,7 @@
 capabilities; an app whose config has required and optional permissions; connections with designed grants (owners
 unchecked some optional ones, one was made with a scope override, one revoked); a designed load decided by the
 real gatekeeper while the usage consumer counts. Every figure is asserted exactly, from the Python API and from
-the command line, on the session's redis-server and on the local Redis Cluster with six shards."""
+the command line, on the session's redis-server and on the local Redis Cluster with six shards (conftest.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from devtools.builders import TEST_TIMINGS, request_json
+from devtools.builders import request_json
 from schemas.access import VehicleAccessConfig
 from schemas.grant import ConnectionFilters, FilterPowertrain
 from schemas.powertrain import Powertrain
@@ -119,21 +119,6 @@ name = "lock"
 """
 
 Runner = Callable[[], AbstractAsyncContextManager[Gatekeeper]]
-
-
-@pytest.fixture
-def redis(deployment: Deployment) -> Client:
-    return deployment.client
-
-
-@pytest.fixture
-def keys(deployment: Deployment) -> Keys:
-    return deployment.keys
-
-
-@pytest.fixture
-def gatekeeper_settings(deployment: Deployment) -> Settings:
-    return deployment.settings(**TEST_TIMINGS)
 
 
 async def build(registry: Registry) -> dict[str, tuple[str, str]]:
