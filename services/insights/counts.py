@@ -81,6 +81,8 @@ class Use:
 
 def read_use(entry_id: bytes, fields: Mapping[bytes, bytes]) -> Use:
     """A decisions entry's countable fields; MalformedDecisionError if it is not a decision."""
+    if not fields:  # XAUTOCLAIM's view of an entry deleted from the stream while pending
+        raise MalformedDecisionError("deleted from the stream")
     data = fields.get(b"data")
     if data is None:
         raise MalformedDecisionError("no `data` field")

@@ -1,7 +1,8 @@
 """The powertrain and make of vehicles, as the usage consumer splits VEHICLE_NOT_CAPABLE counts by them.
 
-Read from the registry (one MGET for a batch's misses) and kept `ttl` seconds, as the gatekeeper's RegistryCache
-keeps vehicles: a vehicle's make and powertrain practically never change, and only not-capable decisions ask.
+Read from the registry's records (one MGET for a batch's misses) and kept `ttl` seconds, as the gatekeeper's
+RegistryCache keeps vehicles: a vehicle's make and powertrain practically never change, and only not-capable
+decisions ask.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import time
 from collections.abc import Iterable
 
 from services.insights.counts import UNREGISTERED, VehicleKind
+from services.redis_client import get_many
+from services.registry.records import record_signature
 from services.registry.store import Registry
 
 
@@ -37,8 +40,21 @@ class VehicleKinds:
                 found[vehicle_id] = cached[0]
         if missing:
             expires = now + self.ttl
-            for vehicle_id, vehicle in zip(missing, await self.registry.vehicles_by_id(missing), strict=True):
-                kind = (UNREGISTERED, UNREGISTERED) if vehicle is None else (vehicle.powertrain.value, vehicle.make)
+            records = await get_many(self.registry.redis, [self.registry.keys.vehicle(v) for v in missing])
+            for vehicle_id, record in zip(missing, records, strict=True):
+                kind = _kind(record)
                 self._kinds[vehicle_id] = (kind, expires)
                 found[vehicle_id] = kind
         return found
+
+
+def _kind(record: bytes | None) -> VehicleKind:
+    """A vehicle record's powertrain and make, read without validating the rest: a record this version cannot
+    build (a capability the catalog dropped) still has them; one that has not counts as unregistered."""
+    if record is None:
+        return UNREGISTERED, UNREGISTERED
+    try:
+        make, powertrain, _adds, _lacks = record_signature(record)
+    except (ValueError, KeyError, TypeError):
+        return UNREGISTERED, UNREGISTERED
+    return str(powertrain), str(make)

@@ -25,6 +25,7 @@ pass over single vehicles. JSON shape (`WhatIf.to_json()`, what `fleetgate acces
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -139,8 +140,8 @@ async def what_if(
     app_id = (await AppStore(registry.redis, registry.keys).get(app_id)).id
     if filters is None:
         filters = await registry.filters(app_id)
-    groups = await fleet_groups(registry)
-    return what_if_of(app_id, config, filters, groups, await active_grants(registry, app_id))
+    groups, grants = await asyncio.gather(fleet_groups(registry), active_grants(registry, app_id))
+    return what_if_of(app_id, config, filters, groups, grants)
 
 
 def what_if_of(

@@ -68,6 +68,7 @@ def test_a_decision_is_read_with_the_hour_of_its_entry_id() -> None:
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [
+        ({}, "deleted from the stream"),
         ({b"other": b"x"}, "no `data`"),
         ({b"data": b"not json"}, "Invalid JSON"),
         ({b"data": b"[1, 2]"}, "an object"),
@@ -79,8 +80,8 @@ def test_a_decision_is_read_with_the_hour_of_its_entry_id() -> None:
     ],
 )
 def test_what_is_not_a_decision_is_malformed(fields: dict[bytes, bytes], reason: str) -> None:
-    """No data, not JSON, not an object, an unknown outcome or permission, a countable outcome without a known
-    target, an app id that could not be a key part: malformed, with the reason."""
+    """No fields (deleted while pending), no data, not JSON, not an object, an unknown outcome or permission, a
+    countable outcome without a known target, an app id that could not be a key part: malformed, with the reason."""
     with pytest.raises(MalformedDecisionError, match=reason):
         read_use(b"1-0", fields)
 
