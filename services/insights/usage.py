@@ -19,6 +19,7 @@ group read them (the decisions' hard cap, while no usage consumer ran) are logge
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -166,7 +167,8 @@ class UsageConsumer:
                 delay = backoff.next_delay()
                 log.warning("redis error on %s, retrying in %.1fs: %s", shard.decisions, delay, exc)
                 await pause(delay, self.stopping)
-                await transport.refresh()
+                with contextlib.suppress(*REDIS_ERRORS):  # still away: the next read says so again
+                    await transport.refresh()
                 await self._ensure_group(shard)  # the stream may have been deleted, and its group with it
             except Exception:  # a bug must not end the counting for good, silently
                 if until_idle:
