@@ -14,6 +14,7 @@ from fleetgate import (
     demo,
     filters,
     gatekeeper,
+    insights,
     serve,
     simulate,
     vehicle_faults,
@@ -22,7 +23,7 @@ from fleetgate import (
     vehicles,
 )
 from fleetgate._output import reporting_errors
-from fleetgate.consumers import audit_app, tail_command
+from fleetgate.consumers import audit_app, tail_command, usage_app
 
 app = typer.Typer(
     name="fleetgate",
@@ -32,6 +33,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(access.app, name="access")
+access.app.command("advise")(insights.advise_command)
+access.app.command("whatif")(insights.whatif_command)
 app.add_typer(apps.app, name="apps")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(contract.app, name="contract")
@@ -51,6 +54,7 @@ app.add_typer(simulate.app, name="simulate")
 app.command("loadtest")(simulate.loadtest_command)
 app.command("tail")(tail_command)
 app.add_typer(audit_app, name="audit")
+app.add_typer(usage_app, name="usage")
 app.command("demo")(demo.demo_command)
 app.command("serve")(serve.serve_command)
 

@@ -10,6 +10,8 @@ from typing import Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
 
 from schemas.errors import FleetgateError, describe_validation_error
 
@@ -34,3 +36,17 @@ def reporting_errors() -> Iterator[None]:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2) + "\n")
+
+
+def console() -> Console:
+    """A terminal's width on a terminal; in a pipe, room for whole rows (rich would assume 80 columns)."""
+    found = Console()
+    return found if found.is_terminal else Console(width=1000)
+
+
+def table(title: str, *columns: str) -> Table:
+    """A table whose cells fold rather than being cut to `…`: ids and names are the point."""
+    made = Table(title=title)
+    for column in columns:
+        made.add_column(column, overflow="fold")
+    return made

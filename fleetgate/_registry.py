@@ -37,6 +37,11 @@ RedisUrlOption = Annotated[
 ]
 
 
+def settings_for(redis_url: str | None) -> Settings:
+    """The settings, with `--redis-url` (when given) in place of $FLEETGATE_REDIS_URL."""
+    return Settings() if redis_url is None else Settings(redis_url=redis_url)
+
+
 def run(
     redis_url: str | None,
     work: Callable[[Registry], Awaitable[T]],
@@ -49,7 +54,7 @@ def run(
     Refused (EvictionPolicyError) on a Redis that may evict keys, unless FLEETGATE_ALLOW_EVICTION is set or the
     command reports the policy itself (`refuse_evicting=False`).
     """
-    settings = Settings() if redis_url is None else Settings(redis_url=redis_url)
+    settings = settings_for(redis_url)
 
     async def main() -> T:
         client = client_for(settings, socket_timeout_s)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -13,10 +13,11 @@ from schemas.access import VehicleAccessConfig, derive
 from schemas.application import DEFAULT_APP_ID
 from schemas.scope import parse_scope, render_scope
 from services.registry import Registry
-from services.registry.config_file import load_config_file
+from services.registry.config_file import config_json, load_config_file
 
 app = typer.Typer(
-    help="Vehicle Access: from signals and commands to the least OAuth permissions.", no_args_is_help=True
+    help="Vehicle Access: from signals and commands to the least OAuth permissions; advice from usage; what-if.",
+    no_args_is_help=True,
 )
 
 
@@ -46,17 +47,6 @@ def parse_scope_command(
     with reporting_errors():
         permissions = parse_scope(scope)
     print_json({"permissions": permissions.items()})
-
-
-def config_json(config: VehicleAccessConfig) -> dict[str, Any]:
-    permissions = derive(config)
-    return {
-        "version": config.version,
-        "signals": [s.model_dump() for s in config.signals],
-        "commands": [c.model_dump() for c in config.commands],
-        "permissions": permissions.items(),
-        "scope": render_scope(permissions),
-    }
 
 
 @app.command("publish")

@@ -1,4 +1,5 @@
-"""The consumers' commands: `fleetgate tail` and `fleetgate audit run|query` (the consumers: services/consumers/)."""
+"""The consumers' commands: `fleetgate tail`, `fleetgate audit run|query` (the consumers: services/consumers/) and
+`fleetgate usage run` (services/insights/usage.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from fleetgate._output import fail, print_json, reporting_errors
-from fleetgate._registry import RedisUrlOption, run
+from fleetgate._output import console, fail, print_json, reporting_errors, table
+from fleetgate._registry import RedisUrlOption, run, settings_for
 from services.consumers.audit import DEFAULT_GROUP, Auditor, summary
 from services.consumers.audit_store import AuditStore, DenialGrouping
 from services.consumers.tail import (
@@ -27,6 +26,7 @@ from services.consumers.tail import (
     parse_outcomes,
     tail,
 )
+from services.insights.usage import UsageConsumer
 from services.keyspace import Keys
 from services.logs import configure_logging_unless_configured
 from services.registry import Registry
@@ -34,6 +34,12 @@ from services.settings import Settings
 from services.streams import stop_on_signals
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UntilIdleOption = Annotated[
+    bool, typer.Option("--until-idle", help="Exit once a read (of each shard) finds nothing new (batch use).")
+]
+ConsumerOption = Annotated[
+    str | None, typer.Option("--consumer", help="This consumer's name (default: host-pid).", show_default=False)
+]
 DbOption = Annotated[
     Path, typer.Option("--db", envvar="FLEETGATE_AUDIT_DB", help="The audit's SQLite file.", dir_okay=False)
 ]
@@ -90,15 +96,11 @@ audit_app.add_typer(query_app, name="query")
 def audit_run_command(
     *,
     db: DbOption,
-    until_idle: Annotated[
-        bool, typer.Option("--until-idle", help="Exit once a read finds nothing new (batch use).")
-    ] = False,
+    until_idle: UntilIdleOption = False,
     group: Annotated[
         str, typer.Option("--group", help="The consumer group on the decisions and connection-events streams.")
     ] = DEFAULT_GROUP,
-    consumer: Annotated[
-        str | None, typer.Option("--consumer", help="This consumer's name (default: host-pid).", show_default=False)
-    ] = None,
+    consumer: ConsumerOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=10_000, help="Entries per read.")] = 500,
     redis_url: RedisUrlOption = None,
 ) -> None:
@@ -141,23 +143,47 @@ def _audited_streams(keys: Keys) -> str:
     return f"the decisions and connection-events streams of {keys.shards} shards ({keys.shard(0).decisions}, ...)"
 
 
+usage_app = typer.Typer(
+    help="The usage aggregate: each app's decisions counted per hour (what `fleetgate access advise` reads).",
+    no_args_is_help=True,
+)
+
+
+@usage_app.command("run")
+def usage_run_command(
+    *,
+    until_idle: UntilIdleOption = False,
+    consumer: ConsumerOption = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=2000, help="Entries per read.")] = 500,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Count every app's decisions in hourly buckets until SIGTERM or Ctrl-C (`fleetgate serve` runs one too).
+
+    With --until-idle it prints what it counted and exits 1 when decisions were trimmed before it counted them."""
+    with reporting_errors():
+        settings = settings_for(redis_url)
+        configure_logging_unless_configured(as_json=settings.log_json)
+
+        async def count(registry: Registry) -> dict[str, int]:
+            usage = UsageConsumer(settings, registry.redis, consumer=consumer, batch_size=batch_size)
+            typer.echo(f"counting decisions (group {usage.group}, consumer {usage.consumer})", err=True)
+            with stop_on_signals(usage.stopping):
+                return (await usage.run(until_idle=until_idle)).to_json()
+
+        try:
+            result = run(redis_url, count)
+        except KeyboardInterrupt:  # before the signal handlers were in place: nothing was counted yet
+            return
+        print_json(result)
+    if until_idle and result["missed"]:
+        typer.echo(f"error: {result['missed']} decisions were trimmed before they were counted", err=True)
+        raise typer.Exit(1)
+
+
 @query_app.callback()
 def query_callback(ctx: typer.Context, db: DbOption) -> None:
     """Queries read the file only; they may run while `audit run` writes it."""
     ctx.obj = db
-
-
-def _console() -> Console:
-    """A terminal's width on a terminal; in a pipe, room for whole rows (rich would assume 80 columns)."""
-    console = Console()
-    return console if console.is_terminal else Console(width=1000)
-
-
-def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, overflow="fold")  # ids are the point: fold them, never cut them to `…`
-    return table
 
 
 @contextmanager
@@ -184,11 +210,11 @@ def vehicle_command(
     if as_json:
         print_json(decisions)
         return
-    table = _table(f"vehicle {vehicle_id}", "decided at", "outcome", "request", "target", "permission", "error")
+    rows = table(f"vehicle {vehicle_id}", "decided at", "outcome", "request", "target", "permission", "error")
     for d in decisions:
         error = d.get("error") or {}
         # Text, not markup: an id holding `[...]` must print as it is.
-        table.add_row(
+        rows.add_row(
             Text(d["decided_at"]),
             Text(d["outcome"], style=OUTCOME_STYLES.get(d["outcome"], "")),
             Text(d["request_id"]),
@@ -196,7 +222,7 @@ def vehicle_command(
             Text(d.get("permission") or "-"),
             Text(f"{error['type']}/{error.get('code') or 'null'}" if error else ""),
         )
-    _console().print(table)
+    console().print(rows)
 
 
 @query_app.command("denials")
@@ -211,10 +237,10 @@ def denials_command(
     if as_json:
         print_json([{by: key, "count": n} for key, n in counts])
         return
-    table = _table(f"denials by {by}", by, "denials")
+    rows = table(f"denials by {by}", by, "denials")
     for key, n in counts:
-        table.add_row(Text(key or "(unknown target)"), str(n))
-    _console().print(table)
+        rows.add_row(Text(key or "(unknown target)"), str(n))
+    console().print(rows)
 
 
 @query_app.command("consent")
@@ -229,9 +255,9 @@ def consent_command(
     if as_json:
         print_json(events)
         return
-    table = _table(f"connection {connection_id}", "occurred at", "event", "permissions", "source")
+    rows = table(f"connection {connection_id}", "occurred at", "event", "permissions", "source")
     for e in events:
         permissions = " ".join(f"{p['name']}{'*' if p['required'] else ''}" for p in e["permissions"])
         source = f"scope {e['scope']!r}" if e.get("scope") else f"config v{e.get('config_version')}"
-        table.add_row(Text(e["occurred_at"]), Text(e["type"]), Text(permissions), Text(source))
-    _console().print(table)
+        rows.add_row(Text(e["occurred_at"]), Text(e["type"]), Text(permissions), Text(source))
+    console().print(rows)

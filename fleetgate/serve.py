@@ -1,5 +1,6 @@
 """`fleetgate serve`: the HTTP faces (Connect, tokens, the vehicle API) on uvicorn, optionally with a gatekeeper
 worker and the vehicles service in the same process (`--with-workers`): one command, a working local Smartcar.
+It always runs a usage consumer too (services/insights/usage.py): the hourly counts the advice pages read.
 
 The composition root of the HTTP app: it hands the simulator's accounts (simulator/accounts.py) to services.http.
 """
@@ -26,6 +27,7 @@ from services.gatekeeper.worker import Gatekeeper
 from services.gatekeeper.worker import serve as serve_gatekeeper
 from services.http import HttpContext, create_app
 from services.http.server import base_url, bind, make_server
+from services.insights.usage import UsageConsumer
 from services.redis_client import REDIS_ERRORS, Client, client_for, redact
 from services.registry import AppStore, Registry
 from services.settings import ENV_PREFIX, Settings
@@ -110,7 +112,7 @@ async def _serve(settings: Settings, *, with_workers: bool, local_app: Sequence[
             f"SMARTCAR_MANAGEMENT_API_ORIGIN={url} SMARTCAR_VEHICLE_API_V3_ORIGIN={url} "
             f"SMARTCAR_AUTH_ORIGIN={url}/oauth/token)"
         )
-        async with _workers(settings, with_workers):
+        async with _workers(settings, with_workers), _usage(settings):
             # uvicorn handles SIGTERM (a graceful shutdown), then re-raises it to the handler it found: a no-op
             # one, so that the workers stop cleanly too and the command exits 0 as the other services do.
             previous = signal.signal(signal.SIGTERM, _after_shutdown)
@@ -137,6 +139,19 @@ async def _create_local_app(client: Client, registry: Registry, redirect_uris: S
         "mode": created.app.mode.value,
     }
     typer.echo(f"a test-mode app (its Vehicle Access config: simulator/app.toml): {json.dumps(credentials)}")
+
+
+@contextlib.asynccontextmanager
+async def _usage(settings: Settings) -> AsyncIterator[None]:
+    """A usage consumer on its own Redis client, stopped (its batches in hand counted) when the server stops."""
+    usage = UsageConsumer(settings, client_for(settings))
+    task = asyncio.create_task(usage.run())
+    try:
+        yield
+    finally:
+        usage.stop()
+        await asyncio.gather(task, return_exceptions=True)
+        await usage.redis.aclose()
 
 
 @contextlib.asynccontextmanager

@@ -38,8 +38,12 @@ module is a contract inside the project; the records stored under the registry's
 | `P:owner:{email}`            | string | a simulated fleet owner's account: `{user_id, vehicle_ids}`, JSON |
 | `P:connect:flow:{flow_id}`   | string | one Connect flow in progress, JSON (services/http/connect/flow.py); expires |
 | `P:connect:flow:{flow_id}:nonce` | string | the grant form's one-time nonce of that flow; expires       |
+<<<<<<< HEAD
 | `P:dashboard:secret`         | string | the dashboard's session-signing secret, made once (SET NX) when  |
 |                              |        | FLEETGATE_DASHBOARD_SECRET is not set (services/http/dashboard/) |
+=======
+| `P:usage:{app_id}:{hour}`    | hash   | an app's decision counts in one epoch hour (insights/usage.py); expires |
+>>>>>>> insights
 
 Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): one partition of the 16384 cluster slots into `S` ranges,
 used for everything. A slot belongs to shard `slot * S // 16384`; so an id (a vehicle's, a connection's) belongs to
@@ -128,12 +132,19 @@ class ShardKeys:
     unreadable_prefix: str
     """The request id of an entry with no readable id is this and its entry id: `unreadable:` unsharded,
     `unreadable:<tag>:` on a shard of several (entry ids repeat across the shards' streams)."""
+    usage_prefix: str
+    """`usage_prefix + app_id + ":" + hour`: the usage counts of an app's decisions on this shard in one hour (the
+    epoch hour of their entry ids), under the shard's hash tag so that one script counts a batch and acknowledges it."""
 
     def unreadable_id(self, entry_id: str) -> str:
         return f"{self.unreadable_prefix}{entry_id}"
 
     def decided(self, bucket: int) -> str:
         return f"{self.decided_prefix}{bucket}"
+
+    def usage(self, app_id: str, hour: int) -> str:
+        """The usage bucket of an app's decisions of this shard in epoch hour `hour`."""
+        return f"{self.usage_prefix}{app_id}:{hour}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +196,7 @@ class Keys:
             vehicle_state_prefix=f"{base}vehicle-state:",
             response_dedupe_prefix=f"{base}vehicles:dedupe:",
             unreadable_prefix="unreadable:" if self.shards == 1 else f"unreadable:{shard_tag(index, self.shards)}:",
+            usage_prefix=f"{base}usage:",
         )
 
     def _tagged(self, index: int) -> str:

@@ -219,7 +219,7 @@ async def _per_server(client: Client, command: str, argument: str) -> dict[str, 
     return {"server": cast("dict[str, Any]", reply)}
 
 
-async def get_many(client: Client, keys: Sequence[str]) -> list[bytes | None]:
+async def get_many(client: Client, keys: Sequence[str | bytes]) -> list[bytes | None]:
     """GET of many keys in one round trip per server: MGET, or one MGET per slot on a cluster (not atomic)."""
     if not keys:
         return []

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     sim_refuse_asleep: bool = False
     """Reads of an asleep simulated vehicle are refused (VEHICLE_STATE/ASLEEP, with the stale value) instead of
     answered with the value it last reported. Parked vehicles sleep most of the day: on, most reads fail."""
+    # --- the usage aggregate (services/insights/usage.py), what `fleetgate access advise` reads
+    usage_group: Annotated[str, Field(min_length=1)] = "usage"
+    """The consumer group on `{prefix}:decisions` that counts each app's decisions in hourly buckets."""
+    usage_retention_days: Annotated[int, Field(ge=1, le=3660)] = 35
+    """How long an hourly usage bucket is kept (fleetgate's choice: five weeks covers a monthly review)."""
     # --- OAuth (services/registry/tokens.py)
     code_ttl_s: Annotated[int, Field(ge=1)] = 600
     """How long an authorization code from Connect can be exchanged (Smartcar: 10 minutes)."""

@@ -33,7 +33,8 @@ SKIP = {  # a command starting with this pattern is not run here, for this reaso
 }
 KINDS = {"skip": "|".join(SKIP), "offline": r"fleetgate (access (derive|parse-scope)|catalog|gatekeeper shards)|echo"}
 KINDS["redis"] = r"(fleetgate|faststream|redis-cli) "  # the rest of what they show, in README order
-BACKGROUND = r"fleetgate (gatekeeper run|vehicles serve|audit run(?!.*--until-idle)|tail)|faststream run"  # to the end
+# Long-running commands, to the end of their block:
+BACKGROUND = r"fleetgate (gatekeeper run|vehicles serve|(audit|usage) run(?!.*--until-idle)|tail)|faststream run"
 BLOCKS = [(m[1], m[2].splitlines()) for m in re.finditer(r"^```(\w*)\n(.*?)^```$", README, re.MULTILINE | re.DOTALL)]
 FORKS = multiprocessing.get_context("forkserver")
 FORKS.set_forkserver_preload(["fleetgate", __name__])

@@ -38,7 +38,9 @@ def request_data(request_id: str, connection_id: str, target: str, vehicle_id: s
     return request_json(request_id, connection_id=connection_id, vehicle_id=vehicle_id, target=target)
 
 
-def decision_data(request_id: str, outcome: Outcome = Outcome.ALLOWED, vehicle_id: str = "veh-1") -> bytes:
+def decision_data(
+    request_id: str, outcome: Outcome = Outcome.ALLOWED, vehicle_id: str = "veh-1", app_id: str | None = None
+) -> bytes:
     """A decision as the gatekeeper publishes it, for tests that write the decisions stream directly."""
     denied = outcome is Outcome.PERMISSION_DENIED
     return DecisionMessage(
@@ -52,6 +54,7 @@ def decision_data(request_id: str, outcome: Outcome = Outcome.ALLOWED, vehicle_i
         permission="read_charge",
         error=permission_denied("read_charge", "charge-ischarging").for_request(request_id) if denied else None,
         decided_at=datetime.now(UTC),
+        app_id=app_id,
     ).encode()
 
 

@@ -1,4 +1,5 @@
-"""Reading a Vehicle Access config file (TOML or JSON, same keys), with errors that name the line or key."""
+"""Reading a Vehicle Access config file (TOML or JSON, same keys), with errors that name the line or key; and a
+config as JSON, with the permissions it derives."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.access import VehicleAccessConfig
+from schemas.access import VehicleAccessConfig, derive
 from schemas.errors import describe_validation_error
+from schemas.scope import render_scope
 from services.errors import ConfigFileError
 
 
@@ -41,3 +43,15 @@ def parse_config(text: str, *, source: str = "<config>", as_json: bool = False) 
         return VehicleAccessConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigFileError(f"{source}: {describe_validation_error(exc)}") from exc
+
+
+def config_json(config: VehicleAccessConfig) -> dict[str, Any]:
+    """The config as `fleetgate access show` prints it: its version, selections, permissions and scope string."""
+    permissions = derive(config)
+    return {
+        "version": config.version,
+        "signals": [s.model_dump() for s in config.signals],
+        "commands": [c.model_dump() for c in config.commands],
+        "permissions": permissions.items(),
+        "scope": render_scope(permissions),
+    }

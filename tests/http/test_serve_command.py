@@ -3,6 +3,7 @@ command, on a given Redis or on one it starts itself (with a test-mode app whose
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -15,7 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from redis.asyncio import Redis
@@ -25,6 +26,7 @@ from devtools.workers import read_decisions
 from services.keyspace import Keys
 from services.local_redis import RedisServer
 from services.registry import ConnectService, Registry
+from services.streams import Entry, split_id
 
 FLEETGATE = str(Path(sys.executable).with_name("fleetgate"))
 URL_LINE = re.compile(r"fleetgate serving on (http://\S+)")
@@ -94,7 +96,7 @@ async def test_with_workers_decides_and_answers_on_the_given_redis(
     serve: Any, redis_server: RedisServer, keys: Keys, redis: Redis, registry: Registry
 ) -> None:
     """One command serves HTTP and runs a gatekeeper and the vehicles service: a request gets a decision and its
-    answer; SIGTERM stops all three cleanly (exit 0, heartbeats gone)."""
+    answer, and serve's usage consumer counts it; SIGTERM stops them all cleanly (exit 0, heartbeats gone)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETGATE_")}
     served = serve(
         "--redis-url",
@@ -112,6 +114,12 @@ async def test_with_workers_decides_and_answers_on_the_given_redis(
     (answer,) = await read_decisions(redis, keys.shard(0).responses, 1, timeout=20)
     # Answered, whatever the simulated vehicle's day (it may be out of coverage now: VEHICLE_STATE UNREACHABLE).
     assert (answer["request_id"], answer["decision_id"]) == ("r-1", decision["decision_id"])
+    first_id = cast("list[Entry]", await redis.xrange(keys.decisions))[0][0]
+    bucket = keys.shard(0).usage("default", split_id(first_id)[0] // 3_600_000)  # the hour of its entry id
+    deadline = time.monotonic() + 20
+    while await redis.hget(bucket, "o|ALLOWED") is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert await redis.hget(bucket, "a|read_battery") == b"1"  # its usage consumer counted it
     assert await redis.keys(f"{keys.heartbeat_prefix}*")
     assert served.stop() == 0
     assert not await redis.keys(f"{keys.heartbeat_prefix}*")
