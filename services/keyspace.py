@@ -38,12 +38,9 @@ module is a contract inside the project; the records stored under the registry's
 | `P:owner:{email}`            | string | a simulated fleet owner's account: `{user_id, vehicle_ids}`, JSON |
 | `P:connect:flow:{flow_id}`   | string | one Connect flow in progress, JSON (services/http/connect/flow.py); expires |
 | `P:connect:flow:{flow_id}:nonce` | string | the grant form's one-time nonce of that flow; expires       |
-<<<<<<< HEAD
 | `P:dashboard:secret`         | string | the dashboard's session-signing secret, made once (SET NX) when  |
 |                              |        | FLEETGATE_DASHBOARD_SECRET is not set (services/http/dashboard/) |
-=======
 | `P:usage:{app_id}:{hour}`    | hash   | an app's decision counts in one epoch hour (insights/usage.py); expires |
->>>>>>> insights
 
 Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): one partition of the 16384 cluster slots into `S` ranges,
 used for everything. A slot belongs to shard `slot * S // 16384`; so an id (a vehicle's, a connection's) belongs to
