@@ -56,18 +56,24 @@ class RegistryCache:
         found = Lookups({}, {}, 0, 0)
         missing_connections: set[str] = set()
         missing_vehicles: set[str] = set()
+        # The hot loop: bound methods in locals, and hits counted once after it.
+        cached_connection, cached_vehicle = self._connections.get, self._vehicles.get
+        connections_found, vehicles_found = found.connections, found.vehicles
+        looked_up = 0
         for request in requests:
-            cached = self._connections.get(request.connection_id)
+            looked_up += 2
+            connection_id, vehicle_id = request.connection_id, request.vehicle_id
+            cached = cached_connection(connection_id)
             if cached is None or cached[1] < now:
-                missing_connections.add(request.connection_id)
+                missing_connections.add(connection_id)
             else:
-                found.connections[request.connection_id] = cached[0]
-            cached_vehicle = self._vehicles.get(request.vehicle_id)
-            if cached_vehicle is None or cached_vehicle[1] < now:
-                missing_vehicles.add(request.vehicle_id)
+                connections_found[connection_id] = cached[0]
+            cached_until = cached_vehicle(vehicle_id)
+            if cached_until is None or cached_until[1] < now:
+                missing_vehicles.add(vehicle_id)
             else:
-                found.vehicles[request.vehicle_id] = cached_vehicle[0]
-            found.hits += 2
+                vehicles_found[vehicle_id] = cached_until[0]
+        found.hits = looked_up
         if not missing_connections and not missing_vehicles:
             return found
         connections, vehicles = sorted(missing_connections), sorted(missing_vehicles)
