@@ -36,10 +36,10 @@ from schemas.application import DEFAULT_APP_ID
 from schemas.catalog import Kind as TargetKind
 from schemas.catalog import get_catalog
 from schemas.grant import ConnectionFilters
-from services.insights.fleet import VehicleGroup, fleet_groups
 from services.insights.grants import Grants, active_grants
 from services.registry.apps import AppStore
 from services.registry.config_file import config_json
+from services.registry.fleet import VehicleGroup, fleet_groups
 from services.registry.store import Registry
 
 

@@ -18,10 +18,10 @@ from schemas.permissions import PermissionSet
 from schemas.powertrain import Powertrain
 from services.insights.advice import permission_uses
 from services.insights.counts import MalformedDecisionError, UsageTotals, read_use, tally
-from services.insights.fleet import VehicleGroup
 from services.insights.grants import Grants
 from services.insights.whatif import what_if_of
 from services.insights.window import Window, WindowError, format_window, parse_window
+from services.registry.fleet import VehicleGroup
 from services.registry.records import encode_connection, encode_vehicle, record_active_grant, record_signature
 
 HOUR_MS = 3_600_000

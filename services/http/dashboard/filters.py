@@ -2,7 +2,7 @@
 
 The four choices (ICE including HEV, BEV, PHEV, allow UNKNOWN), each with the share of the registered fleet it
 covers, and the share the whole choice admits (`ConnectionFilters.admits`, the rule Connect applies). The fleet is
-read once per page (registry/fleet_mix.py). "Show" re-renders for the ticked choice without saving; "Save" stores
+read once per page (registry/fleet.py). "Show" re-renders for the ticked choice without saving; "Save" stores
 it as `fleetgate filters set` does.
 """
 
@@ -18,7 +18,7 @@ from schemas.grant import ConnectionFilters, FilterPowertrain
 from schemas.powertrain import Powertrain
 from services.http.dashboard.auth import AppScoped, CheckedForm, SignedIn
 from services.http.dashboard.layout import app_base, page, see
-from services.registry.fleet_mix import powertrain_counts
+from services.registry.fleet import powertrain_counts
 
 router = APIRouter()
 CHOICES = (

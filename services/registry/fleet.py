@@ -1,9 +1,10 @@
-"""The registered fleet as what-if needs it: vehicles grouped by make, powertrain and capability set.
+"""The registered fleet in groups of vehicles alike: same make, powertrain and capability set.
 
-Read once per what-if: the vehicle keys by SCAN (as `Registry.vehicle_ids`; not the VIN index, which answers one
-vehicle for VINs that several share), their records by MGET in chunks, a few chunks in flight at once; each
-record is decoded only as far as its group's signature (no Vehicle is built), and a group's capability set is
-computed once. A fleet of 100,000 vehicles is a few hundred groups.
+What-if (services/insights/whatif.py) and the dashboard's Connection Filters page read it, once per answer: the
+vehicle keys by SCAN (as `Registry.vehicle_ids`; not the VIN index, which answers one vehicle for VINs that
+several share), their records by MGET in chunks, a few chunks in flight at once; each record is decoded only as
+far as its group's signature (no Vehicle is built), and a group's capability set is computed once. A fleet of
+100,000 vehicles is a few hundred groups.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ CHUNKS_IN_FLIGHT = 4
 
 @dataclass(frozen=True, slots=True)
 class VehicleGroup:
-    """Registered vehicles alike in what what-if looks at: make, powertrain, capabilities."""
+    """Registered vehicles alike in make, powertrain and capabilities."""
 
     make: str
     powertrain: Powertrain
@@ -49,3 +50,11 @@ async def fleet_groups(registry: Registry) -> list[VehicleGroup]:
         capabilities = (catalog.default_capabilities(powertrain) | frozenset(adds)) - frozenset(lacks)
         groups.append(VehicleGroup(make, powertrain, capabilities, count))
     return groups
+
+
+async def powertrain_counts(registry: Registry) -> Counter[Powertrain]:
+    """How many registered vehicles have each powertrain."""
+    counts: Counter[Powertrain] = Counter()
+    for group in await fleet_groups(registry):
+        counts[group.powertrain] += group.vehicles
+    return counts
