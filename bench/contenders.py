@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import hiredis
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import Pipeline, RedisStreamMessage
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from bench.raw import RawRedis, pack
 from schemas.connection import Connection
 from schemas.decision import decide, rfc3339
 from schemas.messages import decode_request
@@ -45,43 +45,22 @@ class Drain:
     total: int
 
 
-def _pack(*args: bytes) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(parts)
-
-
 async def ceiling(host: str, port: int, drain: Drain) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    parser = hiredis.Reader()
+    redis = await RawRedis.open(host, port)
     stream_b, group_b, out_b = drain.stream.encode(), drain.group.encode(), drain.out.encode()
     total = drain.total
-
-    async def call(commands: list[bytes]) -> list[Any]:
-        writer.write(b"".join(commands))
-        replies: list[Any] = []
-        while len(replies) < len(commands):
-            reply = parser.gets()
-            if reply is False:
-                parser.feed(await reader.read(1 << 20))
-                continue
-            replies.append(reply)
-        return replies
-
-    read = _pack(b"XREADGROUP", b"GROUP", group_b, b"ceiling", b"COUNT", b"%d" % BATCH, b"STREAMS", stream_b, b">")
+    read = pack(b"XREADGROUP", b"GROUP", group_b, b"ceiling", b"COUNT", b"%d" % BATCH, b"STREAMS", stream_b, b">")
     done = 0
     while done < total:
-        (reply,) = await call([read])
+        (reply,) = await redis.call([read])
         if not reply:
             continue
         entries = reply[0][1]
-        commands = [_pack(b"XADD", out_b, b"*", b"data", fields[1]) for _, fields in entries]
-        commands.append(_pack(b"XACK", stream_b, group_b, *[entry_id for entry_id, _ in entries]))
-        await call(commands)
+        commands = [pack(b"XADD", out_b, b"*", b"data", fields[1]) for _, fields in entries]
+        commands.append(pack(b"XACK", stream_b, group_b, *[entry_id for entry_id, _ in entries]))
+        await redis.call(commands)
         done += len(entries)
-    writer.close()
-    await writer.wait_closed()
+    await redis.close()
 
 
 async def redis_py_loop(redis: Redis, drain: Drain, lookups: Lookups) -> None:

@@ -16,7 +16,8 @@
    2-core machine msg/s swings ±30 % between runs). The JSON keeps every round's figures (CPU seconds, CPU %, ...)
    besides the medians and spreads: `python -m bench.compare A.json B.json` compares two runs.
 2. Open-loop load at 25 %, 50 % and 75 % of one gatekeeper process's measured maximum (its median msg/s above):
-   latency from a request's XADD to its decision being read back, p50/p99/p99.9.
+   latency from a request's XADD to its decision being read back, p50/p99/p99.9, with the CPU % of the load
+   generator (this process, on bare connections: bench/open_loop.py), the worker and redis-server meanwhile.
 3. Worker memory (RSS) across `--memory-requests` requests: at 10 % of the run and at its end.
 Everything shares this machine's cores (producer, redis-server, workers); read the figures as ratios.
 """
@@ -30,9 +31,8 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -49,25 +49,17 @@ from bench.gatekeeper_report import (
     table,
     versus_ceiling,
 )
+from bench.open_loop import open_loop
 from bench.proc import cpu_seconds
 from bench.results import write_results
-from bench.workload import fill, one_request_per_pair, register_fleet, request_payloads, with_issued_at
+from bench.workload import fill, one_request_per_pair, register_fleet, request_payloads
 from devtools.workers import fleetgate_env, start_worker_process
-from schemas.decision import rfc3339
 from services.keyspace import Keys
 from services.local_redis import RedisServer, start_redis_server
 from services.redis_client import connect
 from services.registry import Registry
 
 PREFIX = "bench"
-
-
-def request_id_of(payload: bytes) -> str:
-    """A payload's request id, cut out rather than parsed: the producer must not be the bottleneck it measures.
-
-    Both request and decision JSON are compact and written by this project, with the id a plain string.
-    """
-    return payload.split(b'"request_id":"', 1)[1].split(b'"', 1)[0].decode()
 
 
 def rss_mib(pid: int) -> float:
@@ -210,8 +202,6 @@ async def latency(
     total = int(rate * seconds)
     payloads = request_payloads(pairs, total, seed, group)
     workers = start_gatekeepers(server, group, 1)
-    sent: dict[str, float] = {}
-    received: dict[str, float] = {}
     try:
         # Warm up first: a fresh worker's first sight of each connection and vehicle is a registry read, and
         # the figures are about the steady state. One request per pair, decided before the clock starts.
@@ -222,35 +212,14 @@ async def latency(
         newest = await redis.xrevrange(keys.decisions, count=1) or []
         start_after: bytes | str = newest[0][0] or "0-0"
 
-        async def produce() -> None:
-            started, done = time.perf_counter(), 0
-            while done < total:
-                due = min(total, int((time.perf_counter() - started) * rate))
-                if due > done:
-                    now = time.time()
-                    issued_at = rfc3339(datetime.fromtimestamp(now, UTC))
-                    async with redis.pipeline(transaction=False) as pipe:
-                        for payload in payloads[done:due]:
-                            pipe.xadd(keys.requests, {"data": with_issued_at(payload, issued_at)})
-                        await pipe.execute()
-                    for payload in payloads[done:due]:
-                        sent[request_id_of(payload)] = now
-                    done = due
-                await asyncio.sleep(0.002)
-
-        async def consume() -> None:
-            last: bytes | str = start_after
-            while len(received) < total:
-                response = await redis.xread({keys.decisions: last}, count=5000, block=200)
-                now = time.time()
-                for _, entries in cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]", response or []):
-                    for entry_id, fields in entries:
-                        last = entry_id
-                        received[request_id_of(fields[b"data"])] = now
-
-        cpu, started = time.process_time(), time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(produce(), consume()), timeout=seconds * 4 + 30)
-        bench_cpu = 100 * (time.process_time() - cpu) / (time.perf_counter() - started)
+        (worker,) = workers
+        cpu = (cpu_seconds(worker.pid), cpu_seconds(server.process.pid), time.perf_counter())
+        sent, received, bench_cpu = await open_loop(
+            server.port, keys, payloads, rate=rate, start_after=start_after, timeout=seconds * 4 + 30
+        )
+        wall = time.perf_counter() - cpu[2]
+        worker_cpu = 100 * (cpu_seconds(worker.pid) - cpu[0]) / wall
+        redis_cpu = 100 * (cpu_seconds(server.process.pid) - cpu[1]) / wall
     finally:
         await stop(workers)
     samples = sorted(received[r] - sent[r] for r in received if r in sent)
@@ -259,7 +228,8 @@ async def latency(
         return 1000 * samples[min(len(samples) - 1, int(quantile * len(samples)))]
 
     return {"rate/s": rate, "requests": len(samples), "p50 ms": pick(0.5), "p99 ms": pick(0.99),
-            "p99.9 ms": pick(0.999), "max ms": 1000 * samples[-1], "producer CPU %": bench_cpu}  # fmt: skip
+            "p99.9 ms": pick(0.999), "max ms": 1000 * samples[-1], "generator CPU %": bench_cpu,
+            "worker CPU %": worker_cpu, "redis CPU %": redis_cpu}  # fmt: skip
 
 
 async def memory(

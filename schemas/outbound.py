@@ -83,10 +83,11 @@ def encode_decision(
     """
     head, tail = decision.wire_fragments or _fragments(decision)
     request_id = _quote(request.request_id)
+    # The ids need no escaping: a request's connection and vehicle ids match ResourceId's pattern (both decoders).
     error = f"{head}{request_id}{tail}" if tail else head
     return (
         f'{{"v":1,"decision_id":{_quote(decision_id)},"request_id":{request_id},'
-        f'"connection_id":{_quote(request.connection_id)},"vehicle_id":{_quote(request.vehicle_id)},'
+        f'"connection_id":"{request.connection_id}","vehicle_id":"{request.vehicle_id}",'
         f'"kind":"{request.kind}","target":{_quote(request.target)},"params":{_params(request.params)},{error},'
         f'"decided_at":"{decided_at}","entry_id":{"null" if entry_id is None else _quote(entry_id)},'
         f'"app_id":{"null" if app_id is None else _quote(app_id)}}}'

@@ -29,7 +29,11 @@ from schemas.vehicle import ResourceId
 _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 NESTING_FOR_MSGSPEC: Final = 8
-"""Payloads with more `{` and `[` than this go to pydantic, whose nesting limit (200) msgspec does not share."""
+"""Payloads with more `{` and `[` than this go to pydantic, whose nesting limit msgspec does not share..."""
+
+UNCOUNTED_BELOW: Final = 400
+"""... but only one of 400 bytes or more can be nested past that limit (200 levels, 2 bytes each): a request is
+usually shorter, and is not counted."""
 
 REMEMBERED: Final = 100_000
 """How many distinct valid ids and timestamps are remembered (then forgotten at once: bounded memory)."""
@@ -58,7 +62,8 @@ _valid_times: set[str] = set()
 
 def read_request(data: bytes) -> Request:
     """The request in `data`; raises pydantic.ValidationError exactly where `decode_request` does."""
-    if data.isascii() and data.count(b"{") + data.count(b"[") <= NESTING_FOR_MSGSPEC:
+    shallow = len(data) < UNCOUNTED_BELOW or data.count(b"{") + data.count(b"[") <= NESTING_FOR_MSGSPEC
+    if shallow and data.isascii():
         try:
             request = _DECODE(data)
         except msgspec.DecodeError:  # its ValidationError too

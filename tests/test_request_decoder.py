@@ -96,6 +96,8 @@ def issued_at_value(text: str) -> Any:
 )
 @example(VALID.replace(b'"v": 1', b'"x": NaN, "v": 1'))
 @example(b"[" * 300 + b"]" * 300)
+@example(VALID.replace(b'"v": 1', b'"x": ' + b"[" * 200 + b"]" * 200 + b', "v": 1'))  # pydantic's limit: 200 levels
+@example(VALID.replace(b'"v": 1', b'"x": ' + b"[" * 199 + b"]" * 199 + b', "v": 1'))
 @example(VALID.replace(b'"v": 1', b'"v": 1.0'))
 def test_both_decoders_accept_the_same_requests_with_the_same_values(data: bytes) -> None:
     """read_request accepts exactly what RequestMessage accepts, with the same fields (issued_at: the same

@@ -230,10 +230,8 @@ class Gatekeeper:
     async def process(self, entries: list[Entry], shard: Shard) -> int:
         """Decide and commit a batch of one shard; returns how many decisions were published (not duplicates)."""
         started = time.perf_counter()
-        intakes = [
-            (entry_id, read_entry(entry_id, fields, self.settings.max_payload_bytes, shard.keys.unreadable_prefix))
-            for entry_id, fields in entries
-        ]
+        limit, unreadable = self.settings.max_payload_bytes, shard.keys.unreadable_prefix
+        intakes = [(entry_id, read_entry(entry_id, fields, limit, unreadable)) for entry_id, fields in entries]
         lookups = await self.cache.load(i for _, i in intakes if isinstance(i, Request))
         decided_at = rfc3339(datetime.now(UTC))
         settings = self.settings
