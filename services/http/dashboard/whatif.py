@@ -46,7 +46,8 @@ async def whatif_page(request: Request, signed: AppScoped) -> Response:
     chosen = _chosen_filters(query)
     result = None
     if config is not None:
-        result = what_if_view(await what_if(signed.context.registry, config, app_id=signed.app.id, filters=chosen))
+        computed = await what_if(signed.context.registry, config, app_id=signed.app.id, filters=chosen)
+        result = what_if_view(computed, await published(signed) if not selection.empty else None)
     context = {
         "selection": selection,
         "version": version,
@@ -99,13 +100,16 @@ def _choices(filters: ConnectionFilters) -> list[dict[str, Any]]:
     return [*boxes, {"name": "allow_unknown", "value": "on", "label": "UNKNOWN", "checked": filters.allow_unknown}]
 
 
-def what_if_view(result: WhatIf) -> dict[str, Any]:
-    """What the page shows of a what-if (pure)."""
+def what_if_view(result: WhatIf, current: VehicleAccessConfig | None = None) -> dict[str, Any]:
+    """What the page shows of a what-if (pure); each selection not in `current` (the published config, when an
+    edited selection is computed) is marked new."""
     catalog = get_catalog()
+    before = None if current is None else {s.key for s in (*current.signals, *current.commands)}
     requested = derive(result.config)
     lacking = result.connections
     filters = result.filters
     return {
+        "current_version": None if current is None else current.version,
         "vehicles": result.vehicles,
         "connectable": result.connectable,
         "connectable_share": _share(result.connectable, result.vehicles),
@@ -116,11 +120,14 @@ def what_if_view(result: WhatIf) -> dict[str, Any]:
         "targets": [
             {
                 "target": t.target,
-                "name": catalog.signal(t.target).name if t.kind == "signal" else t.target,
+                "name": catalog.signal(t.target).name
+                if t.kind == "signal"
+                else catalog.command(t.target).description.rstrip("."),
                 "kind": t.kind,
                 "permission": t.permission,
                 "required": t.required,
                 "capable": t.capable,
+                "new": before is not None and t.target not in before,
                 **_capable_share(t.share),
             }
             for t in result.targets

@@ -136,7 +136,8 @@ async def test_advice_without_decisions_says_where_they_are_counted(signed: Dash
 
 async def test_what_if_of_an_edited_selection_shows_the_worlds_figures(world: Dash) -> None:
     """For the next config, from the editor's query fields: 10 of 11 vehicles could connect, per powertrain and
-    make; each selection's capable share and expected not-capable rate (below 90 % marked partial); connections
+    make; each selection's capable share and expected not-capable rate (below 90 % marked partial), the one not
+    published marked new; connections
     lacking a required permission, only optional ones, and per permission."""
     response = await world.http.get(f"{world.base}/access/whatif", params=NEXT_QUERY)
     html = response.text
@@ -176,6 +177,8 @@ async def test_what_if_of_an_edited_selection_shows_the_worlds_figures(world: Da
         "internalcombustionengine-fuellevel": ("6", "60.0 % partial", "40.0 %", "partial"),
         "lock": ("10", "100.0 %", "0.0 %", "ok"),
     }
+    new = [key for key in targets if "new" in row_cells(html, f'id="target-{key}"')["name"].split()]
+    assert new == ["internalcombustionengine-fuellevel"]  # the one selection not in the published version
     summary = [text_of(html, i) for i in ("connections-active", "lacking-required", "lacking-optional-only")]
     assert summary == ["11 active", "2 lack a required permission", "9 lack only optional ones"]
     lacking = {p: row_cells(html, f'id="lacking-{p}"') for p in ("control_security", "read_fuel", "read_odometer")}
@@ -196,13 +199,14 @@ async def test_what_if_under_ticked_filters_and_by_default(world: Dash) -> None:
     assert connectable(html) == ("5 of 11 registered vehicles", "45.5 %")
     assert row_cells(html, 'id="target-tractionbattery-stateofcharge"')["share"] == "80.0 % partial"
     assert "not saved" in text_of(html, "filters-used")
+    assert text_of(html, "filters-used").endswith("they admit BEV and UNKNOWN.")
     assert re.search(r'id="try-BEV"\s+checked', html)
     assert not re.search(r'id="try-ICE"\s+checked', html)
     html = (await world.http.get(f"{world.base}/access/whatif")).text
     assert "published version 1" in text_of(html, "whatif-source")
     assert connectable(html) == ("10 of 11 registered vehicles", "90.9 %")
     assert 'id="target-vehicleidentification-vin"' in html
-    assert "saved Connection Filters" in text_of(html, "filters-used")
+    assert text_of(html, "filters-used").endswith("saved Connection Filters: they admit BEV, ICE, PHEV, not UNKNOWN.")
 
 
 async def test_the_editors_what_if_button_carries_the_selection(world: Dash) -> None:
