@@ -27,6 +27,8 @@ DEFAULT_WINDOW = "7d"
 TOP_TARGETS = 3
 NOT_CAPABLE_ROWS = 50
 """The most frequent (target, make, powertrain) the page lists; `fleetgate access advise --json` has them all."""
+MAX_WINDOW_TEXT = 32
+"""A longer `since` is cut before parsing (a window is a few characters): the error repeats what it got."""
 OUTCOMES = ("ALLOWED", "PERMISSION_DENIED", "VEHICLE_NOT_CAPABLE", "UNAUTHORIZED", "REJECTED")
 
 VERDICTS: dict[str, tuple[str, str]] = {
@@ -43,6 +45,7 @@ last two say why a permission has none."""
 
 @router.get("/apps/{app_id}/advice")
 async def advice_page(request: Request, signed: AppScoped, since: str = DEFAULT_WINDOW) -> Response:
+    since = since[:MAX_WINDOW_TEXT]
     context: dict[str, Any] = {"since": since, "presets": _presets(since), "error": None, "advice": None}
     status_code = 200
     try:

@@ -96,15 +96,23 @@ async def test_advice_shows_the_worlds_figures_and_verdicts(world: Dash) -> None
     assert "Counts are by hour" in text_of(html, "aggregate-note")
 
 
-@pytest.mark.parametrize("since", ["7x", "0d", "99d", "-1d", ""])
+async def test_the_note_says_how_far_behind_the_aggregate_is(world: Dash, redis: Client, keys: Keys) -> None:
+    """A decision the usage consumer has not read yet is said in the note: the counts lack it."""
+    await redis.xadd(keys.shard(0).decisions, {"data": b"{}"})
+    html = (await world.http.get(f"{world.base}/advice")).text
+    assert text_of(html, "aggregate-behind") == "The usage aggregate is 1 decision behind:"
+    assert 'id="aggregate-current"' not in html
+
+
+@pytest.mark.parametrize("since", ["7x", "0d", "99d", "-1d", "", "9" * 40 + "d"])
 async def test_a_bad_window_is_said_inline(world: Dash, since: str) -> None:
     """A window that does not parse, is empty or reaches past the retention answers 400 with the error beside the
-    field (the text kept in it), and no table."""
+    field (the text kept in it, cut to 32 characters), and no table."""
     response = await world.http.get(f"{world.base}/advice", params={"since": since})
     assert response.status_code == 400
     error = text_of(response.text, "window-error")
     assert ("window" in error and "retention" not in error) or "further back than usage is kept" in error
-    assert f'id="since" name="since" value="{since}"' in response.text
+    assert f'id="since" name="since" value="{since[:32]}"' in response.text
     assert 'id="permission-table"' not in response.text
 
 
