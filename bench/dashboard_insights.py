@@ -11,9 +11,7 @@ browser gets it (what-if or advice, and the rendering).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import secrets
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,11 +19,12 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bench.private_server import on_private_server
 from bench.results import write_results
 from bench.whatif import APP, ROUNDS, build, fill_buckets, timed
 from services.http import HttpContext, create_app
 from services.http.dashboard.session import COOKIE, sign_session
-from services.local_redis import RedisServer, start_redis_server
+from services.local_redis import RedisServer
 from services.redis_client import connect
 from services.registry import Registry
 from services.settings import Settings
@@ -71,12 +70,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=Path("bench/results/dashboard_insights.json"))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory:
-        server = start_redis_server(Path(directory))
-        try:
-            results = asyncio.run(measure(server, args))
-        finally:
-            server.stop()
+    results = on_private_server(lambda server: measure(server, args))
     for name, value in results.items():
         print(f"{name:<45} {value:>12,.3f}")
     write_results(args.json, results)
