@@ -19,10 +19,8 @@ decisions/s on this 2-core machine (100 us of CPU per decision at most, for the 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import statistics
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -33,6 +31,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from bench.private_server import on_private_server
 from bench.proc import cpu_seconds
 from bench.results import write_results
 from schemas.access import derive
@@ -46,7 +45,7 @@ from services.insights.advice import advise
 from services.insights.counts import read_use, tally
 from services.insights.usage import UsageConsumer
 from services.insights.whatif import what_if
-from services.local_redis import RedisServer, start_redis_server
+from services.local_redis import RedisServer
 from services.redis_client import connect
 from services.registry import AppStore, Authorization, ConnectService, Registry
 from services.registry.store import chunked
@@ -187,12 +186,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=Path("bench/results/whatif.json"))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory:
-        server = start_redis_server(Path(directory))
-        try:
-            results = asyncio.run(measure(server, args))
-        finally:
-            server.stop()
+    results = on_private_server(lambda server: measure(server, args))
     targets = {"what-if s (median of 5)": "< 2", "usage: consumer CPU us/decision": "< 100"}
     print(f"\n{'measure':<45} {'value':>12} {'target':>8}")
     for name, value in results.items():

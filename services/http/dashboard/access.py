@@ -4,7 +4,8 @@ GET shows the catalog with the published config preselected. The page's script p
 `.../access/derive` on every change and swaps in the permissions panel it answers (rendered from `derive()`);
 without JavaScript the form's Recompute button re-renders the whole page. Save publishes a new version through
 the registry (as `fleetgate access publish` does) and comes back to the page saying which version it made and how
-many active connections would need a re-authentication to get it.
+many active connections would need a re-authentication to get it. Preview and What-if take the selection being
+edited to their pages (preview.py, whatif.py) without saving it.
 """
 
 from __future__ import annotations
@@ -59,12 +60,13 @@ async def derive_panel(request: Request, signed: AppScoped) -> HTMLResponse:
 
 @router.post("/apps/{app_id}/access")
 async def submit(request: Request, signed: AppScoped, form: CheckedForm) -> Response:
-    """Recompute (the page without JavaScript), Preview (the Connect preview of this selection) or Save."""
+    """Recompute (the page without JavaScript), Preview (the Connect preview of this selection), What-if (its
+    what-if against the fleet and the connections) or Save."""
     selection = Selection.from_fields(form.multi_items())
     action = form.get("action")
     base = app_base(signed.app.id)
-    if action == "preview":
-        return see(f"{base}/access/preview?{selection.query()}")
+    if action in ("preview", "whatif"):
+        return see(f"{base}/access/{action}?{selection.query()}")
     current = await published(signed)
     if action != "save":
         return _editor(request, signed, selection, current)

@@ -39,8 +39,10 @@ NAV: list[NavItem] = [
     NavItem("versions", "Versions", "/access/versions"),
     NavItem("preview", "Connect preview", "/access/preview"),
     NavItem("filters", "Connection Filters", "/filters"),
+    NavItem("advice", "Advice", "/advice"),
+    NavItem("whatif", "What-if", "/access/whatif"),
 ]
-"""The navigation, in order; later pages (connections, live decisions, advice, what-if) append theirs."""
+"""The navigation, in order; later pages (connections, live decisions) append theirs."""
 
 
 def app_base(app_id: str) -> str:

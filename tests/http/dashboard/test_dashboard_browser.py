@@ -179,6 +179,8 @@ def test_every_page_fits_1280_px(page: Page, http_server: str, http_settings: Se
         "4-diff": f"{base}/access/versions/diff?old=1&new=2",
         "5-preview": f"{base}/access/preview?scope=read_odometer+required:read_vin",
         "6-filters": f"{base}/filters",
+        "8-advice-empty": f"{base}/advice",
+        "9-whatif-published": f"{base}/access/whatif",
         "7-not-found": f"{http_server}/dashboard/apps/someone-else/access",
     }
     for name, url in pages.items():
