@@ -13,10 +13,10 @@ from schemas.powertrain import Powertrain
 from services.http.dashboard.advice import TOP_TARGETS, advice_view
 from services.http.dashboard.whatif import what_if_view
 from services.insights.advice import Advice, PermissionUse
-from services.insights.fleet import VehicleGroup
 from services.insights.grants import Grants
 from services.insights.whatif import what_if_of
 from services.insights.window import Window
+from services.registry.fleet import VehicleGroup
 
 
 def use(permission: str, *, allowed: int = 0, held: int = 0, by_target: dict[str, int] | None = None) -> PermissionUse:
