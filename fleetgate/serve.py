@@ -112,6 +112,7 @@ async def _serve(settings: Settings, *, with_workers: bool, local_app: Sequence[
             f"SMARTCAR_MANAGEMENT_API_ORIGIN={url} SMARTCAR_VEHICLE_API_V3_ORIGIN={url} "
             f"SMARTCAR_AUTH_ORIGIN={url}/oauth/token)"
         )
+        typer.echo(f"dashboard: {url}/dashboard (sign in with an app's management token)")
         async with _workers(settings, with_workers), _usage(settings):
             # uvicorn handles SIGTERM (a graceful shutdown), then re-raises it to the handler it found: a no-op
             # one, so that the workers stop cleanly too and the command exits 0 as the other services do.
