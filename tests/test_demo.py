@@ -79,7 +79,13 @@ async def test_demo_on_a_given_redis_leaves_no_keys_behind(redis: Redis, redis_s
     assert (await registry.config()).version == config.version
     left = {key async for key in redis.scan_iter(match="demo-given:*")}
     assert {key for key in left if await redis.type(key) != b"stream"} == {
-        key.encode() for key in ("demo-given:access:config:1", "demo-given:access:current", "demo-given:access:version")
+        key.encode()
+        for key in (
+            "demo-given:access:config:1",
+            "demo-given:access:current",
+            "demo-given:access:version",
+            "demo-given:access:published",
+        )
     }
 
 

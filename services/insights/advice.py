@@ -25,7 +25,7 @@ JSON shape (`Advice.to_json()`, what `fleetgate access advise --json` prints):
                       "allowed_by_target": {}, "denied": 310, "held_by": 2600, "lacked_by": 400,
                       "verdict": "unchecked"}, ...],
      "unused": ["read_vin"], "unchecked": ["read_charge"], "stale_grants": [], "unrequested": ["read_tires"],
-     "not_capable": [{"target": "charge-ischarging", "make": "Ford", "powertrain": "ICE", "count": 12}, ...],
+     "not_capable": [{"target": "<signal code>", "make": "Ford", "powertrain": "ICE", "count": 12}, ...],
      "aggregate": {"counting": true, "behind": 0, "retention_days": 35}}
                         # counting: the usage group exists; behind: decisions it has not counted yet
 """

@@ -17,7 +17,7 @@ pass over single vehicles. JSON shape (`WhatIf.to_json()`, what `fleetgate acces
      "fleet": {"vehicles": 100000, "connectable": 23000},
      "by_make": [{"name": "Tesla", "vehicles": 9000, "connectable": 9000}, ...],
      "by_powertrain": [{"name": "BEV", "vehicles": 22000, "connectable": 22000}, ...],
-     "targets": [{"target": "charge-ischarging", "kind": "signal", "permission": "read_charge", "required": false,
+     "targets": [{"target": "<signal code>", "kind": "signal", "permission": "read_charge", "required": false,
                   "capable": 20000, "share": 0.8696}, ...],        # share: of connectable vehicles; null if none
      "connections": {"active": 3000, "lacking_required": 120, "lacking_optional_only": 400,
                      "lacking": {"read_charge": 450, ...}}}       # per permission the config requests
