@@ -17,6 +17,7 @@ from its powertrain's defaults (`adds`, `lacks`), so the usual vehicle is a shor
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from schemas.application import DEFAULT_APP_ID
@@ -100,6 +101,26 @@ def decode_vehicle(vehicle_id: str, record: bytes | str) -> Vehicle:
         adds=fields["adds"],
         lacks=fields["lacks"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleSummary:
+    """What a listing shows of a vehicle, read from its record without building the `Vehicle` (no capabilities)."""
+
+    vin: str
+    make: str
+    model: str
+    year: int
+    powertrain: Powertrain
+
+
+def vehicle_summary(record: bytes | str) -> VehicleSummary:
+    fields = json.loads(record)
+    try:
+        powertrain = Powertrain(fields["powertrain"])
+    except ValueError:
+        powertrain = Powertrain.UNKNOWN
+    return VehicleSummary(fields["vin"], fields["make"], fields["model"], int(fields["year"]), powertrain)
 
 
 def record_vin(record: bytes | str) -> str:

@@ -1,7 +1,7 @@
 """The dashboard of `fleetgate serve` (`/dashboard`): an app's developers sign in with its management token and
-edit its Vehicle Access, browse and diff its versions, preview its Connect grant screen and URL, and set its
-Connection Filters. Server-rendered pages (templates/dashboard/), a small script (static/dashboard/), none of it in
-the OpenAPI document.
+edit its Vehicle Access, browse and diff its versions, preview its Connect grant screen and URL, set its
+Connection Filters, and search and revoke its connections. Server-rendered pages
+(templates/dashboard/), small scripts (static/dashboard/), none of it in the OpenAPI document.
 
 `install(app)` adds the pages and the answers of a missing session (a redirect to sign-in), of another app's URL
 (404) and of a form without its CSRF token (403). A new page is a module with its own router, included here, and
@@ -14,12 +14,19 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
 from services.http.context import HttpContext
-from services.http.dashboard import access, filters, login, preview, versions
+from services.http.dashboard import access, connections, filters, login, preview, versions
 from services.http.dashboard.auth import CsrfRefusedError, DashboardNotFoundError, LoginRequiredError
 from services.http.dashboard.layout import BASE, bare_page, see
 from services.http.dashboard.session import SessionSecret
 
-PAGES: list[APIRouter] = [login.router, access.router, versions.router, preview.router, filters.router]
+PAGES: list[APIRouter] = [
+    login.router,
+    access.router,
+    versions.router,
+    preview.router,
+    filters.router,
+    connections.router,
+]
 """Each page module's router (paths under `/dashboard`); a new page adds its own."""
 
 NOT_FOUND = "There is no such page for the application you are signed in as."

@@ -39,6 +39,7 @@ NAV: list[NavItem] = [
     NavItem("versions", "Versions", "/access/versions"),
     NavItem("preview", "Connect preview", "/access/preview"),
     NavItem("filters", "Connection Filters", "/filters"),
+    NavItem("connections", "Connections", "/connections"),
 ]
 """The navigation, in order; later pages (connections, live decisions, advice, what-if) append theirs."""
 
