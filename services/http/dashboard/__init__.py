@@ -1,6 +1,6 @@
 """The dashboard of `fleetgate serve` (`/dashboard`): an app's developers sign in with its management token and
 edit its Vehicle Access, browse and diff its versions, preview its Connect grant screen and URL, set its
-Connection Filters, and search and revoke its connections. Server-rendered pages
+Connection Filters, search and revoke its connections, and watch its decisions live. Server-rendered pages
 (templates/dashboard/), small scripts (static/dashboard/), none of it in the OpenAPI document.
 
 `install(app)` adds the pages and the answers of a missing session (a redirect to sign-in), of another app's URL
@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
 from services.http.context import HttpContext
-from services.http.dashboard import access, connections, filters, login, preview, versions
+from services.http.dashboard import access, connections, filters, live, login, preview, versions
 from services.http.dashboard.auth import CsrfRefusedError, DashboardNotFoundError, LoginRequiredError
 from services.http.dashboard.layout import BASE, bare_page, see
 from services.http.dashboard.session import SessionSecret
@@ -26,6 +26,7 @@ PAGES: list[APIRouter] = [
     preview.router,
     filters.router,
     connections.router,
+    live.router,
 ]
 """Each page module's router (paths under `/dashboard`); a new page adds its own."""
 

@@ -40,6 +40,7 @@ NAV: list[NavItem] = [
     NavItem("preview", "Connect preview", "/access/preview"),
     NavItem("filters", "Connection Filters", "/filters"),
     NavItem("connections", "Connections", "/connections"),
+    NavItem("live", "Live decisions", "/live"),
 ]
 """The navigation, in order; later pages (connections, live decisions, advice, what-if) append theirs."""
 
