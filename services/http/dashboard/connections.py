@@ -17,6 +17,7 @@ from fastapi.responses import Response
 
 from schemas.catalog import get_catalog
 from schemas.connection import Connection, ConnectionStatus
+from schemas.messages import ConnectionEventMessage
 from schemas.powertrain import Powertrain
 from services.errors import NotFoundError
 from services.http.dashboard.auth import AppScoped, CheckedForm, DashboardNotFoundError, SignedIn
@@ -101,10 +102,12 @@ def _connection_url(signed: SignedIn, connection_id: str) -> str:
     return f"{app_base(signed.app.id)}/connections/{connection_id}"
 
 
-def _permission_rows(granted: Any) -> list[dict[str, Any]]:
-    """Each permission a connection (or one of its events) holds, in catalog order, with whether it is required."""
-    permissions = granted.permissions
-    return [{"name": name, "required": permissions.is_required(name)} for name in permissions]
+def _permission_rows(granted: Connection | ConnectionEventMessage) -> list[dict[str, Any]]:
+    """Each permission a connection (or one of its events) holds, in catalog order: whether it is required, and
+    what it allows."""
+    permissions, catalog = granted.permissions, get_catalog()
+    return [{"name": name, "required": permissions.is_required(name),
+             "description": catalog.permission(name).description} for name in permissions]  # fmt: skip
 
 
 def _list_page(
@@ -136,4 +139,4 @@ def _row(row: ConnectionRow) -> dict[str, Any]:
 
 
 def _when(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")  # the column says UTC

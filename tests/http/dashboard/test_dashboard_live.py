@@ -21,6 +21,7 @@ from services.http.dashboard.live import EventStreamResponse
 from services.http.live_hub import LiveHub, Subscriber
 from services.http.live_window import LiveDecision, LiveFilter, decode_decision
 from services.keyspace import Keys
+from services.redis_client import Client
 from services.registry import Registry
 from tests.http.dashboard.conftest import new_app
 
@@ -28,7 +29,7 @@ DEADLINE_S = 60.0
 """How long a test waits for counts that never come (a failure, not a speed requirement)."""
 
 
-async def publish(redis: Redis, keys: Keys, payloads: Sequence[bytes]) -> None:
+async def publish(redis: Client, keys: Keys, payloads: Sequence[bytes]) -> None:
     """XADD each decision to its vehicle's shard's decisions stream, as the gatekeeper does, pipelined."""
     for start in range(0, len(payloads), 1000):
         async with redis.pipeline(transaction=False) as pipe:

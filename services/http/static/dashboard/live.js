@@ -25,10 +25,11 @@
     render({ counts: {}, rate_per_s: {}, recent: [], window_s: 0, dropped: 0 });
   }
 
-  function cell(row, text, className) {
+  function cell(row, text, className, title) {
     var td = document.createElement("td");
     td.textContent = text === null || text === undefined ? "" : text;
     if (className) { td.className = className; }
+    if (title) { td.title = title; }
     row.appendChild(td);
     return td;
   }
@@ -39,14 +40,15 @@
       var row = document.createElement("tr");
       row.className = "decision";
       row.dataset.outcome = d.outcome;
-      cell(row, (d.decided_at || "").replace("T", " ").replace(/(\.\d{3})\d*/, "$1"), "nowrap");
+      var when = d.decided_at || "";  // RFC 3339 UTC: the time of day is enough here, the whole in the title
+      cell(row, when.slice(11, 23).replace(/Z$/, ""), "nowrap", when);
       var badge = document.createElement("span");
       badge.className = "outcome o-" + d.outcome;
       badge.textContent = d.outcome;
       cell(row, "").appendChild(badge);
-      cell(row, d.target, "code-cell");
-      cell(row, d.vehicle_id, "code-cell");
-      cell(row, d.error, "muted");
+      cell(row, d.target, "code-cell", d.target);
+      cell(row, d.vehicle_id, "code-cell", d.vehicle_id);
+      cell(row, d.error, "muted code-cell", d.error);
       recentBody.insertBefore(row, recentBody.firstChild);
     }
     while (recentBody.rows.length > recentMax) { recentBody.deleteRow(recentBody.rows.length - 1); }
@@ -66,11 +68,13 @@
       rateAll += rate;
       totalAll += totals[o];
       row.querySelector(".rate").textContent = rate.toLocaleString();
-      row.querySelector(".total").textContent = totals[o].toLocaleString();
+      row.querySelector(".since").textContent = totals[o].toLocaleString();
       row.querySelector(".bar").style.width = (top ? 100 * rate / top : 0) + "%";
     });
     document.getElementById("rate-all").textContent = (Math.round(rateAll * 10) / 10).toLocaleString();
-    document.getElementById("total-all").textContent = totalAll.toLocaleString();
+    var totalCell = document.getElementById("total-all");
+    totalCell.textContent = totalAll.toLocaleString();
+    totalCell.dataset.value = String(totalAll);
     if (message.window_s) {
       var note = "Rates over the last " + message.window_s.toFixed(1) + " s the server counted.";
       if (message.dropped) { note += " This browser fell behind: that window spans " + (message.dropped + 1) + " updates."; }
