@@ -3,15 +3,16 @@
 Active connections come from the app's index (`Keys.app_connections`), revoked ones from its revoked index
 (`Keys.app_revoked_connections`); both are scored by creation time, so the listing is newest first. Without a
 filter a page reads only its own records. With one, every record of the chosen status is read (MGETs of 1,000)
-and filtered here, and the vehicles' records too when the filter looks at them (the text, the powertrain): one
-pass over 10,000 connections takes a fraction of a second (README, "The dashboard"). The indexes are secondary
-(services/registry/connect.py): each entry is checked against its record.
+and filtered on its fields as stored (`records.connection_listing`: no `Connection` is built but for the page's),
+then on its vehicle's record when the filter looks at vehicles (the text, the powertrain), for those left: 10,000
+connections are searched in a few hundred milliseconds at most (`python -m bench.dashboard_connections`). The
+indexes are secondary (services/registry/connect.py): each entry is checked against its record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import cast
 
@@ -19,7 +20,13 @@ from schemas.catalog import get_catalog
 from schemas.connection import Connection
 from schemas.powertrain import Powertrain
 from services.redis_client import get_many
-from services.registry.records import VehicleSummary, decode_connection, vehicle_summary
+from services.registry.records import (
+    ConnectionListing,
+    VehicleSummary,
+    connection_listing,
+    decode_connection,
+    vehicle_summary,
+)
 from services.registry.store import Registry, chunked
 
 PAGE_SIZE = 50
@@ -46,6 +53,11 @@ class ConnectionQuery:
     powertrain: Powertrain | None = None
     permission: str | None = None
     page: int = 1
+    _permission_mask: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.permission is not None:  # looked up once, not per connection
+            object.__setattr__(self, "_permission_mask", 1 << get_catalog().permission_bit(self.permission))
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> ConnectionQuery:
@@ -81,14 +93,20 @@ class ConnectionQuery:
         """Whether the records must be read to know which connections match (the status alone is the index's)."""
         return self.needs_vehicles or self.permission is not None
 
-    def admits(self, connection: Connection, vehicle: VehicleSummary | None) -> bool:
-        if self.status is not StatusFilter.ALL and connection.status.value != self.status.value:
+    def admits(self, found: Found, *, with_vehicle: bool = True) -> bool:
+        """Whether the query takes this connection; without `with_vehicle`, only by what its record says (the
+        vehicle's part left for later)."""
+        listing = found.listing
+        if self.status is not StatusFilter.ALL and listing.active != (self.status is StatusFilter.ACTIVE):
             return False
-        if self.permission is not None and self.permission not in connection.permissions:
+        if self._permission_mask and not listing.granted & self._permission_mask:
             return False
+        if not with_vehicle:
+            return True
+        vehicle = found.vehicle
         if self.powertrain is not None and (vehicle is None or vehicle.powertrain is not self.powertrain):
             return False
-        return not self.text or self.text.lower() in _searchable(connection, vehicle)
+        return not self.text or self.text.lower() in found.searchable()
 
     def params(self, **changes: str | int) -> dict[str, str | int]:
         """The URL parameters of this query (empty ones left out), with `changes` (another page, say)."""
@@ -102,11 +120,21 @@ class ConnectionQuery:
         return {k: v for k, v in (current | changes).items() if v != ""}
 
 
-def _searchable(connection: Connection, vehicle: VehicleSummary | None) -> str:
-    found = [connection.id, connection.vehicle_id, connection.user_id or ""]
-    if vehicle is not None:
-        found += [vehicle.vin, vehicle.make, vehicle.model]
-    return "\n".join(found).lower()
+@dataclass(slots=True)
+class Found:
+    """A connection of the app as read for a search: its record, what the record says, and its vehicle (read only
+    when needed; None when not read yet or no longer registered)."""
+
+    connection_id: str
+    record: bytes
+    listing: ConnectionListing
+    vehicle: VehicleSummary | None = None
+
+    def searchable(self) -> str:
+        words = [self.connection_id, self.listing.vehicle_id, self.listing.user_id or ""]
+        if self.vehicle is not None:
+            words += [self.vehicle.vin, self.vehicle.make, self.vehicle.model]
+        return "\n".join(words).lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,17 +156,20 @@ class SearchResult:
 async def search(registry: Registry, app_id: str, query: ConnectionQuery) -> SearchResult:
     """One page (PAGE_SIZE rows) of the app's connections that `query` admits, newest first, and how many match."""
     ids = await _indexed_ids(registry, app_id, query.status)
+    start = (query.page - 1) * PAGE_SIZE
     if query.filtered:
-        rows = await _matching(registry, app_id, ids, query)
-        total, start = len(rows), (query.page - 1) * PAGE_SIZE
-        shown = rows[start : start + PAGE_SIZE]
-        if not query.needs_vehicles:
-            shown = await _with_vehicles(registry, [r.connection for r in shown])
-    else:
-        total, start = len(ids), (query.page - 1) * PAGE_SIZE
-        found = await _connections(registry, app_id, ids[start : start + PAGE_SIZE])
-        shown = [r for r in await _with_vehicles(registry, found) if query.admits(r.connection, r.vehicle)]
-    return SearchResult(shown, total, query.page, max(1, -(-total // PAGE_SIZE)))
+        found = [f for f in await _found(registry, app_id, ids) if query.admits(f, with_vehicle=False)]
+        if query.needs_vehicles:
+            await _read_vehicles(registry, found)
+            found = [f for f in found if query.admits(f)]
+        total, shown = len(found), found[start : start + PAGE_SIZE]
+    else:  # the index says which ones: read only the page's (an entry mid-revocation may be off by one)
+        total = len(ids)
+        shown = [f for f in await _found(registry, app_id, ids[start : start + PAGE_SIZE]) if query.admits(f)]
+    if not query.needs_vehicles:
+        await _read_vehicles(registry, shown)
+    rows = [ConnectionRow(decode_connection(f.connection_id, f.record), f.vehicle) for f in shown]
+    return SearchResult(rows, total, query.page, max(1, -(-total // PAGE_SIZE)))
 
 
 async def _indexed_ids(registry: Registry, app_id: str, status: StatusFilter) -> list[str]:
@@ -156,36 +187,23 @@ async def _indexed_ids(registry: Registry, app_id: str, status: StatusFilter) ->
     return sorted(scored, key=lambda i: (scored[i], i), reverse=True)
 
 
-async def _connections(registry: Registry, app_id: str, ids: Sequence[str]) -> list[Connection]:
+async def _found(registry: Registry, app_id: str, ids: Sequence[str]) -> list[Found]:
     """The records of `ids` that exist and are the app's (MGETs of a chunk each), in the order of `ids`."""
-    found: list[Connection] = []
+    found: list[Found] = []
     for chunk in chunked(ids):
         records = await get_many(registry.redis, [registry.keys.connection(c) for c in chunk])
         for connection_id, record in zip(chunk, records, strict=True):
-            if record is not None and (connection := decode_connection(connection_id, record)).app_id == app_id:
-                found.append(connection)
+            if record is not None and (listing := connection_listing(connection_id, record)).app_id == app_id:
+                found.append(Found(connection_id, record, listing))
     return found
 
 
-async def _vehicles(registry: Registry, vehicle_ids: Sequence[str]) -> dict[str, VehicleSummary]:
-    found: dict[str, VehicleSummary] = {}
-    for chunk in chunked(dict.fromkeys(vehicle_ids)):
+async def _read_vehicles(registry: Registry, found: Sequence[Found]) -> None:
+    """Fill in each one's vehicle (MGETs of a chunk each; a vehicle shared by several is read once)."""
+    vehicle_ids = list(dict.fromkeys(f.listing.vehicle_id for f in found))
+    vehicles: dict[str, VehicleSummary] = {}
+    for chunk in chunked(vehicle_ids):
         records = await get_many(registry.redis, [registry.keys.vehicle(v) for v in chunk])
-        found.update((v, vehicle_summary(r)) for v, r in zip(chunk, records, strict=True) if r is not None)
-    return found
-
-
-async def _with_vehicles(registry: Registry, connections: Sequence[Connection]) -> list[ConnectionRow]:
-    vehicles = await _vehicles(registry, [c.vehicle_id for c in connections])
-    return [ConnectionRow(c, vehicles.get(c.vehicle_id)) for c in connections]
-
-
-async def _matching(registry: Registry, app_id: str, ids: Sequence[str], query: ConnectionQuery) -> list[ConnectionRow]:
-    """Every connection of `ids` that the query admits: the connection's own fields first, the vehicles' records
-    read only for those left (and only when the query looks at them)."""
-    connections = await _connections(registry, app_id, ids)
-    if not query.needs_vehicles:
-        return [ConnectionRow(c, None) for c in connections if query.admits(c, None)]
-    status_and_permission = ConnectionQuery(status=query.status, permission=query.permission)
-    candidates = [c for c in connections if status_and_permission.admits(c, None)]
-    return [r for r in await _with_vehicles(registry, candidates) if query.admits(r.connection, r.vehicle)]
+        vehicles.update((v, vehicle_summary(r)) for v, r in zip(chunk, records, strict=True) if r is not None)
+    for f in found:
+        f.vehicle = vehicles.get(f.listing.vehicle_id)
