@@ -17,12 +17,14 @@ import pytest
 from redis.asyncio import Redis
 
 from devtools.decisions import decision_payloads
+from services.http.dashboard import live
 from services.http.dashboard.live import EventStreamResponse
 from services.http.live_hub import LiveHub, Subscriber
 from services.http.live_window import LiveDecision, LiveFilter, decode_decision
 from services.keyspace import Keys
 from services.redis_client import Client
 from services.registry import Registry
+from tests.deployment import Deployment
 from tests.http.dashboard.conftest import new_app
 
 DEADLINE_S = 60.0
@@ -175,3 +177,40 @@ async def test_a_stream_whose_client_leaves_unsubscribes(redis: Redis, keys: Key
     assert hub.subscribers == 0
     assert sent[0]["status"] == 200
     assert sent[1]["body"].startswith(b"retry: ")
+
+
+async def test_a_quiet_stream_sends_heartbeats_and_ends_after_its_time(
+    redis: Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing to say the stream sends comment lines (which keep proxies from closing it and browsers
+    ignore), and after MAX_STREAM_S it ends, so that the browser reconnects and its session is checked again."""
+    monkeypatch.setattr(live, "HEARTBEAT_S", 0.05)
+    monkeypatch.setattr(live, "MAX_STREAM_S", 0.5)
+    hub = LiveHub(redis, keys)
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()  # the client never leaves
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(EventStreamResponse(hub, "app-a", LiveFilter())({"type": "http"}, receive, send), 5)
+    bodies = [m["body"] for m in sent[1:]]
+    assert bodies[0].startswith(b"retry: ")
+    assert b": keep-alive\n\n" in bodies
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert not hub.running
+
+
+async def test_hub_reads_every_shard_of_a_deployment(deployment: Deployment) -> None:
+    """On one Redis and on a Redis Cluster (a reader per master), the counts add up to the app's decisions."""
+    hub = LiveHub(deployment.client, deployment.keys)
+    subscriber = await hub.subscribe("app-a", LiveFilter())
+    payloads = decision_payloads(["app-a", "app-b"], 5000, seed=13)
+    await publish(deployment.client, deployment.keys, payloads)
+    want = expected(payloads, "app-a", LiveFilter())
+    assert summed(await read_until(subscriber, sum(want.values()))) == want
+    await hub.unsubscribe(subscriber)
+    assert not hub.running
