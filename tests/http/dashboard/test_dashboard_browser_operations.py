@@ -6,6 +6,7 @@ latest decisions; each page at 1280 px without horizontal overflow (FLEETGATE_SC
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import cast
 
 import pytest
@@ -27,8 +28,12 @@ FLEET = [("Tesla", "Model 3", Powertrain.BEV), ("Toyota", "Prius", Powertrain.HE
 
 
 @pytest.fixture
-def page(chromium: Browser) -> Page:
-    return chromium.new_page(viewport={"width": WIDTH, "height": 900})
+def page(chromium: Browser, http_server: str) -> Iterator[Page]:
+    """A page at 1280 px, closed after the test (its event stream with it) before the server stops."""
+    del http_server  # requested so that it stops after this page closes
+    opened = chromium.new_page(viewport={"width": WIDTH, "height": 900})
+    yield opened
+    opened.close()
 
 
 def with_connections(settings: Settings, created: CreatedApp, count: int, *, revoked: int = 0) -> list[str]:

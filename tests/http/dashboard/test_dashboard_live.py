@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from typing import Any
 
 import httpx
@@ -27,8 +27,23 @@ from services.registry import Registry
 from tests.deployment import Deployment
 from tests.http.dashboard.conftest import new_app
 
-DEADLINE_S = 60.0
+DEADLINE_S = 30.0
 """How long a test waits for counts that never come (a failure, not a speed requirement)."""
+
+
+@pytest.fixture
+async def hubs() -> AsyncIterator[list[LiveHub]]:
+    """The test's hubs, stopped afterwards whatever happened (a hub left reading would outlive its test)."""
+    made: list[LiveHub] = []
+    yield made
+    for hub in made:
+        await hub.stop()
+
+
+async def eventually(done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 async def publish(redis: Client, keys: Keys, payloads: Sequence[bytes]) -> None:
@@ -71,10 +86,13 @@ def summed(messages: list[dict[str, Any]]) -> Counter[str]:
 
 
 @pytest.mark.parametrize("keys", [Keys(f"test-{uuid.uuid4().hex[:10]}", shards=4)])
-async def test_hub_counts_exactly_its_apps_decisions_in_few_messages(redis: Redis, keys: Keys) -> None:
+async def test_hub_counts_exactly_its_apps_decisions_in_few_messages(
+    redis: Redis, keys: Keys, hubs: list[LiveHub]
+) -> None:
     """20,000 decisions of two apps over four shards' streams: each subscriber's counts add up to exactly those of
     its app its filter admits, its recent list never holds the other app's, and it got a handful of messages."""
     hub = LiveHub(redis, keys)
+    hubs.append(hub)
     everything = LiveFilter()
     narrowed = LiveFilter.parse(["ALLOWED", "PERMISSION_DENIED"], "odometer", "")
     subscribers = [await hub.subscribe("app-a", everything), await hub.subscribe("app-a", narrowed)]
@@ -89,24 +107,24 @@ async def test_hub_counts_exactly_its_apps_decisions_in_few_messages(redis: Redi
         assert recent
         assert all(d["vehicle_id"].startswith("app-a-") for d in recent)
         assert all(live_filter.admits(LiveDecision(**{k: d[k] for k in ("outcome", "target")})) for d in recent)
+    await eventually(lambda: hub.decisions_read >= 20_000)  # the other app's, after the last of app-a's
     assert hub.decisions_read == 20_000
     for subscriber in subscribers:
         await hub.unsubscribe(subscriber)
     assert not hub.running
 
 
-async def test_a_slow_subscriber_never_holds_the_reader_back(redis: Redis, keys: Keys) -> None:
+async def test_a_slow_subscriber_never_holds_the_reader_back(redis: Redis, keys: Keys, hubs: list[LiveHub]) -> None:
     """A subscriber that reads nothing while decisions keep coming: the hub reads them all anyway, skips that
     subscriber's ticks, and its later messages still add up to every decision, saying how many were dropped."""
     hub = LiveHub(redis, keys, tick_s=0.2)
+    hubs.append(hub)
     slow = await hub.subscribe("app-a", LiveFilter())
     payloads = decision_payloads(["app-a"], 10_000, seed=9)
     for start in range(0, len(payloads), 1000):  # over about 2 s: a dozen ticks while nobody reads
         await publish(redis, keys, payloads[start : start + 1000])
         await asyncio.sleep(0.2)
-    deadline = time.monotonic() + DEADLINE_S
-    while hub.decisions_read < len(payloads) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await eventually(lambda: hub.decisions_read >= len(payloads))
     assert hub.decisions_read == len(payloads)  # read with the subscriber's queue full all along
     messages = await read_until(slow, len(payloads))
     assert sum(summed(messages).values()) == len(payloads)
@@ -152,10 +170,11 @@ async def test_event_stream_through_the_app_counts_the_sessions_app(
     assert all(d["vehicle_id"].startswith(f"{app_id}-") for m in messages for d in m["recent"])
 
 
-async def test_a_stream_whose_client_leaves_unsubscribes(redis: Redis, keys: Keys) -> None:
+async def test_a_stream_whose_client_leaves_unsubscribes(redis: Redis, keys: Keys, hubs: list[LiveHub]) -> None:
     """The browser going away ends the response at once (not at its next write) and unsubscribes it: the hub,
     left without subscribers, stops reading."""
     hub = LiveHub(redis, keys)
+    hubs.append(hub)
     sent: list[MutableMapping[str, Any]] = []
     leave = asyncio.Event()
 
@@ -180,13 +199,14 @@ async def test_a_stream_whose_client_leaves_unsubscribes(redis: Redis, keys: Key
 
 
 async def test_a_quiet_stream_sends_heartbeats_and_ends_after_its_time(
-    redis: Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+    redis: Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch, hubs: list[LiveHub]
 ) -> None:
     """With nothing to say the stream sends comment lines (which keep proxies from closing it and browsers
     ignore), and after MAX_STREAM_S it ends, so that the browser reconnects and its session is checked again."""
     monkeypatch.setattr(live, "HEARTBEAT_S", 0.05)
     monkeypatch.setattr(live, "MAX_STREAM_S", 0.5)
     hub = LiveHub(redis, keys)
+    hubs.append(hub)
     sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -204,9 +224,10 @@ async def test_a_quiet_stream_sends_heartbeats_and_ends_after_its_time(
     assert not hub.running
 
 
-async def test_hub_reads_every_shard_of_a_deployment(deployment: Deployment) -> None:
+async def test_hub_reads_every_shard_of_a_deployment(deployment: Deployment, hubs: list[LiveHub]) -> None:
     """On one Redis and on a Redis Cluster (a reader per master), the counts add up to the app's decisions."""
     hub = LiveHub(deployment.client, deployment.keys)
+    hubs.append(hub)
     subscriber = await hub.subscribe("app-a", LiveFilter())
     payloads = decision_payloads(["app-a", "app-b"], 5000, seed=13)
     await publish(deployment.client, deployment.keys, payloads)
