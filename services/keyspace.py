@@ -21,6 +21,7 @@ module is a contract inside the project; the records stored under the registry's
 | `P:apps`                     | zset   | app ids, scored by creation time (ms)                            |
 | `P:amt:{sha256}`             | string | the app id a management token belongs to                         |
 | `P:app:{app_id}:connections` | zset   | the app's active connection ids, scored by creation time (ms)    |
+| `P:app:{app_id}:revoked`     | zset   | the app's revoked connection ids, scored by creation time (ms)   |
 | `P:app:{app_id}:user:{user_id}` | hash | the user's active connections with the app: vehicle id -> connection id |
 | `P:token:{kind}:{sha256}`    | string | a code's or token's grant, JSON; expires (registry/tokens.py)    |
 | `P:app:{app_id}:user:{user_id}:tokens` | set | the keys of the user's tokens with the app             |
@@ -288,6 +289,10 @@ class Keys:
 
     def app_connections(self, app_id: str) -> str:
         return f"{self.prefix}:app:{app_id}:connections"
+
+    def app_revoked_connections(self, app_id: str) -> str:
+        """The app's revoked connections (revocation is final), for listings that show them too."""
+        return f"{self.prefix}:app:{app_id}:revoked"
 
     def user_connections(self, app_id: str, user_id: str) -> str:
         return f"{self.prefix}:app:{app_id}:user:{user_id}"

@@ -5,11 +5,12 @@ app's, its owners connect to it, and its fleet's ids start with `LOADTEST_VEHICL
 fleet` uses `sim-`), so a run never changes another app's config, filters or connections, nor anyone's vehicles.
 
 `remove_run` deletes what a run created: its vehicles (with their VIN index entries) and their simulated state, its
-app's connections and their indexes, its app with its configs and filters, and the dedupe records of its request
-ids. The streams' entries stay: other consumers may be reading them (they go with the streams' trimming). Keys are
-found from indexes where there is one; SCAN (on every node of a cluster) only for what nothing indexes: revoked
-connections, when the caller does not know them, dedupe records, and leftover vehicles. Deletes are pipelined in
-chunks, one key per DEL, so the same code runs on one Redis and on a cluster whose keys sit on different slots.
+app's connections and their indexes (active and revoked), its app with its configs and filters, and the dedupe
+records of its request ids. The streams' entries stay: other consumers may be reading them (they go with the
+streams' trimming). Keys are found from indexes where there is one; SCAN (on every node of a cluster) only for what
+nothing indexes: connections revoked before the app's revoked index existed, when the caller does not know them,
+dedupe records, and leftover vehicles. Deletes are pipelined in chunks, one key per DEL, so the same code runs on
+one Redis and on a cluster whose keys sit on different slots.
 """
 
 from __future__ import annotations
@@ -81,14 +82,15 @@ async def remove_run(
     if app_id == DEFAULT_APP_ID:
         raise ValueError("refusing to remove the default app's data")
     redis, keys = registry.redis, registry.keys
-    members = await redis.zrange(keys.app_connections(app_id), 0, -1)
+    indexes = [keys.app_connections(app_id), keys.app_revoked_connections(app_id)]
+    members = [m for index in indexes for m in await redis.zrange(index, 0, -1)]
     indexed = {_text(c) for c in members if isinstance(c, bytes | str)}
     candidates = indexed | (set(connection_ids) if connection_ids is not None else await _scan_connections(registry))
     connections = [c for c in await _connections(registry, sorted(candidates)) if c.app_id == app_id]
     doomed = [keys.connection(c.id) for c in connections]
     for user_id in sorted({c.user_id for c in connections if c.user_id is not None}):
         doomed += [keys.user_connections(app_id, user_id), keys.user_tokens(app_id, user_id)]
-    doomed.append(keys.app_connections(app_id))
+    doomed += indexes
     doomed += [keys.shard_of_vehicle(v).vehicle_state_prefix + v for v in vehicle_ids]
     doomed += await _app_keys(registry, app_id)
     for shard in keys.all_shards:

@@ -59,9 +59,11 @@ def create_app(context: HttpContext) -> FastAPI:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The vehicle API's pipeline starts with its first call; it stops with the server."""
+    """The vehicle API's pipeline starts with its first call, the live decisions feed with its first subscriber;
+    both stop with the server."""
     yield
     context: HttpContext = app.state.context
+    await context.live.stop()
     await context.pipeline.stop()
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from services.http.accounts import AccountDirectory
+from services.http.live_hub import LiveHub
 from services.http.lookups import Lookups
 from services.http.pipeline import Pipeline
 from services.http.ratelimit import RateLimiter
@@ -30,6 +31,7 @@ class HttpContext:
     token_limiter: RateLimiter = field(init=False)
     pipeline: Pipeline = field(init=False)
     lookups: Lookups = field(init=False)
+    live: LiveHub = field(init=False)
 
     def __post_init__(self) -> None:
         keys = self.registry.keys
@@ -41,6 +43,7 @@ class HttpContext:
             "token_limiter": RateLimiter(self.redis, keys, limit=self.settings.token_rate_limit),
             "pipeline": Pipeline(self.redis, keys, self.settings.api_timeout_s),
             "lookups": Lookups(self.settings.api_cache_ttl_s),
+            "live": LiveHub(self.redis, keys),
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)  # frozen: set once, here

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
 
 import uvicorn
 from fastapi import FastAPI
@@ -32,10 +33,24 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, which ends the app's event streams (the dashboard's live feed) as it starts shutting
+    down: uvicorn waits for every response to finish before the app's own shutdown, and a stream never does."""
+
+    def __init__(self, config: uvicorn.Config, end_streams: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(config)
+        self.end_streams = end_streams
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.end_streams()
+        await super().shutdown(sockets)
+
+
 def make_server(app: FastAPI, *, log_level: str = "warning") -> uvicorn.Server:
-    """A uvicorn server for `app`; run it with `await server.serve(sockets=[bind(host, port)])`."""
+    """A uvicorn server for `app` (built by `create_app`); run it with `await server.serve(sockets=[bind(host,
+    port)])`."""
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on", server_header=False)
-    return uvicorn.Server(config)
+    return _Server(config, app.state.context.live.stop)
 
 
 def base_url(sock: socket.socket) -> str:

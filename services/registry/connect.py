@@ -7,8 +7,8 @@ stream replays to the stored record, and a revoked connection stays revoked.
 
 Each connection belongs to one application (its config versions and filters decide what is requested and who
 may connect) and, when made through Connect, one user. The app's and the user's indexes of active connections
-(`Keys.app_connections`, `Keys.user_connections`) are written after the record, on other cluster slots, so they
-are secondary: readers check each entry against its record.
+(`Keys.app_connections`, `Keys.user_connections`) and of revoked ones (`Keys.app_revoked_connections`) are written
+after the record, on other cluster slots, so they are secondary: readers check each entry against its record.
 """
 
 from __future__ import annotations
@@ -164,6 +164,7 @@ class ConnectService:
                         pipe.hset(keys.user_connections(c.app_id, c.user_id), c.vehicle_id, c.id)
                 else:
                     pipe.zrem(by_app, c.id)
+                    pipe.zadd(keys.app_revoked_connections(c.app_id), {c.id: _epoch_ms(c.created_at)})
                     if c.user_id is not None:
                         pipe.hdel(keys.user_connections(c.app_id, c.user_id), c.vehicle_id)
             await pipe.execute()

@@ -17,8 +17,10 @@ from its powertrain's defaults (`adds`, `lacks`), so the usual vehicle is a shor
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
 from pydantic_core import from_json
 
 from schemas.application import DEFAULT_APP_ID
@@ -53,7 +55,8 @@ def encode_connection(connection: Connection) -> bytes:
     ).encode()
 
 
-def decode_connection(connection_id: str, record: bytes | str) -> Connection:
+def _connection_fields(connection_id: str, record: bytes | str) -> list[str]:
+    """The record's fields in format 2's order (format 1's completed with the default app and no user)."""
     text = record.decode() if isinstance(record, bytes) else record
     fields = text.split("|")
     fmt = fields[0]
@@ -61,6 +64,30 @@ def decode_connection(connection_id: str, record: bytes | str) -> Connection:
         fields += [DEFAULT_APP_ID, ""]
     elif fmt != CONNECTION_FORMAT:
         raise ValueError(f"connection {connection_id}: unknown record format {fmt!r}")
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionListing:
+    """What a listing filters a connection by, read from its record without building (and validating) the
+    `Connection`: about a tenth of the cost, for searches that look at every connection of an app."""
+
+    active: bool
+    vehicle_id: str
+    granted: int
+    """The granted permissions' mask (bit i: the catalog's i-th permission)."""
+    app_id: str
+    user_id: str | None
+
+
+def connection_listing(connection_id: str, record: bytes | str) -> ConnectionListing:
+    _, status, vehicle_id, granted, _, _, _, _, _, app_id, user_id = _connection_fields(connection_id, record)
+    active = _STATUS_OF_CODE[status] is ConnectionStatus.ACTIVE
+    return ConnectionListing(active, vehicle_id, int(granted, 16), app_id, user_id or None)
+
+
+def decode_connection(connection_id: str, record: bytes | str) -> Connection:
+    fields = _connection_fields(connection_id, record)
     _, status, vehicle_id, granted, required, version, created, updated, scope, app_id, user_id = fields
     return Connection(
         id=connection_id,
@@ -124,6 +151,28 @@ def record_signature(record: bytes | str) -> VehicleSignature:
     pydantic-core's parser takes a third of json.loads's time on these short objects)."""
     fields = from_json(record)
     return fields["make"], fields["powertrain"], tuple(fields["adds"]), tuple(fields["lacks"])
+
+
+class VehicleSummary(msgspec.Struct, frozen=True, gc=False):
+    """What a listing shows of a vehicle, read from its record without building the `Vehicle` (no capabilities):
+    msgspec reads these five fields and skips the rest, about a tenth of a `json.loads`."""
+
+    vin: str
+    make: str
+    model: str
+    year: int
+    powertrain: Powertrain
+
+
+_VEHICLE_SUMMARY = msgspec.json.Decoder(VehicleSummary).decode
+
+
+def vehicle_summary(record: bytes | str) -> VehicleSummary:
+    try:
+        return _VEHICLE_SUMMARY(record)
+    except msgspec.ValidationError:  # a powertrain this code does not know: UNKNOWN (as the fleet groups count it)
+        fields = json.loads(record)
+        return VehicleSummary(fields["vin"], fields["make"], fields["model"], int(fields["year"]), Powertrain.UNKNOWN)
 
 
 def record_vin(record: bytes | str) -> str:

@@ -41,6 +41,8 @@ NAV: list[NavItem] = [
     NavItem("filters", "Connection Filters", "/filters"),
     NavItem("advice", "Advice", "/advice"),
     NavItem("whatif", "What-if", "/access/whatif"),
+    NavItem("connections", "Connections", "/connections"),
+    NavItem("live", "Live decisions", "/live"),
 ]
 """The navigation, in order; later pages (connections, live decisions) append theirs."""
 
