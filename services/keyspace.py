@@ -42,6 +42,19 @@ module is a contract inside the project; the records stored under the registry's
 | `P:dashboard:secret`         | string | the dashboard's session-signing secret, made once (SET NX) when  |
 |                              |        | FLEETGATE_DASHBOARD_SECRET is not set (services/http/dashboard/) |
 | `P:usage:{app_id}:{hour}`    | hash   | an app's decision counts in one epoch hour (insights/usage.py); expires |
+| `P:app:{app_id}:webhook:{id}` | string | a webhook definition, JSON (schemas/webhooks.py, docs/webhooks.md) |
+| `P:app:{app_id}:webhooks`    | set    | the app's webhook ids                                            |
+| `P:app:{app_id}:webhook-key` | string | the app's webhook signing key (its management token), kept only  |
+|                              |        | while the app has webhooks                                       |
+| `P:webhook:{id}`             | string | the app id a webhook belongs to                                  |
+| `P:webhook:{id}:subscribers` | hash   | vehicle id -> the connection id it was subscribed with           |
+| `P:webhook:{id}:last:{vehicle_id}` | hash | signal code -> the value last delivered to the webhook for the vehicle |
+| `P:webhook:{id}:deliveries`  | stream | the webhook's delivery log, capped (services/webhooks/log.py)    |
+| `P:vehicle-webhooks:{vehicle_id}` | hash | webhook id -> the connection id a vehicle is subscribed with   |
+| `P:webhook-events`           | stream | events to deliver (internal; group `webhooks`)                   |
+| `P:webhooks:deadletter`      | stream | events given up on, with the reason and attempts                 |
+| `P:webhooks:lease:{shard}`   | string | the delivery worker that holds a shard's events; expires         |
+| `P:webhooks:triggers-lease`  | string | the process that runs the schedule and change polls; expires     |
 
 Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): one partition of the 16384 cluster slots into `S` ranges,
 used for everything. A slot belongs to shard `slot * S // 16384`; so an id (a vehicle's, a connection's) belongs to
@@ -130,6 +143,8 @@ class ShardKeys:
     unreadable_prefix: str
     """The request id of an entry with no readable id is this and its entry id: `unreadable:` unsharded,
     `unreadable:<tag>:` on a shard of several (entry ids repeat across the shards' streams)."""
+    webhook_events: str
+    """Events to deliver to webhooks about this shard's vehicles (services/webhooks/, docs/webhooks.md)."""
     usage_prefix: str
     """`usage_prefix + app_id + ":" + hour`: the usage counts of an app's decisions on this shard in one hour (the
     epoch hour of their entry ids), under the shard's hash tag so that one script counts a batch and acknowledges it."""
@@ -195,6 +210,7 @@ class Keys:
             response_dedupe_prefix=f"{base}vehicles:dedupe:",
             unreadable_prefix="unreadable:" if self.shards == 1 else f"unreadable:{shard_tag(index, self.shards)}:",
             usage_prefix=f"{base}usage:",
+            webhook_events=f"{base}webhook-events",
         )
 
     def _tagged(self, index: int) -> str:
@@ -293,6 +309,43 @@ class Keys:
     def app_revoked_connections(self, app_id: str) -> str:
         """The app's revoked connections (revocation is final), for listings that show them too."""
         return f"{self.prefix}:app:{app_id}:revoked"
+
+    # --- webhooks (docs/webhooks.md): each key read and written alone, no shared tag
+
+    def webhook(self, app_id: str, webhook_id: str) -> str:
+        return f"{self.prefix}:app:{app_id}:webhook:{webhook_id}"
+
+    def app_webhooks(self, app_id: str) -> str:
+        return f"{self.prefix}:app:{app_id}:webhooks"
+
+    def webhook_key(self, app_id: str) -> str:
+        return f"{self.prefix}:app:{app_id}:webhook-key"
+
+    def webhook_app(self, webhook_id: str) -> str:
+        return f"{self.prefix}:webhook:{webhook_id}"
+
+    def webhook_subscribers(self, webhook_id: str) -> str:
+        return f"{self.prefix}:webhook:{webhook_id}:subscribers"
+
+    def webhook_last(self, webhook_id: str, vehicle_id: str) -> str:
+        return f"{self.prefix}:webhook:{webhook_id}:last:{vehicle_id}"
+
+    def webhook_deliveries(self, webhook_id: str) -> str:
+        return f"{self.prefix}:webhook:{webhook_id}:deliveries"
+
+    def vehicle_webhooks(self, vehicle_id: str) -> str:
+        return f"{self.prefix}:vehicle-webhooks:{vehicle_id}"
+
+    @property
+    def webhooks_deadletter(self) -> str:
+        return f"{self.prefix}:webhooks:deadletter"
+
+    def webhooks_lease(self, shard: int) -> str:
+        return f"{self.prefix}:webhooks:lease:{shard}"
+
+    @property
+    def webhooks_triggers_lease(self) -> str:
+        return f"{self.prefix}:webhooks:triggers-lease"
 
     def user_connections(self, app_id: str, user_id: str) -> str:
         return f"{self.prefix}:app:{app_id}:user:{user_id}"

@@ -99,6 +99,34 @@ class Settings(BaseSettings):
     """The consumer group on `{prefix}:decisions` that counts each app's decisions in hourly buckets."""
     usage_retention_days: Annotated[int, Field(ge=1, le=3660)] = 35
     """How long an hourly usage bucket is kept (fleetgate's choice: five weeks covers a monthly review)."""
+    # --- webhooks (services/webhooks/, docs/webhooks.md)
+    webhook_group: Annotated[str, Field(min_length=1)] = "webhooks"
+    """The consumer group on `{prefix}:webhook-events` (and on the connection-events and responses streams, for
+    the triggers) of the webhook worker."""
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=120)] = 15.0
+    """How long one POST to a webhook endpoint may take, connecting included (Smartcar: 15 s)."""
+    webhook_max_response_bytes: Annotated[int, Field(ge=256, le=10 * 1024 * 1024)] = 65_536
+    """How much of an endpoint's answer is read; the rest is not waited for."""
+    webhook_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
+    """Deliveries in flight at once to one webhook (each to a different vehicle: one vehicle's are in order)."""
+    webhook_retry_base_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    """The first retry's delay bound; each next one doubles it, with full jitter."""
+    webhook_retry_max_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    """The longest delay between two attempts."""
+    webhook_retry_for_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 3600.0
+    """How long an event is retried from its first attempt before it is dead-lettered."""
+    webhook_allowed_hosts: str = ""
+    """Comma-separated host names or IP addresses that callback URLs may name; empty: any. Set it in production
+    to the hosts you trust: otherwise an app can make fleetgate POST to anything fleetgate can reach."""
+    webhook_poll_s: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    """How often subscribed vehicles are checked for changed signals (a command's change is noticed at once)."""
+    webhook_lease_s: Annotated[float, Field(ge=1, le=600)] = 10.0
+    """How long a dead delivery worker's shard stays held before another worker takes it over."""
+    webhook_max_buffered: Annotated[int, Field(ge=10, le=1_000_000)] = 10_000
+    """Events a delivery worker holds in memory (waiting or retrying); past it, it reads no more until some end."""
+    webhook_log_maxlen: Annotated[int, Field(ge=10)] = 1000
+    """Entries kept in each webhook's delivery log."""
+
     # --- OAuth (services/registry/tokens.py)
     code_ttl_s: Annotated[int, Field(ge=1)] = 600
     """How long an authorization code from Connect can be exchanged (Smartcar: 10 minutes)."""
@@ -137,6 +165,11 @@ class Settings(BaseSettings):
     Redis (`{prefix}:dashboard:secret`), so every `fleetgate serve` of the stack and its restarts share it."""
     dashboard_session_ttl_s: Annotated[int, Field(ge=60, le=30 * 86_400)] = 8 * 3600
     """How long a dashboard sign-in lasts."""
+
+    @property
+    def webhook_hosts(self) -> tuple[str, ...]:
+        """`webhook_allowed_hosts` as a list (empty: any host)."""
+        return tuple(h.strip() for h in self.webhook_allowed_hosts.split(",") if h.strip())
 
     @field_validator("redis_url")
     @classmethod

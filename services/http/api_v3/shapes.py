@@ -22,21 +22,11 @@ from typing import Any
 
 from schemas.catalog import Signal
 from schemas.problems import HTTP_PERMISSION, NO_USER_MESSAGE, Problem
+from schemas.signal_names import group_name, signal_name
 from schemas.vehicle import Vehicle
 
 UNIT_NAMES = {"kilometers": "km", "kph": "km/h", "kilowatt_hours": "kWh"}
 """Catalog unit -> the name the real v3 responses use (kWh: fleetgate's, no real response showed it)."""
-GROUP_NAMES = {
-    "tractionbattery": "TractionBattery",
-    "internalcombustionengine": "InternalCombustionEngine",
-    "lowvoltagebattery": "LowVoltageBattery",
-    "connectivitystatus": "ConnectivityStatus",
-    "connectivitysoftware": "ConnectivitySoftware",
-    "vehicleidentification": "VehicleIdentification",
-    "vehicleuseraccount": "VehicleUserAccount",
-    "hvac": "HVAC",
-}
-"""A group's display name where it is not the code's prefix capitalized (real: "Charge", "TractionBattery")."""
 LOWERCASE_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 500: "internal_error"}
 DEPRECATED_DESCRIPTION = "Deprecated. Use detail"
 UNKNOWN_RESOLUTION = "UNKNOWN_RESOLUTION_TYPE"
@@ -58,15 +48,6 @@ def real_units(body: Any) -> Any:
     if isinstance(body, list):
         return [real_units(item) for item in body]
     return body
-
-
-def group_name(signal: Signal) -> str:
-    return GROUP_NAMES.get(signal.group, signal.group.capitalize())
-
-
-def signal_name(signal: Signal) -> str:
-    """ "State of Charge" -> "StateOfCharge", as the real responses spell names."""
-    return "".join(word[:1].upper() + word[1:] for word in signal.name.replace("-", " ").split())
 
 
 def title_of(code: str) -> str:

@@ -1,0 +1,1 @@
+"""Webhooks: definitions, subscriptions, triggers and the delivery worker (docs/webhooks.md)."""
