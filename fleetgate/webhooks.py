@@ -115,6 +115,8 @@ def create_command(
     """Create a webhook, then send it the VERIFY challenge; prints its id and whether it verified (and if not, why)."""
     if not management_token:
         fail(f"the app's management token is needed: --management-token or ${TOKEN_ENV}")
+    if not codes(signals):
+        fail("--signals names no signal: give the signal codes every event carries (fleetgate catalog)")
     settings = settings_for(redis_url)
     on_change_codes = codes(on_change) if on_change is not None else None
     if on_change is not None and not on_change_codes:

@@ -148,6 +148,8 @@ async def test_an_endpoint_that_answers_wrong_stays_unverified_until_it_answers_
         ({"--management-token": "not-the-token"}, "error: that is not the management token of application 'fleet'"),
         ({"--management-token": ""}, "error: the app's management token is needed"),
         ({"--on-change": " , "}, "error: --on-change names no signal"),
+        ({"--signals": ","}, "error: --signals names no signal"),
+        ({"--name": ""}, "error: name: String should have at least 1 character"),
     ],
 )
 async def test_bad_input_is_one_line_and_exit_2_and_nothing_is_created(
