@@ -146,7 +146,7 @@ def create_command(
     with reporting_errors():
         result = run(redis_url, create)
     if as_json:
-        print_json(webhook_json(result.webhook, 0) | {"verify": result.line})
+        print_json(webhook_json(result.webhook, 0) | {"reason": result.reason})
         return
     typer.echo(f"created webhook {result.webhook.id} ({result.webhook.name}) of app {app_id}")
     typer.echo(_verify_line(result))

@@ -104,6 +104,7 @@ async def test_create_list_show_verify_delete(cli: Cli, fleet: CreatedApp, redis
     assert (gone.code, gone.stderr.strip()) == (2, f"error: unknown webhook {webhook_id!r} (fleetgate webhooks list)")
     assert (await in_thread(cli, "webhooks", "list", "--app", "fleet", "--json")).json == []
     assert await WebhookStore(redis, keys).signing_key("fleet") is None
+    assert await WebhookStore(redis, keys).of_vehicle("veh-1") == []
     assert all(amt not in ran.stdout + ran.stderr for ran in outputs)
 
 
@@ -121,7 +122,7 @@ async def test_an_endpoint_that_answers_wrong_stays_unverified_until_it_answers_
         )
         assert created.code == 0, created.stderr
         assert created.json["verified"] is False
-        assert created.json["verify"].startswith("not verified: wrong challenge answer")
+        assert created.json["reason"].startswith("wrong challenge answer")
         webhook_id = created.json["id"]
         failed = await in_thread(cli, "webhooks", "verify", webhook_id)
         assert failed.code == 1
