@@ -29,8 +29,10 @@ from services.registry import AppStore, ConnectService, Registry
 from services.settings import Settings
 from services.streams import Entry
 from services.webhooks.audience import Audience
+from services.webhooks.lease import Lease
 from services.webhooks.schedule import Schedule
 from services.webhooks.store import WebhookStore
+from services.webhooks.stream_triggers import StreamEntry
 from services.webhooks.triggers import TriggerService
 
 pytestmark = pytest.mark.redis
@@ -314,3 +316,84 @@ async def test_the_change_poll_and_a_schedule_keep_their_cadence(redis: Redis, k
     await ConnectService(Registry(redis, keys)).revoke(world.c2)
     assert await step(t0 + 4000, takeover) == [(world.changes.id, "v1", Reason.CHANGE_CHECK)]
     assert await redis.zrange(keys.webhooks_due, 0, -1) == [b"poll"]
+
+
+async def test_an_entry_that_makes_the_triggers_fail_is_given_up_alone(
+    redis: Redis, keys: Keys, world: World, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose handling raises (a bug, not Redis) is handled again entry by entry: the entry that raises is
+    logged and acknowledged without events, the others make theirs, and the service goes on."""
+    service = TriggerService(settings, redis)
+    change_checks = service.stream_triggers._change_checks
+
+    async def failing_on_v2(changed: dict[str, StreamEntry]) -> list[WebhookEvent]:
+        if "v2" in changed:
+            raise RuntimeError("a bug")
+        return await change_checks(changed)
+
+    monkeypatch.setattr(service.stream_triggers, "_change_checks", failing_on_v2)
+    await redis.xadd(keys.shard_of_vehicle("v2").responses, {"data": response("v2", "command")})
+    await redis.xadd(keys.shard_of_vehicle("v1").responses, {"data": response("v1", "command")})
+    async with running(service):
+        await wait_until(lambda: _settled(redis, keys, settings.webhook_group))
+        assert service.stats.failed == 1
+        await redis.xadd(keys.shard_of_vehicle("v1").responses, {"data": response("v1", "command")})
+        await wait_until(lambda: _count(emitted(redis, keys), 2))
+    assert [(e.webhook_id, e.vehicle_id) for e in await emitted(redis, keys)] == [(world.changes.id, "v1")] * 2
+
+
+async def test_a_lease_is_held_by_one_and_taken_over_when_it_expires(redis: Redis, keys: Keys) -> None:
+    """While one holds the lease (renewing it) the other cannot take it; once it expires the other takes it, and
+    the first can neither renew nor release what is now the other's."""
+    first = Lease(redis, keys.webhooks_triggers_lease, 300)
+    second = Lease(redis, keys.webhooks_triggers_lease, 300)
+    assert await first.hold()
+    assert not await second.hold()
+    assert await first.hold()  # renewed
+    await wait_until(second.hold)
+    assert not await first.hold()
+    first.held = True  # as if it still believed it held the lease
+    await first.release()
+    assert await redis.get(keys.webhooks_triggers_lease) == second.token.encode()
+    await second.release()
+    assert await redis.get(keys.webhooks_triggers_lease) is None
+
+
+async def test_one_of_two_services_polls_and_the_other_takes_over_when_it_stops(
+    redis: Redis, keys: Keys, world: World, settings: Settings
+) -> None:
+    """Two services with a 100 ms poll: only the lease holder polls; when it stops the other polls on from the due
+    time it left, so no poll is made twice (every event id is unique) and each makes one event per subscription."""
+    await redis.delete(keys.webhooks_due)
+    fast = settings.model_copy(update={"webhook_poll_s": 0.1, "webhook_lease_s": 5})
+    services = [TriggerService(fast, redis), TriggerService(fast, redis)]
+    stops = [asyncio.Event(), asyncio.Event()]
+    tasks = [asyncio.create_task(s.run(stop)) for s, stop in zip(services, stops, strict=True)]
+    try:
+        await wait_until(lambda: _polled(services, 3))
+        leader = 0 if services[0].schedule.polls else 1
+        other = 1 - leader
+        assert services[other].schedule.polls == 0
+        assert services[leader].stats.leading
+        assert not services[other].stats.leading
+        stops[leader].set()
+        await asyncio.wait_for(tasks[leader], timeout=5)
+        led = services[leader].schedule.polls
+        await wait_until(lambda: _polled([services[other]], 3))
+        assert services[leader].schedule.polls == led
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+    events = await emitted(redis, keys)
+    assert len({e.event_id for e in events}) == len(events)
+    per_subscription = Counter((e.webhook_id, e.vehicle_id, e.reason) for e in events)
+    assert set(per_subscription) == {
+        (world.changes.id, "v1", Reason.CHANGE_CHECK),
+        (world.changes.id, "v2", Reason.CHANGE_CHECK),
+    }
+    assert per_subscription[(world.changes.id, "v1", Reason.CHANGE_CHECK)] == sum(s.schedule.polls for s in services)
+
+
+async def _polled(services: list[TriggerService], at_least: int) -> bool:
+    return any(s.schedule.polls >= at_least for s in services)
