@@ -141,6 +141,10 @@ class TriggerService:
                 log.warning("redis error on shard %d's streams, retrying in %.1fs: %s", shard.index, delay, exc)
                 ready, cursor = False, "0"  # the group may be gone with its stream; what was read is pending
                 await pause(delay, stopping)
+            except Exception:  # a bug must not end the stream triggers for good, silently
+                log.exception("the stream triggers of shard %d failed; retrying", shard.index)
+                cursor = "0"
+                await pause(backoff.next_delay(), stopping)
 
     async def handle(self, shard: ShardKeys, entries: Sequence[StreamEntry]) -> None:
         """Make one batch's events, then acknowledge it. A batch whose handling raises (not Redis: a bug) is

@@ -25,6 +25,7 @@ from schemas.powertrain import Powertrain
 from schemas.webhooks import EventType, Reason, Triggers, Webhook, WebhookEvent
 from services.keyspace import Keys
 from services.local_redis import RedisServer
+from services.redis_client import Client
 from services.registry import AppStore, ConnectService, Registry
 from services.settings import Settings
 from services.streams import Entry
@@ -34,6 +35,7 @@ from services.webhooks.schedule import Schedule
 from services.webhooks.store import WebhookStore
 from services.webhooks.stream_triggers import StreamEntry
 from services.webhooks.triggers import TriggerService
+from tests.deployment import Deployment
 
 pytestmark = pytest.mark.redis
 SOC = "tractionbattery-stateofcharge"
@@ -78,7 +80,13 @@ async def make_webhook(
 
 
 @pytest.fixture
-async def world(redis: Redis, keys: Keys, registry: Registry, connect_service: ConnectService) -> World:
+async def world(redis: Redis, keys: Keys) -> World:
+    return await build_world(redis, keys)
+
+
+async def build_world(redis: Client, keys: Keys) -> World:
+    registry = Registry(redis, keys)
+    connect_service = ConnectService(registry)
     created = await AppStore(redis, keys).create("Fleet", ["https://app.example/cb"], AppMode.TEST)
     app_id, amt = created.app.id, created.management_token
     for vehicle_id in ("v1", "v2"):
@@ -128,7 +136,7 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 
         await asyncio.sleep(0.02)
 
 
-async def emitted_by_shard(redis: Redis, keys: Keys) -> list[list[WebhookEvent]]:
+async def emitted_by_shard(redis: Client, keys: Keys) -> list[list[WebhookEvent]]:
     """The events on each shard's webhook-events stream, in order."""
     found = []
     for shard in keys.all_shards:
@@ -137,7 +145,7 @@ async def emitted_by_shard(redis: Redis, keys: Keys) -> list[list[WebhookEvent]]
     return found
 
 
-async def emitted(redis: Redis, keys: Keys) -> list[WebhookEvent]:
+async def emitted(redis: Client, keys: Keys) -> list[WebhookEvent]:
     """Every event on every shard's webhook-events stream (shard by shard)."""
     return [event for events in await emitted_by_shard(redis, keys) for event in events]
 
@@ -397,3 +405,26 @@ async def test_one_of_two_services_polls_and_the_other_takes_over_when_it_stops(
 
 async def _polled(services: list[TriggerService], at_least: int) -> bool:
     return any(s.schedule.polls >= at_least for s in services)
+
+
+async def test_the_triggers_on_a_redis_cluster(deployment: Deployment) -> None:
+    """On one redis-server and on a Redis Cluster of six shards: a revocation, a command and a poll make their
+    events, every multi-key command in one slot (the fixture checks)."""
+    redis, keys = deployment.client, deployment.keys
+    world = await build_world(redis, keys)
+    settings = deployment.settings(**TEST_TIMINGS, webhook_poll_s=3600, webhook_lease_s=1)
+    async with running(TriggerService(settings, redis)):
+        await ConnectService(Registry(redis, keys)).revoke(world.c1)
+        await redis.xadd(keys.shard_of_vehicle("v2").responses, {"data": response("v2", "command")})
+        await wait_until(lambda: _count(emitted(redis, keys), 3))
+        await redis.delete(keys.webhooks_due)  # the poll is due now
+        await wait_until(lambda: _count(emitted(redis, keys), 4))
+    made = sorted((e.webhook_id, e.vehicle_id, e.reason) for e in await emitted(redis, keys))
+    assert made == sorted(
+        [
+            (world.changes.id, "v1", Reason.REVOKED),
+            (world.quiet.id, "v1", Reason.REVOKED),
+            (world.changes.id, "v2", Reason.CHANGE_CHECK),
+            (world.changes.id, "v2", Reason.CHANGE_CHECK),
+        ]
+    )
