@@ -35,7 +35,7 @@ from services.redis_client import REDIS_ERRORS, Client
 from services.settings import Settings
 from services.streams import Backoff, consumer_name, ensure_group, next_id, pause, split_id
 from services.webhooks import metrics
-from services.webhooks.lease import ShardLease
+from services.webhooks.lease import Lease
 from services.webhooks.log import Records
 from services.webhooks.payload import Builder
 from services.webhooks.queues import Limits, Queues
@@ -46,6 +46,8 @@ log = logging.getLogger("fleetgate.webhooks")
 READ_COUNT = 500
 TRIM_EVERY_S = 5.0
 LAG_EVERY_S = 1.0
+SAFETY = 2 / 3
+"""A holder that could not renew its lease for this share of its time stops, before the lease can pass on."""
 STOP_GRACE_S = 5.0
 """How long a stopping worker waits for attempts in flight (at most the POST timeout)."""
 
@@ -91,10 +93,10 @@ class DeliveryWorker:
     async def _hold(self, shard: ShardKeys) -> None:
         """Take the shard's lease whenever it is free, and consume the shard while it is this worker's."""
         lease_s = self.settings.webhook_lease_s
-        lease = ShardLease(self.redis, self.keys.webhooks_lease(shard.index), self.holder, lease_s)
+        lease = Lease(self.redis, self.keys.webhooks_lease(shard.index), int(lease_s * 1000))
         while not self.stopping.is_set():
             try:
-                got = await lease.acquire()
+                got = await lease.hold()
             except REDIS_ERRORS as exc:
                 log.warning("taking the lease of shard %d failed: %s", shard.index, exc)
                 got = False
@@ -106,16 +108,32 @@ class DeliveryWorker:
             self.held[shard.index] = consumer
             task = asyncio.create_task(consumer.run(), name=f"webhooks shard {shard.index}")
             try:
-                while not task.done():
-                    await asyncio.wait({task}, timeout=lease_s / 3)
-                    if not task.done() and not await lease.renew():
-                        log.warning("webhook worker %s lost the lease of shard %d", self.holder, shard.index)
-                        task.cancel()
+                await self._renew_while(task, lease, shard.index)
                 await asyncio.gather(task, return_exceptions=True)
             finally:
                 self.held.pop(shard.index, None)
                 with contextlib.suppress(*REDIS_ERRORS):
                     await lease.release()
+
+    async def _renew_while(self, task: asyncio.Task[None], lease: Lease, shard: int) -> None:
+        """Renew the lease while the shard's consumer runs; cancel it once the lease is lost, or could not be
+        renewed for SAFETY of its time (it must stop before another worker may take the shard)."""
+        lease_s = self.settings.webhook_lease_s
+        renewed_at = time.monotonic()
+        while not task.done():
+            await asyncio.wait({task}, timeout=lease_s / 3)
+            if task.done():
+                return
+            try:
+                held = await lease.hold()
+                renewed_at = time.monotonic()
+            except REDIS_ERRORS as exc:
+                log.warning("renewing the lease of shard %d failed: %s", shard, exc)
+                held = time.monotonic() - renewed_at < lease_s * SAFETY
+            if not held:
+                log.warning("webhook worker %s lost the lease of shard %d", self.holder, shard)
+                task.cancel()
+                return
 
     async def _report_lag(self) -> None:
         while not self.stopping.is_set():

@@ -1,59 +1,56 @@
-"""A shard's lease: the one delivery worker that may consume a shard's webhook events (`P:webhooks:lease:{shard}`).
+"""A lease: one process at a time holds a Redis key (SET NX PX with a token of its own), renews it while it works,
+and lets it go when it stops; a holder that dies loses it when it expires, and another process takes it then.
 
-Only the holder reads the shard's events, so one vehicle's events go out in order even with many workers. The
-lease is a key set with NX and an expiry, renewed by its holder; a holder that dies stops renewing it and another
-worker takes the shard over once it expires. Renewing and releasing check the holder's token first (a script per
-key: no other key is named, so it runs on a Redis Cluster), so a worker whose lease expired cannot extend or drop
-its successor's.
+Renewing and letting go compare the token first (a script), so a process whose lease expired while it was stalled
+never extends or deletes the lease another process has taken since. A stalled holder may still finish the step it
+was in after its lease passed on: what a lease guards must tolerate that (the webhook triggers do: at least once).
 """
 
 from __future__ import annotations
 
-import time
+import secrets
 
-from services.redis_client import REDIS_ERRORS, Client
+from services.redis_client import Client
 
+# KEYS: the lease. ARGV: the token, the lease in ms. 1 if held (and now extended), else 0.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
 return 0
 """
+
+# KEYS: the lease. ARGV: the token. 1 if it was held and is now free.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 """
-SAFETY = 2 / 3
-"""A holder that could not renew for this share of the lease's time stops as if it had lost it: it must stop
-before the lease expires in Redis and a successor starts delivering the same vehicles."""
 
 
-class ShardLease:
-    """The lease on one shard, as held (or wanted) by `holder`."""
+class Lease:
+    """One process's claim on `key`, for `lease_ms` at a time."""
 
-    def __init__(self, redis: Client, key: str, holder: str, lease_s: float) -> None:
+    def __init__(self, redis: Client, key: str, lease_ms: int) -> None:
         self.redis = redis
         self.key = key
-        self.holder = holder
-        self.lease_ms = max(1, int(lease_s * 1000))
-        self._renewed_at = 0.0
+        self.lease_ms = lease_ms
+        self.token = secrets.token_hex(8)
+        self.held = False
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
 
-    async def acquire(self) -> bool:
-        """Take the lease if nobody holds it (or this holder already does)."""
-        if await self.redis.set(self.key, self.holder, nx=True, px=self.lease_ms):
-            self._renewed_at = time.monotonic()
+    async def hold(self) -> bool:
+        """Renew the lease if this process holds it, else take it if it is free; whether it is held now."""
+        if self.held and await self._renew(keys=[self.key], args=[self.token, self.lease_ms]):
             return True
-        return await self.renew()
-
-    async def renew(self) -> bool:
-        """Extend the lease; False once it is someone else's, or when Redis did not answer for too long to be sure
-        it is still ours."""
-        try:
-            renewed = bool(await self.redis.eval(_RENEW, 1, self.key, self.holder, self.lease_ms))
-        except REDIS_ERRORS:
-            return time.monotonic() - self._renewed_at < self.lease_ms / 1000 * SAFETY
-        if renewed:
-            self._renewed_at = time.monotonic()
-        return renewed
+        self.held = bool(await self.redis.set(self.key, self.token, nx=True, px=self.lease_ms))
+        return self.held
 
     async def release(self) -> None:
-        """Give the shard up at once (a clean stop), if it is still ours: the next worker need not wait."""
-        await self.redis.eval(_RELEASE, 1, self.key, self.holder)
+        """Let the lease go now (so another process need not wait for it to expire)."""
+        if self.held:
+            self.held = False
+            await self._release(keys=[self.key], args=[self.token])
