@@ -21,6 +21,7 @@ from fleetgate import (
     vehicle_scenario,
     vehicle_sim,
     vehicles,
+    webhooks_worker,
 )
 from fleetgate._output import reporting_errors
 from fleetgate.consumers import audit_app, tail_command, usage_app
@@ -57,6 +58,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(usage_app, name="usage")
 app.command("demo")(demo.demo_command)
 app.command("serve")(serve.serve_command)
+app.add_typer(webhooks_worker.app, name="webhooks")
 
 
 def main() -> None:
