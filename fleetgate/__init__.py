@@ -22,6 +22,7 @@ from fleetgate import (
     vehicle_sim,
     vehicles,
     webhooks,
+    webhooks_worker,
 )
 from fleetgate._output import reporting_errors
 from fleetgate.consumers import audit_app, tail_command, usage_app
@@ -59,6 +60,8 @@ app.add_typer(usage_app, name="usage")
 app.command("demo")(demo.demo_command)
 app.command("serve")(serve.serve_command)
 app.add_typer(webhooks.app, name="webhooks")
+webhooks.app.command("run")(webhooks_worker.run_command)
+webhooks.app.command("deliveries")(webhooks_worker.deliveries_command)
 
 
 def main() -> None:

@@ -197,14 +197,17 @@ def signal_entry(
     oem_updated_at: int | None = None,
     retrieved_at: int | None = None,
 ) -> dict[str, Any]:
-    """One `data.signals[]` entry: the value, or `status {value: ERROR, error {type, code}}` instead of data."""
+    """One `data.signals[]` entry: the value, or `status {value: ERROR, error {type, code}}` instead of data. A
+    vehicle's error keeps the stale value with it when there is one (as Smartcar's VEHICLE_STATE entries do); no
+    value and no error is UNAVAILABLE (capable and permitted, but never read: the v3 API's use)."""
     entry: dict[str, Any] = signal_ref(signal)
+    if body is not None:
+        entry["body"] = body
+        entry["meta"] = {"oemUpdatedAt": oem_updated_at or 0, "retrievedAt": retrieved_at or 0}
     if error is not None:
         entry["status"] = {"value": "ERROR", "error": {"type": error.get("type"), "code": error.get("code")}}
-        return entry
-    entry["body"] = body
-    entry["meta"] = {"oemUpdatedAt": oem_updated_at or 0, "retrievedAt": retrieved_at or 0}
-    entry["status"] = {"value": "SUCCESS"}
+    else:
+        entry["status"] = {"value": "SUCCESS" if body is not None else "UNAVAILABLE"}
     return entry
 
 

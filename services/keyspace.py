@@ -55,6 +55,8 @@ module is a contract inside the project; the records stored under the registry's
 | `P:webhooks:deadletter`      | stream | events given up on, with the reason and attempts                 |
 | `P:webhooks:lease:{shard}`   | string | the delivery worker that holds a shard's events; expires         |
 | `P:webhooks:triggers-lease`  | string | the process that runs the schedule and change polls; expires     |
+| `P:webhooks:due`             | zset   | `poll` -> the next change poll, webhook id -> its next scheduled |
+|                              |        | delivery (epoch ms; services/webhooks/schedule.py)               |
 
 Shards, for Redis Cluster (setting `FLEETGATE_SHARDS`): one partition of the 16384 cluster slots into `S` ranges,
 used for everything. A slot belongs to shard `slot * S // 16384`; so an id (a vehicle's, a connection's) belongs to
@@ -346,6 +348,11 @@ class Keys:
     @property
     def webhooks_triggers_lease(self) -> str:
         return f"{self.prefix}:webhooks:triggers-lease"
+
+    @property
+    def webhooks_due(self) -> str:
+        """When the change poll and each webhook's schedule are next due (services/webhooks/schedule.py)."""
+        return f"{self.prefix}:webhooks:due"
 
     def user_connections(self, app_id: str, user_id: str) -> str:
         return f"{self.prefix}:app:{app_id}:user:{user_id}"

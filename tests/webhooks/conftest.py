@@ -1,9 +1,21 @@
-"""Fixtures of the webhook tests: the HTTP tier's server and its SDK world (tests/http/oauth/conftest.py), for the
-subscription endpoints the official SDK calls."""
+"""The delivery tests' world (world.py) on the session's redis-server, with the pipeline running."""
 
 from __future__ import annotations
 
-from tests.http.conftest import http_server
-from tests.http.oauth.conftest import http_settings, world
+from collections.abc import AsyncIterator
 
-__all__ = ["http_server", "http_settings", "world"]
+import pytest
+
+from services.keyspace import Keys
+from services.local_redis import RedisServer
+from services.redis_client import Client
+from tests.webhooks.world import World, build, pipeline_running, world_settings
+
+
+@pytest.fixture
+async def world(redis: Client, keys: Keys, redis_server: RedisServer) -> AsyncIterator[World]:
+    """The world built, and a gatekeeper and the vehicles service answering for the test's duration."""
+    settings = world_settings(redis_server.url, keys)
+    built = await build(redis, keys, settings)
+    async with pipeline_running(settings, redis):
+        yield built
