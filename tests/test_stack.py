@@ -107,8 +107,7 @@ async def test_the_stack_commands_work_together(
     base = {"FLEETGATE_REDIS_URL": redis_server.url, "FLEETGATE_KEY_PREFIX": keys.prefix}
     metrics_ports = [free_port(), free_port()]
     for port in metrics_ports:  # two replicas on one host cannot share the container's port
-        command, env = command_and_env("gatekeeper", base | {"FLEETGATE_METRICS_PORT": str(port)})
-        processes.append(subprocess.Popen(command, env=env))
+        _start(processes, "gatekeeper", base | {"FLEETGATE_METRICS_PORT": str(port)})
     _, check_env = command_and_env("gatekeeper", base)
     health = [FLEETGATE, *COMPOSE["services"]["gatekeeper"]["healthcheck"]["test"][2:]]
     deadline = time.monotonic() + 30
@@ -116,20 +115,16 @@ async def test_the_stack_commands_work_together(
         assert time.monotonic() < deadline, "the gatekeepers never became healthy"
         time.sleep(0.2)
 
-    command, env = command_and_env("vehicles", base | {"FLEETGATE_METRICS_PORT": str(free_port())})
-    processes.append(subprocess.Popen(command, env=env))
+    env = _start(processes, "vehicles", base | {"FLEETGATE_METRICS_PORT": str(free_port())})
     vehicles_health = [FLEETGATE, *COMPOSE["services"]["vehicles"]["healthcheck"]["test"][2:]]
     while subprocess.run(vehicles_health, env=env, capture_output=True, check=False).returncode != 0:
         assert time.monotonic() < deadline, "the vehicles service never became healthy"
         time.sleep(0.2)
 
     database = tmp_path / "audit.sqlite"
-    command, env = command_and_env("audit", base | {"FLEETGATE_AUDIT_DB": str(database)})
-    audit = subprocess.Popen(command, env=env)
-    processes.append(audit)
+    _start(processes, "audit", base | {"FLEETGATE_AUDIT_DB": str(database)})
     webhooks_metrics = free_port()
-    command, env = command_and_env("webhooks", base | {"FLEETGATE_METRICS_PORT": str(webhooks_metrics)})
-    processes.append(subprocess.Popen(command, env=env))
+    _start(processes, "webhooks", base | {"FLEETGATE_METRICS_PORT": str(webhooks_metrics)})
 
     loadtest = {
         "FLEETGATE_LOADTEST_VEHICLES": "300",
@@ -150,10 +145,8 @@ async def test_the_stack_commands_work_together(
     assert answers["answered"] == answers["allowed"] == report["outcomes"]["ALLOWED"]
 
     for port in metrics_ports:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        assert "fleetgate_decisions_total{" in text  # both replicas decided some of the load
-    text = urllib.request.urlopen(f"http://127.0.0.1:{webhooks_metrics}/metrics", timeout=5).read().decode()
-    assert "fleetgate_webhook_lag_seconds" in text
+        assert "fleetgate_decisions_total{" in _scrape(port)  # both replicas decided some of the load
+    assert "fleetgate_webhook_lag_seconds" in _scrape(webhooks_metrics)
 
     decisions = await redis.xlen(keys.decisions)
     deadline = time.monotonic() + 30
@@ -169,6 +162,17 @@ async def test_the_stack_commands_work_together(
     for process in processes:
         process.send_signal(signal.SIGTERM)
     assert [process.wait(30) for process in processes] == [0, 0, 0, 0, 0]
+
+
+def _start(processes: list[subprocess.Popen[bytes]], service: str, overrides: dict[str, str]) -> dict[str, str]:
+    """Start the service's command as compose would; its environment."""
+    command, env = command_and_env(service, overrides)
+    processes.append(subprocess.Popen(command, env=env))
+    return env
+
+
+def _scrape(port: int) -> str:
+    return str(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
 
 
 def _audited(database: Path) -> int:
