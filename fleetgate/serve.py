@@ -31,6 +31,7 @@ from services.insights.usage import UsageConsumer
 from services.redis_client import REDIS_ERRORS, Client, client_for, redact
 from services.registry import AppStore, Registry
 from services.settings import ENV_PREFIX, Settings
+from services.webhooks.worker import WebhookWorker
 from simulator.accounts import SimulatorAccounts
 from simulator.owners import default_app_config
 from simulator.vehicles.service import VehicleService
@@ -157,19 +158,26 @@ async def _usage(settings: Settings) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def _workers(settings: Settings, with_workers: bool) -> AsyncIterator[None]:
-    """A gatekeeper worker and a vehicles service, each on its own Redis client, stopped when the server stops."""
+    """A gatekeeper worker, a vehicles service and a webhook worker, each on its own Redis client, stopped when the
+    server stops."""
     if not with_workers:
         yield
         return
     gatekeeper = Gatekeeper(settings, client_for(settings))
     vehicles = VehicleService(settings, client_for(settings))
-    tasks = [asyncio.create_task(serve_gatekeeper(gatekeeper)), asyncio.create_task(serve_vehicles(vehicles))]
-    typer.echo("with a gatekeeper worker and the vehicles service")
+    webhooks = WebhookWorker(settings, client_for(settings))
+    tasks = [
+        asyncio.create_task(serve_gatekeeper(gatekeeper)),
+        asyncio.create_task(serve_vehicles(vehicles)),
+        asyncio.create_task(webhooks.run()),
+    ]
+    typer.echo("with a gatekeeper worker, the vehicles service and the webhook worker")
     try:
         yield
     finally:
         gatekeeper.stop()
         vehicles.stop()
+        webhooks.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await gatekeeper.redis.aclose()
-        await vehicles.redis.aclose()
+        for client in (gatekeeper.redis, vehicles.redis, webhooks.redis):
+            await client.aclose()

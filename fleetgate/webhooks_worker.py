@@ -21,17 +21,18 @@ from services.redis_client import client_for, refuse_eviction
 from services.registry import Registry
 from services.settings import Settings
 from services.streams import stop_on_signals
-from services.webhooks.delivery import DeliveryWorker
 from services.webhooks.log import last_deliveries
 from services.webhooks.store import WebhookStore
+from services.webhooks.worker import WebhookWorker
 
 log = logging.getLogger("fleetgate.webhooks")
 REFUSED = 2
 
 
 def run_command(redis_url: RedisUrlOption = None) -> None:
-    """Deliver webhook events until SIGTERM or Ctrl-C (attempts in flight finish; the rest stays for the next
-    worker). Run several: each shard is delivered by one of them at a time, and a dead one's shards are taken over."""
+    """Make webhook events (revocations, command changes, the change poll, schedules) and deliver them, until
+    SIGTERM or Ctrl-C (attempts in flight finish; the rest stays for the next worker). Run several: each shard is
+    delivered by one of them at a time, and a dead one's shards are taken over."""
     with reporting_errors():
         settings = settings_for(redis_url)
     configure_logging_unless_configured(as_json=settings.log_json)
@@ -42,11 +43,12 @@ def run_command(redis_url: RedisUrlOption = None) -> None:
 
 async def _serve(settings: Settings) -> int:
     redis = client_for(settings)
-    worker = DeliveryWorker(settings, redis)
+    worker = WebhookWorker(settings, redis)
     try:
         with stop_on_signals(worker.stopping):
             await refuse_eviction(redis, settings)
-            log.info("webhook worker %s delivering %d shard(s)", worker.holder, len(worker.shards))
+            delivery = worker.delivery
+            log.info("webhook worker %s delivering %d shard(s)", delivery.holder, len(delivery.shards))
             await worker.run()
     except FleetgateError as exc:  # an evicting Redis: refused in one line, as the other workers do
         log.error("webhook worker not started: %s", exc)

@@ -45,9 +45,11 @@ def test_compose_file_follows_the_compose_specification() -> None:
 
 def test_the_stack_has_what_it_promises() -> None:
     """Two gatekeeper replicas, the vehicles service and the HTTP face, each with a health check; the simulator
-    waits for the gatekeepers and the vehicles; metrics are scraped from both."""
+    waits for the gatekeepers and the vehicles; metrics are scraped from them and from the webhook worker."""
     services = COMPOSE["services"]
-    assert set(services) == {"redis", "gatekeeper", "vehicles", "http", "simulator", "audit", "prometheus", "grafana"}
+    assert set(services) == {
+        *("redis", "gatekeeper", "vehicles", "http", "simulator", "audit", "webhooks", "prometheus", "grafana")
+    }
     assert services["http"]["healthcheck"]["test"][:2] == ["CMD", "python"]
     assert services["vehicles"]["healthcheck"]["test"] == ["CMD", "fleetgate", "vehicles", "check"]
     assert services["simulator"]["depends_on"]["vehicles"]["condition"] == "service_healthy"
@@ -59,7 +61,8 @@ def test_the_stack_has_what_it_promises() -> None:
     scrapes = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())["scrape_configs"]
     ports = {s["dns_sd_configs"][0]["names"][0]: s["dns_sd_configs"][0]["port"] for s in scrapes}
     assert ports == {
-        name: int(services[name]["environment"]["FLEETGATE_METRICS_PORT"]) for name in ("gatekeeper", "vehicles")
+        name: int(services[name]["environment"]["FLEETGATE_METRICS_PORT"])
+        for name in ("gatekeeper", "vehicles", "webhooks")
     }
 
 
@@ -98,13 +101,13 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 async def test_the_stack_commands_work_together(
     redis: Redis, keys: Keys, redis_server: RedisServer, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    """Two gatekeepers, the vehicles service, the audit consumer and the simulator, as compose starts them:
-    healthy, clean, audited, and every ALLOWED decision answered once on the responses stream."""
+    """Two gatekeepers, the vehicles service, the audit consumer, the webhook worker and the simulator, as compose
+    starts them: healthy, clean, audited, every ALLOWED decision answered once on the responses stream, and every
+    service stopped cleanly by SIGTERM."""
     base = {"FLEETGATE_REDIS_URL": redis_server.url, "FLEETGATE_KEY_PREFIX": keys.prefix}
     metrics_ports = [free_port(), free_port()]
     for port in metrics_ports:  # two replicas on one host cannot share the container's port
-        command, env = command_and_env("gatekeeper", base | {"FLEETGATE_METRICS_PORT": str(port)})
-        processes.append(subprocess.Popen(command, env=env))
+        _start(processes, "gatekeeper", base | {"FLEETGATE_METRICS_PORT": str(port)})
     _, check_env = command_and_env("gatekeeper", base)
     health = [FLEETGATE, *COMPOSE["services"]["gatekeeper"]["healthcheck"]["test"][2:]]
     deadline = time.monotonic() + 30
@@ -112,17 +115,16 @@ async def test_the_stack_commands_work_together(
         assert time.monotonic() < deadline, "the gatekeepers never became healthy"
         time.sleep(0.2)
 
-    command, env = command_and_env("vehicles", base | {"FLEETGATE_METRICS_PORT": str(free_port())})
-    processes.append(subprocess.Popen(command, env=env))
+    env = _start(processes, "vehicles", base | {"FLEETGATE_METRICS_PORT": str(free_port())})
     vehicles_health = [FLEETGATE, *COMPOSE["services"]["vehicles"]["healthcheck"]["test"][2:]]
     while subprocess.run(vehicles_health, env=env, capture_output=True, check=False).returncode != 0:
         assert time.monotonic() < deadline, "the vehicles service never became healthy"
         time.sleep(0.2)
 
     database = tmp_path / "audit.sqlite"
-    command, env = command_and_env("audit", base | {"FLEETGATE_AUDIT_DB": str(database)})
-    audit = subprocess.Popen(command, env=env)
-    processes.append(audit)
+    _start(processes, "audit", base | {"FLEETGATE_AUDIT_DB": str(database)})
+    webhooks_metrics = free_port()
+    _start(processes, "webhooks", base | {"FLEETGATE_METRICS_PORT": str(webhooks_metrics)})
 
     loadtest = {
         "FLEETGATE_LOADTEST_VEHICLES": "300",
@@ -143,8 +145,8 @@ async def test_the_stack_commands_work_together(
     assert answers["answered"] == answers["allowed"] == report["outcomes"]["ALLOWED"]
 
     for port in metrics_ports:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        assert "fleetgate_decisions_total{" in text  # both replicas decided some of the load
+        assert "fleetgate_decisions_total{" in _scrape(port)  # both replicas decided some of the load
+    assert "fleetgate_webhook_lag_seconds" in _scrape(webhooks_metrics)
 
     decisions = await redis.xlen(keys.decisions)
     deadline = time.monotonic() + 30
@@ -159,7 +161,18 @@ async def test_the_stack_commands_work_together(
     assert len(answered) == len(set(answered)) == allowed > 0
     for process in processes:
         process.send_signal(signal.SIGTERM)
-    assert [process.wait(30) for process in processes] == [0, 0, 0, 0]
+    assert [process.wait(30) for process in processes] == [0, 0, 0, 0, 0]
+
+
+def _start(processes: list[subprocess.Popen[bytes]], service: str, overrides: dict[str, str]) -> dict[str, str]:
+    """Start the service's command as compose would; its environment."""
+    command, env = command_and_env(service, overrides)
+    processes.append(subprocess.Popen(command, env=env))
+    return env
+
+
+def _scrape(port: int) -> str:
+    return str(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
 
 
 def _audited(database: Path) -> int:
