@@ -21,6 +21,7 @@ from fleetgate import (
     vehicle_scenario,
     vehicle_sim,
     vehicles,
+    webhooks,
     webhooks_worker,
 )
 from fleetgate._output import reporting_errors
@@ -58,7 +59,9 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(usage_app, name="usage")
 app.command("demo")(demo.demo_command)
 app.command("serve")(serve.serve_command)
-app.add_typer(webhooks_worker.app, name="webhooks")
+app.add_typer(webhooks.app, name="webhooks")
+webhooks.app.command("run")(webhooks_worker.run_command)
+webhooks.app.command("deliveries")(webhooks_worker.deliveries_command)
 
 
 def main() -> None:

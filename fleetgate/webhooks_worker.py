@@ -1,5 +1,6 @@
 """`fleetgate webhooks run|deliveries`: the delivery worker (services/webhooks/delivery.py) and each webhook's
-delivery log. (The definitions' commands, create/list/show/delete, live in fleetgate/webhooks.py.)"""
+delivery log. (The definitions' commands, create/list/show/verify/delete, live in fleetgate/webhooks.py, whose
+`app` these two join in fleetgate/__init__.py.)"""
 
 from __future__ import annotations
 
@@ -27,12 +28,7 @@ from services.webhooks.worker import WebhookWorker
 log = logging.getLogger("fleetgate.webhooks")
 REFUSED = 2
 
-app = typer.Typer(
-    help="Webhooks: signed deliveries of vehicle data and errors to apps' endpoints.", no_args_is_help=True
-)
 
-
-@app.command("run")
 def run_command(redis_url: RedisUrlOption = None) -> None:
     """Make webhook events (revocations, command changes, the change poll, schedules) and deliver them, until
     SIGTERM or Ctrl-C (attempts in flight finish; the rest stays for the next worker). Run several: each shard is
@@ -62,7 +58,6 @@ async def _serve(settings: Settings) -> int:
     return 0
 
 
-@app.command("deliveries")
 def deliveries_command(
     webhook_id: Annotated[str, typer.Argument(help="The webhook's id (fleetgate webhooks list).")],
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many, newest first.")] = 20,

@@ -14,7 +14,16 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute
 
-from services.http import api_v2, api_v3, compatibility, dashboard, identity, management, oauth_token
+from services.http import (
+    api_v2,
+    api_v3,
+    compatibility,
+    dashboard,
+    identity,
+    management,
+    oauth_token,
+    subscriptions,
+)
 from services.http.connect import router as connect_router
 from services.http.context import HttpContext, get_context
 from services.http.docs_page import add_docs_page
@@ -48,6 +57,7 @@ def create_app(context: HttpContext) -> FastAPI:
     app.include_router(oauth_token.router)
     app.include_router(identity.router)
     app.include_router(management.router)
+    app.include_router(subscriptions.router)
     api_v3.install(app)
     app.include_router(compatibility.router)
     dashboard.install(app, context)

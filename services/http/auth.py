@@ -66,3 +66,6 @@ management_basic = BasicAuth(
     scheme_name="managementBasic", description="default:<application management token>", auto_error=False
 )
 access_bearer = BearerAuth(scheme_name="accessToken", description="a user's access token", auto_error=False)
+management_bearer = BearerAuth(
+    scheme_name="managementBearer", description="the application's management token", auto_error=False
+)

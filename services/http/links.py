@@ -15,8 +15,14 @@ from schemas.api_v2 import get_endpoints
 
 V2_VEHICLE = "/v2.0/vehicles/{vehicle_id}/"
 V3_VEHICLE = "/v3/vehicles/{vehicle_id}"
-_EXTRA_V2 = (("POST", "batch"), ("GET", "permissions"), ("DELETE", "application"))
-"""The v2 operations on a vehicle besides schemas/api_v2.toml's: batch, and the identity endpoints."""
+_EXTRA_V2 = (
+    ("POST", "batch"),
+    ("GET", "permissions"),
+    ("DELETE", "application"),
+    ("POST", "webhooks/{webhook_id}"),
+)
+"""The v2 operations on a vehicle besides schemas/api_v2.toml's: batch, the identity endpoints, and subscribing
+to a webhook (its id is the app's own, not in the listing)."""
 _V3 = (("GET", ""), ("GET", "/signals"), ("GET", "/signals/{code}"), ("POST", "/commands/{group}/{name}"))
 
 Link = dict[str, Any]

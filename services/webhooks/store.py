@@ -101,8 +101,10 @@ class WebhookStore:
         return sorted(found, key=lambda w: (w.created_at, w.id))
 
     async def set_verified(self, webhook: Webhook, verified: bool) -> Webhook:
+        """The webhook with `verified` set, stored (only if it still exists: a webhook deleted meanwhile stays
+        deleted)."""
         changed = webhook.model_copy(update={"verified": verified})
-        await self.redis.set(self.keys.webhook(webhook.app_id, webhook.id), changed.model_dump_json())
+        await self.redis.set(self.keys.webhook(webhook.app_id, webhook.id), changed.model_dump_json(), xx=True)
         return changed
 
     async def signing_key(self, app_id: str) -> str | None:

@@ -1,6 +1,7 @@
-"""Property-based tests of the token, identity and management endpoints from the app's own OpenAPI document
-(schemathesis, in-process on fakeredis, fast tier): whatever the parameters and bodies, no 5xx. Requests carry
-valid credentials (a client's Basic, a user's Bearer, a management token) so the handlers run past
+"""Property-based tests of the token, identity, management and webhook subscription endpoints from the app's own
+OpenAPI document (schemathesis, in-process on fakeredis, fast tier): whatever the parameters and bodies, no 5xx.
+Requests carry valid credentials (a client's Basic, a user's Bearer, a management token as Basic, or as Bearer
+for unsubscribe) so the handlers run past
 authentication; derandomized and few examples, so it is quick and the same on every run."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from services.settings import Settings
 from tests.http.test_app import NoAccounts
 
 FUZZED = ("/oauth/token", "/v2.0/user", "/v2.0/vehicles", "/v2.0/management/")
-VEHICLE_API = r"/v2\.0/vehicles/\{vehicle_id\}/(?!permissions|application)"
+VEHICLE_API = r"/v2\.0/vehicles/\{vehicle_id\}/(?!permissions|application|webhooks)"
 """The vehicle endpoints answer through the pipeline (no gatekeeper here): fuzzed elsewhere, left out here."""
 
 pytestmark = [pytest.mark.reliability]  # a fuzzer: the reliability and security suite
@@ -48,6 +49,7 @@ async def _seed(server: fakeredis.FakeServer, settings: Settings) -> dict[str, s
     return {
         "/oauth/": basic(created.app.id, created.client_secret),
         "/v2.0/management/": basic("default", created.management_token),
+        "DELETE /v2.0/vehicles/{vehicle_id}/webhooks/": f"Bearer {created.management_token}",
         "/v2.0/": f"Bearer {pair.access_token}",
     }
 
@@ -70,8 +72,12 @@ CREDENTIALS, schema = _schema()
 @schema.parametrize()
 @settings(max_examples=30, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case: schemathesis.Case[Any]) -> None:
-    """Any generated request to the token, identity and management endpoints is answered without a 5xx."""
-    authorization = next(value for prefix, value in CREDENTIALS.items() if case.path.startswith(prefix))
+    """Any generated request to the token, identity, management and subscription endpoints is answered without a
+    5xx."""
+    operation = f"{case.method.upper()} {case.path}"
+    authorization = next(
+        value for prefix, value in CREDENTIALS.items() if case.path.startswith(prefix) or operation.startswith(prefix)
+    )
     case.call_and_validate(headers={"Authorization": authorization}, checks=[not_a_server_error])
 
 
@@ -85,7 +91,7 @@ def test_every_fuzzed_operation_documents_its_responses() -> None:
         if path.startswith(FUZZED) and not re.match(VEHICLE_API, path)
         for method, operation in item.items()
     ]
-    assert len(operations) == 9
+    assert len(operations) == 11
     for path, method, operation in operations:
         assert {"200", "401"} <= set(operation["responses"]), (path, method)
         assert "422" not in operation["responses"], (path, method)  # the app answers VALIDATION 400 instead

@@ -59,7 +59,7 @@ def _has(schema: dict[str, Any], pointer: list[str]) -> bool:
 
 def test_every_link_names_an_operation_of_the_document_and_its_parameters() -> None:
     links = list(_links())
-    assert len(links) == 27 + 2 * 31 + 1 + 1  # vehicle list, both management listings, token refresh, v3 signals
+    assert len(links) == 28 + 2 * 32 + 1 + 1  # vehicle list, both management listings, token refresh, v3 signals
     for source, response, name, link in links:
         target = OPERATIONS[link["operationRef"]]
         parameters = {(p["in"], p["name"]) for p in target.get("parameters", [])}

@@ -1,7 +1,7 @@
 """A webhook receiver for the tests: a small ASGI app on a free loopback port, served by uvicorn in the test's own
 event loop, that does what a careful app endpoint does (as `wbyoung/smartcar`'s integration does):
 
-- answers VERIFY with `{"challenge": hmac(AMT, challenge)}` (or a wrong one, on demand);
+- answers VERIFY with `{"challenge": hmac(AMT, challenge)}` (or a wrong one, or an error status, on demand);
 - checks `SC-Signature` of every other POST with the SDK's own `smartcar.verify_payload`, and answers 401 to a bad
   one (recorded in `bad_signatures`, never in `events`);
 - records every event it accepts (`events`, in arrival order, with the path it came to), and answers 204.
@@ -48,6 +48,7 @@ class Receiver:
     attempts: int = 0
     """Every POST that reached the app, answered or not (VERIFY included)."""
     _failing: tuple[int, int | None] | None = None
+    _verify_answer: tuple[int, Any] | None = None
     _hang_s: float = 0.0
     _port: int = 0
     _server: uvicorn.Server | None = None
@@ -66,6 +67,14 @@ class Receiver:
 
     def fail(self, status: int, times: int | None = None) -> None:
         self._failing = (status, times)
+
+    def answer_verify(self, status: int, answer: Any = None) -> None:
+        """Answer VERIFY with `status` and `answer` (JSON, or raw bytes) instead of the challenge's hash, until
+        `answer_verify_right()`; `fail` leaves VERIFY alone."""
+        self._verify_answer = (status, answer)
+
+    def answer_verify_right(self) -> None:
+        self._verify_answer = None
 
     def hang(self, seconds: float) -> None:
         self._hang_s = seconds
@@ -106,7 +115,7 @@ class Receiver:
         self.attempts += 1
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status, answer = await self._answer(scope["path"], raw, headers.get("sc-signature"))
-        body = b"" if answer is None else json.dumps(answer).encode()
+        body = b"" if answer is None else answer if isinstance(answer, bytes) else json.dumps(answer).encode()
         await send(
             {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
         )
@@ -118,6 +127,8 @@ class Receiver:
         body = json.loads(raw)
         if body.get("eventType") == "VERIFY":
             self.verifies.append(Received(path, body, raw, signature))
+            if self._verify_answer is not None:
+                return self._verify_answer
             challenge = smartcar.hash_challenge(self.amt, body["data"]["challenge"])
             return 200, {"challenge": ("0" * 64) if self.wrong_challenge else challenge}
         if self._failing is not None:

@@ -60,7 +60,9 @@ async def test_a_users_token_never_reaches_a_foreign_vehicle(world: OAuthWorld) 
     users = await TwoUsers(world).seed()
     sent_before = await world.redis.xlen(world.keys.requests)
     answers = await asyncio.to_thread(_fuzz, world.base_url, users)
-    assert len(answers) == 27, answers  # the 21 v2 vehicle operations, permissions, disconnect and v3's 4
+    assert len(answers) == 29, (
+        answers
+    )  # the 21 v2 vehicle operations, permissions, disconnect, webhook (un)subscribe, v3 4
     assert await world.redis.xlen(world.keys.requests) == sent_before
     for user_id, vehicle_id, _, connection in users.connections:
         if vehicle_id in FOREIGN:

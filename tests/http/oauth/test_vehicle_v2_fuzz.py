@@ -17,7 +17,7 @@ from schemas.powertrain import Powertrain
 from tests.http.oauth.conftest import CONTROLS, READS, OAuthWorld, connected
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("running")]
-VEHICLE_API = r"^/v2\.0/vehicles/\{vehicle_id\}/(?!permissions|application)"
+VEHICLE_API = r"^/v2\.0/vehicles/\{vehicle_id\}/(?!permissions|application|webhooks)"
 
 
 def no_internal_error(
