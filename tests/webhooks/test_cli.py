@@ -18,6 +18,7 @@ from schemas.application import AppMode
 from services.keyspace import Keys
 from services.local_redis import RedisServer
 from services.registry import AppStore, CreatedApp
+from services.webhooks.log import LogEntry, Records
 from services.webhooks.store import WebhookStore
 from tests.webhooks.receiver import receiving
 
@@ -176,13 +177,47 @@ async def test_bad_input_is_one_line_and_exit_2_and_nothing_is_created(
 
 
 def test_unknown_ids_and_apps_are_one_line_errors(cli: Cli) -> None:
-    """verify, delete and list of what does not exist: one line, exit 2."""
+    """verify, delete, deliveries and list of what does not exist: one line, exit 2."""
     for args, error in (
         (("verify", "no-such-id"), "error: unknown webhook 'no-such-id' (fleetgate webhooks list)"),
         (("delete", "no-such-id"), "error: unknown webhook 'no-such-id' (fleetgate webhooks list)"),
+        (("deliveries", "no-such-id"), "error: unknown webhook 'no-such-id' (fleetgate webhooks list)"),
         (("list", "--app", "nope"), "error: unknown application 'nope'"),
     ):
         ran = cli("webhooks", *args)
         assert (ran.code, ran.stdout) == (2, ""), args
         assert ran.stderr.strip().startswith(error), args
         assert len(ran.stderr.strip().splitlines()) == 1, args
+
+
+async def test_deliveries_prints_the_log_newest_first(cli: Cli, fleet: CreatedApp, redis: Redis, keys: Keys) -> None:
+    """`webhooks deliveries` prints what the worker logged, newest first, as JSON and as a table."""
+    store = WebhookStore(redis, keys)
+    made = await store.create(
+        "fleet", management_token=fleet.management_token, name="B", callback_url="https://a.example/h", signals=[SOC]
+    )
+    records = Records(redis, keys, log_maxlen=100)
+    for n, status in enumerate(("delivered", "dead")):
+        entry = LogEntry(
+            f"event-{n}",
+            "veh-1",
+            "VEHICLE_STATE",
+            "SCHEDULED",
+            status,
+            n + 1,
+            500 if n else 204,
+            12.5,
+            "HTTP 500: not 2xx" if n else None,
+            1_796_000_000_000 + n,
+        )
+        await records.log(made.id, entry)
+    shown = await in_thread(cli, "webhooks", "deliveries", made.id, "--json")
+    assert shown.code == 0, shown.stderr
+    assert [(r["event_id"], r["status"], r["attempts"], r["http_status"]) for r in shown.json] == [
+        ("event-1", "dead", 2, 500),
+        ("event-0", "delivered", 1, 204),
+    ]
+    table = await in_thread(cli, "webhooks", "deliveries", made.id, "--limit", "1")
+    assert "event-1" in table.stdout
+    assert "event-0" not in table.stdout
+    assert "HTTP 500: not 2xx" in table.stdout

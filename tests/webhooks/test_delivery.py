@@ -12,6 +12,8 @@ from services.registry import ConnectService, Registry
 from services.webhooks import events
 from services.webhooks.log import last_deliveries
 from services.webhooks.store import Subscription
+from simulator.vehicles.faults import Fault
+from simulator.vehicles.store import update_faults
 from tests.reliability.conftest import wait_until
 from tests.webhooks.receiver import receiving
 from tests.webhooks.world import CHARGING, FUEL, LOCKED, ODOMETER, SOC, USER, World, delivering
@@ -109,3 +111,32 @@ async def test_vehicle_errors_also_go_to_the_error_url_once(world: World) -> Non
     assert received.body["data"]["errors"][0]["type"] == "CONNECTED_SERVICES_ACCOUNT"
     assert receiver.event_ids() == [revoked.event_id]
     assert json.loads(received.raw)["vehicleId"] == "bev"
+
+
+async def test_a_sleeping_vehicle_makes_a_vehicle_error_to_the_error_url_as_well(world: World) -> None:
+    """A read the vehicle answers ASLEEP is a VEHICLE_STATE error entry `{type, code}` in the state delivery, and
+    one VEHICLE_ERROR (naming the signal) goes to the error URL; the same event emitted again (a redelivery)
+    repeats both event ids, so a receiver can drop the duplicates."""
+    await update_faults(world.redis, world.keys, "bev", lambda f: f.added(Fault(target=SOC, error="ASLEEP"), 0))
+    async with receiving(world.amt) as receiver, delivering(world.settings, world.redis):
+        webhook = await world.webhook(
+            receiver.url + "/data", signals=[SOC, ODOMETER], error_url=receiver.url + "/errors"
+        )
+        event = world.event(webhook)
+        await world.emit(event)
+        first = await receiver.wait_for(2)
+        await world.emit(event)
+        again = await receiver.wait_for(4)
+    state = next(r for r in first if r.path == "/data")
+    error = next(r for r in first if r.path == "/errors")
+    assert by_code(state.body)[SOC]["status"] == {
+        "value": "ERROR",
+        "error": {"type": "VEHICLE_STATE", "code": "ASLEEP"},
+    }
+    assert by_code(state.body)[ODOMETER]["status"] == {"value": "SUCCESS"}
+    assert error.body["eventType"] == "VEHICLE_ERROR"
+    assert [(e["type"], e["code"]) for e in error.body["data"]["errors"]] == [("VEHICLE_STATE", "ASLEEP")]
+    assert [s["code"] for s in error.body["data"]["errors"][0]["signals"]] == [SOC]
+    assert state.body["eventId"] == event.event_id
+    assert error.body["eventId"] != event.event_id
+    assert sorted(r.body["eventId"] for r in again[2:]) == sorted([state.body["eventId"], error.body["eventId"]])
