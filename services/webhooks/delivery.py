@@ -152,7 +152,7 @@ class ShardConsumer:
         self.stream = shard.webhook_events
         self.name = f"shard-{shard.index}"
         self.stopping = worker.stopping
-        self.queues = Queues(self._deliver, worker.limits)
+        self.queues = Queues(self._deliver, worker.limits, worker.deliverer.coalesce)
 
     async def _deliver(self, held: Held) -> bool:
         return await self.worker.deliverer.deliver(held, self.worker.limits.slot, self.stopping)

@@ -5,24 +5,36 @@ Each (webhook, vehicle) has a queue: its events go out one at a time in stream o
 concurrently, each in a task of its own: an endpoint that is down or slow holds back its own queues only. Attempts
 to one webhook take a slot among `FLEETGATE_WEBHOOK_CONCURRENCY` (a retry's wait holds none). A worker holds at
 most `FLEETGATE_WEBHOOK_MAX_BUFFERED` events (waiting, in flight or retrying); at that bound its readers wait for
-room (`Limits.room`), which is how far a dead endpoint can hold back others: only once its backlog fills the buffer
-within `FLEETGATE_WEBHOOK_RETRY_FOR_S` (docs/webhooks.md).
+room (`Limits.room`).
+
+A queue whose endpoint is down must not grow with every change poll, or it would fill that buffer and hold back
+every other webhook. A CHANGE_CHECK is not an event the receiver sees but a request to look: it is delivered only
+if the state differs from what was last delivered, read when it is delivered. Two waiting CHANGE_CHECKs look at
+the same state, so one that finds another waiting in its queue (not the one in flight) adds nothing and is
+acknowledged at once (`coalesce`, counted as `coalesced`). Every other event is kept and delivered: with the
+retry time counted from when an event was made (retry.py), a dead endpoint's backlog is bounded by what its
+schedules and subscriptions make within `FLEETGATE_WEBHOOK_RETRY_FOR_S`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
+from schemas.webhooks import Reason
 from services.webhooks.retry import Held
 
 log = logging.getLogger("fleetgate.webhooks")
 
 Deliver = Callable[[Held], Awaitable[bool]]
 """Deliver one event to the end (True) or leave it pending because the worker is stopping (False)."""
+Coalesce = Callable[[Held], Coroutine[Any, Any, None]]
+"""Acknowledge a CHANGE_CHECK that a waiting one of its queue already covers."""
 
 
 class Limits:
@@ -71,20 +83,33 @@ class Limits:
 class Queues:
     """One shard's queues in a worker."""
 
-    def __init__(self, deliver: Deliver, limits: Limits) -> None:
+    def __init__(self, deliver: Deliver, limits: Limits, coalesce: Coalesce) -> None:
         self.deliver = deliver
         self.limits = limits
+        self.coalesce = coalesce
         self._queues: dict[tuple[str, str], deque[Held]] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._coalescing: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return sum(len(q) for q in self._queues.values())
 
     def add(self, held: Held) -> None:
-        """Queue an event behind the others of its (webhook, vehicle); start the queue if it was idle."""
-        self.limits.take()
+        """Queue an event behind the others of its (webhook, vehicle), or acknowledge a CHANGE_CHECK that a waiting
+        one covers (see the module's text); start the queue if it was idle."""
         key = held.queue
         queue = self._queues.get(key)
+        check = Reason.CHANGE_CHECK
+        if (
+            queue
+            and held.event.reason is check
+            and any(w.event.reason is check for w in itertools.islice(queue, 1, None))
+        ):
+            task = asyncio.create_task(self.coalesce(held), name=f"coalesce {held.entry_id}")
+            self._coalescing.add(task)
+            task.add_done_callback(self._coalescing.discard)
+            return
+        self.limits.take()
         if queue is None:
             queue = self._queues[key] = deque()
             self._tasks[key] = asyncio.create_task(self._run(key, queue), name=f"webhook queue {key}")
@@ -112,7 +137,7 @@ class Queues:
 
     async def finish(self, grace_s: float) -> None:
         """Let the deliveries in flight end (up to `grace_s`), then cancel what is left (it stays pending)."""
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._coalescing]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=grace_s)
             for task in late:

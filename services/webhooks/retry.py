@@ -4,8 +4,9 @@ for a bounded time, then a dead-letter record; the delivery log written; the ent
 
 Each attempt builds the payload again (payload.py): a retry an hour later is filtered by the permissions of that
 moment, and a connection revoked meanwhile gets nothing. An event that makes two deliveries (its VEHICLE_STATE and
-a VEHICLE_ERROR) retries only the one not yet delivered. The retry clock starts at the first attempt this worker
-made: a redelivery after a crash starts it again (the receiver may see more attempts, never a lost event).
+a VEHICLE_ERROR) retries only the one not yet delivered. The retry clock starts when the event was made, so an
+event that waited behind a failing one has only what is left of its time: a dead endpoint's backlog drains into
+dead letters instead of each event waiting the whole time in turn.
 """
 
 from __future__ import annotations
@@ -112,7 +113,10 @@ class Deliverer:
             progress.failures += 1
             progress.last_error = outcome
             metrics.FAILURES.inc()
-            elapsed_s = (now_ms() - progress.first_at) / 1000
+            # Retried for a bounded time from when the event was made (or first tried, if that was earlier: a clock
+            # ahead in the process that made it), so that events waiting behind a failing one do not each get
+            # the whole time again once their turn comes: a dead endpoint's queue drains into dead letters.
+            elapsed_s = (now_ms() - min(progress.first_at, held.event.created_at)) / 1000
             if elapsed_s >= settings.webhook_retry_for_s:
                 await self._finish_dead(held, progress)
                 return True
@@ -177,6 +181,11 @@ class Deliverer:
             at=now_ms(),
         )
         await self.records.log(held.event.webhook_id, entry)
+
+    async def coalesce(self, held: Held) -> None:
+        """Acknowledge an event that a waiting one of its queue covers (queues.py); no log line."""
+        metrics.DELIVERIES.labels("coalesced").inc()
+        await self._ack(held)
 
     async def _finish_delivered(self, held: Held) -> None:
         metrics.DELIVERIES.labels(Status.DELIVERED.value).inc()

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from schemas.webhooks import WebhookEvent
+from schemas.webhooks import Reason, WebhookEvent
 from services.webhooks import metrics
 from services.webhooks.log import dead_letters, last_deliveries
 from tests.webhooks.receiver import Receiver, receiving
@@ -80,9 +80,10 @@ async def test_every_event_arrives_in_order_once_the_endpoint_recovers(
 
 
 async def test_an_endpoint_down_for_good_ends_in_dead_letters_with_the_reason(world: World) -> None:
-    """Retried for `webhook_retry_for_s` (2 s here), then one dead-letter record per event, with the last error and
-    the attempts; the log says `dead`; the stream has nothing pending."""
-    async with receiving(world.amt) as receiver, delivering(world.settings, world.redis):
+    """Retried for `webhook_retry_for_s` (2 s here) from its creation, then one dead-letter record per event, with
+    the last error and the attempts; the log says `dead`; the stream has nothing pending."""
+    settings = world.settings.model_copy(update={"webhook_retry_for_s": 2.0})
+    async with receiving(world.amt) as receiver, delivering(settings, world.redis):
         webhook = await world.webhook(receiver.url, signals=[ODOMETER], vehicles=("bev", "ice"))
         await receiver.down()
         emitted = await world.emit(world.event(webhook, "bev"), world.event(webhook, "ice"))
@@ -133,3 +134,39 @@ async def test_a_malformed_entry_is_dead_lettered_and_the_next_delivered(world: 
     assert [r["reason"].split(":")[0] for r in records] == ["not a webhook event", "not a webhook event"]
     assert records[0]["raw"] == "{not json"
     assert receiver.event_ids() == [event.event_id]
+
+
+async def test_a_dead_endpoints_backlog_drains_within_the_retry_time_of_its_events(world: World) -> None:
+    """The retry time counts from each event's creation: six events of one vehicle queued behind each other at a
+    dead endpoint are all dead-lettered within it (plus slack for a loaded machine), not six times it in turn."""
+    settings = world.settings.model_copy(update={"webhook_retry_for_s": 2.0})
+    async with receiving(world.amt) as receiver, delivering(settings, world.redis):
+        webhook = await world.webhook(receiver.url, signals=[ODOMETER])
+        await receiver.down()
+        emitted = await world.emit(*(world.event(webhook) for _ in range(6)))
+        await world.settled(timeout_s=30)
+    records = {r["event_id"]: r for r in await dead_letters(world.redis, world.keys)}
+    assert set(records) == {e.event_id for e in emitted}
+    for event in emitted:
+        assert records[event.event_id]["last_attempt_at"] - event.created_at < 2000 + 3000
+
+
+async def test_change_checks_waiting_at_a_failing_endpoint_coalesce(world: World) -> None:
+    """While the endpoint fails, ten CHANGE_CHECKs queued behind a FIRST_DELIVERY are held as one (the others are
+    acknowledged at once, counted `coalesced`); a SCHEDULED among them is kept. After recovery the FIRST_DELIVERY
+    and the SCHEDULED arrive, in order; the kept CHANGE_CHECK finds nothing changed; nothing stays pending."""
+    coalesced = metrics.DELIVERIES.labels("coalesced")
+    before = coalesced._value.get()
+    async with receiving(world.amt) as receiver, delivering(world.settings, world.redis):
+        webhook = await world.webhook(receiver.url, signals=[ODOMETER])
+        receiver.fail(500)
+        first = world.event(webhook, reason=Reason.FIRST_DELIVERY)
+        checks = [world.event(webhook, reason=Reason.CHANGE_CHECK) for _ in range(10)]
+        scheduled = world.event(webhook, reason=Reason.SCHEDULED)
+        await world.emit(first, *checks[:5], scheduled, *checks[5:])
+        await until(lambda: coalesced._value.get() >= before + 9)
+        await recover(receiver)
+        await receiver.wait_for(2)
+        await world.settled()
+    assert receiver.event_ids() == [first.event_id, scheduled.event_id]
+    assert coalesced._value.get() == before + 9

@@ -45,7 +45,7 @@ USER = "user-1"
 WEBHOOK_TIMINGS = {
     "webhook_retry_base_s": 0.05,
     "webhook_retry_max_s": 0.2,
-    "webhook_retry_for_s": 2.0,
+    "webhook_retry_for_s": 30.0,  # counted from each event's creation: room for a loaded machine's outages
     "webhook_timeout_s": 0.5,
     "webhook_lease_s": 1.0,
     "api_timeout_s": 5.0,
