@@ -73,6 +73,7 @@ def test_create_verify_see_the_log_and_delete(page: Page, http_server: str, http
     page.check(f"#select-{SOC}")
     page.check(f"#select-{ODOMETER}")
     assert page.is_enabled(f"#change-{SOC}")
+    assert page.inner_text("#picked-count") == "2 signals ticked"
     page.uncheck(f"#change-{ODOMETER}")
     no_overflow(page, "wh-2-new-form")
     with receiving_in_thread(created.management_token) as receiver:

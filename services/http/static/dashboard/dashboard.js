@@ -118,15 +118,22 @@
   }
   document.querySelectorAll("[data-js-only]").forEach(function (element) { element.hidden = false; });
 
-  // The New webhook form: an On change box means something only for a signal in use.
+  // The New webhook form: an On change box means something only for a signal in use; the side counts the ticks.
   var hookForm = document.getElementById("webhook-form");
   if (hookForm) {
     var syncChange = function () {
+      var picked = 0;
       hookForm.querySelectorAll("tr.row").forEach(function (row) {
         var pick = row.querySelector("input.pick");
         var change = row.querySelector("input.change");
         if (pick && change) { change.disabled = !pick.checked; }
+        if (pick && pick.checked) { picked += 1; }
       });
+      var count = document.getElementById("picked-count");
+      if (count) {
+        count.dataset.count = String(picked);
+        count.textContent = picked + (picked === 1 ? " signal" : " signals") + " ticked";
+      }
     };
     syncChange();
     hookForm.addEventListener("change", syncChange);
