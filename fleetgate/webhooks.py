@@ -15,12 +15,11 @@ import typer
 
 from fleetgate._output import console, fail, print_json, reporting_errors, table
 from fleetgate._registry import RedisUrlOption, existing_app, run, settings_for
-from schemas.webhooks import Triggers, Webhook, WebhookError, callback_url
+from schemas.webhooks import Triggers, Webhook
 from services.registry import Registry
-from services.settings import Settings
-from services.webhooks.sender import Sender
-from services.webhooks.store import WebhookStore, WebhookStoreError
-from services.webhooks.verify import VerifyResult, verify
+from services.webhooks.manage import create_and_verify, verify_now
+from services.webhooks.store import VerifyOutcome, WebhookStore
+from services.webhooks.verify import VerifyResult
 
 NOT_VERIFIED = 1
 """`verify`'s exit code when the endpoint did not answer the challenge right (2 stays for bad input)."""
@@ -46,30 +45,6 @@ def webhook_json(webhook: Webhook, subscribers: int | None = None) -> dict[str, 
 def codes(text: str | None) -> list[str]:
     """`a,b, c` as ['a', 'b', 'c'] (empty items dropped)."""
     return [code.strip() for code in (text or "").split(",") if code.strip()]
-
-
-def sender_for(settings: Settings) -> Sender:
-    return Sender(
-        timeout_s=settings.webhook_timeout_s,
-        max_response_bytes=settings.webhook_max_response_bytes,
-        allowed_hosts=settings.webhook_hosts,
-    )
-
-
-async def verified(registry: Registry, settings: Settings, webhook: Webhook) -> VerifyResult:
-    sender = sender_for(settings)
-    try:
-        return await verify(WebhookStore(registry.redis, registry.keys), sender, webhook)
-    finally:
-        await sender.close()
-
-
-def allowed_url(url: str, settings: Settings) -> str:
-    """The URL if fleetgate may POST to it (FLEETGATE_WEBHOOK_ALLOWED_HOSTS included); a clear error otherwise."""
-    try:
-        return callback_url(url, settings.webhook_hosts)
-    except WebhookError as error:
-        raise WebhookStoreError(str(error)) from None
 
 
 @app.command("create")
@@ -124,24 +99,22 @@ def create_command(
 
     async def create(registry: Registry) -> VerifyResult:
         await existing_app(registry, app_id)
-        allowed_url(url, settings)
-        if error_url is not None:
-            allowed_url(error_url, settings)
         triggers = Triggers(
             signal_changed=None if on_change_codes is None else tuple(on_change_codes),
             schedule_s=schedule,
             vehicle_error=not no_vehicle_errors,
         )
-        webhook = await WebhookStore(registry.redis, registry.keys).create(
+        return await create_and_verify(
+            WebhookStore(registry.redis, registry.keys),
+            settings,
             app_id,
             management_token=management_token,
             name=name,
-            callback_url=url,
+            url=url,
             signals=codes(signals),
             triggers=triggers,
-            error_callback_url=error_url,
+            error_url=error_url,
         )
-        return await verified(registry, settings, webhook)
 
     with reporting_errors():
         result = run(redis_url, create)
@@ -192,13 +165,13 @@ def list_command(
 def show_command(webhook_id: WebhookArgument, as_json: JsonOption = False, redis_url: RedisUrlOption = None) -> None:
     """One webhook: its definition, whether it is verified and how many vehicles are subscribed (never its key)."""
 
-    async def one(registry: Registry) -> tuple[Webhook, int]:
+    async def one(registry: Registry) -> tuple[Webhook, int, VerifyOutcome | None]:
         store = WebhookStore(registry.redis, registry.keys)
         webhook = await store.get(webhook_id)
-        return webhook, len(await store.subscribers(webhook.id))
+        return webhook, len(await store.subscribers(webhook.id)), await store.last_verify(webhook.id)
 
     with reporting_errors():
-        webhook, count = run(redis_url, one)
+        webhook, count, last = run(redis_url, one)
     shown = webhook_json(webhook, count)
     if as_json:
         print_json(shown)
@@ -215,6 +188,7 @@ def show_command(webhook_id: WebhookArgument, as_json: JsonOption = False, redis
         ("schedule", "none" if triggers.schedule_s is None else f"every {triggers.schedule_s} s"),
         ("vehicle errors", "sent" if triggers.vehicle_error else "not sent"),
         ("verified", "yes" if webhook.verified else "no"),
+        ("last VERIFY", "never" if last is None else (last.reason or "answered right")),
         ("subscribers", str(count)),
         ("created at (epoch ms)", str(webhook.created_at)),
     ]
@@ -230,8 +204,8 @@ def verify_command(webhook_id: WebhookArgument, as_json: JsonOption = False, red
     settings = settings_for(redis_url)
 
     async def again(registry: Registry) -> VerifyResult:
-        webhook = await WebhookStore(registry.redis, registry.keys).get(webhook_id)
-        return await verified(registry, settings, webhook)
+        store = WebhookStore(registry.redis, registry.keys)
+        return await verify_now(store, settings, await store.get(webhook_id))
 
     with reporting_errors():
         result = run(redis_url, again)

@@ -50,6 +50,7 @@ module is a contract inside the project; the records stored under the registry's
 | `P:webhook:{id}:subscribers` | hash   | vehicle id -> the connection id it was subscribed with           |
 | `P:webhook:{id}:last:{vehicle_id}` | hash | signal code -> the value last delivered to the webhook for the vehicle |
 | `P:webhook:{id}:deliveries`  | stream | the webhook's delivery log, capped (services/webhooks/log.py)    |
+| `P:webhook:{id}:verify`      | string | the last VERIFY's outcome: verified, reason, when, JSON           |
 | `P:vehicle-webhooks:{vehicle_id}` | hash | webhook id -> the connection id a vehicle is subscribed with   |
 | `P:webhook-events`           | stream | events to deliver (internal; group `webhooks`)                   |
 | `P:webhooks:deadletter`      | stream | events given up on, with the reason and attempts                 |
@@ -334,6 +335,10 @@ class Keys:
 
     def webhook_deliveries(self, webhook_id: str) -> str:
         return f"{self.prefix}:webhook:{webhook_id}:deliveries"
+
+    def webhook_verify(self, webhook_id: str) -> str:
+        """The outcome of the webhook's last VERIFY (services/webhooks/verify.py), for the dashboard and `show`."""
+        return f"{self.prefix}:webhook:{webhook_id}:verify"
 
     def vehicle_webhooks(self, vehicle_id: str) -> str:
         return f"{self.prefix}:vehicle-webhooks:{vehicle_id}"

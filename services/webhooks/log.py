@@ -111,6 +111,16 @@ async def dead_letters(redis: Client, keys: Keys, count: int = 1000) -> list[dic
     return [record for _, record in _records(await redis.xrange(keys.webhooks_deadletter, count=count))]
 
 
+async def dead_letters_of(
+    redis: Client, keys: Keys, webhook_id: str, *, limit: int, scan: int = 2000
+) -> tuple[list[dict[str, Any]], bool]:
+    """The webhook's newest `limit` dead-letter records, newest first, found among the newest `scan` records of
+    every webhook (the stream is shared and not indexed per webhook); and whether older records went unscanned."""
+    found = await redis.xrevrange(keys.webhooks_deadletter, count=scan)
+    mine = [record for _, record in _records(found) if record.get("webhook_id") == webhook_id]
+    return mine[:limit], len(found or []) >= scan
+
+
 def _records(entries: Any) -> list[tuple[str, dict[str, Any]]]:
     """(entry id, the JSON object of its `data`) of each entry; an entry that is not one is left out."""
     found = []

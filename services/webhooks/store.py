@@ -6,10 +6,11 @@ vehicle's index first, and a webhook's definition last.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from pydantic import ValidationError
 
@@ -31,6 +32,17 @@ class Subscription:
     webhook_id: str
     vehicle_id: str
     connection_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyOutcome:
+    """What the webhook's last VERIFY came to (`P:webhook:{id}:verify`): the reason is None when it verified."""
+
+    verified: bool
+    reason: str | None
+    at: int
+    """When, epoch ms."""
+    http_status: int | None = None
 
 
 class WebhookStore:
@@ -107,6 +119,19 @@ class WebhookStore:
         await self.redis.set(self.keys.webhook(webhook.app_id, webhook.id), changed.model_dump_json(), xx=True)
         return changed
 
+    async def record_verify(self, webhook: Webhook, outcome: VerifyOutcome) -> None:
+        """Keep the outcome of a VERIFY, unless the webhook was deleted meanwhile (nothing is left behind)."""
+        if await self.redis.exists(self.keys.webhook(webhook.app_id, webhook.id)):
+            await self.redis.set(self.keys.webhook_verify(webhook.id), json.dumps(asdict(outcome)))
+
+    async def last_verify(self, webhook_id: str) -> VerifyOutcome | None:
+        """The outcome of the webhook's last VERIFY; None before the first (or for a record of an older format)."""
+        record = await self.redis.get(self.keys.webhook_verify(webhook_id))
+        try:
+            return None if record is None else VerifyOutcome(**json.loads(record))
+        except (ValueError, TypeError):
+            return None
+
     async def signing_key(self, app_id: str) -> str | None:
         """The key an app's deliveries are signed with; None once the app has no webhook."""
         key = await self.redis.get(self.keys.webhook_key(app_id))
@@ -120,7 +145,11 @@ class WebhookStore:
         for vehicle_id in await self.subscribers(webhook_id):
             await self.redis.hdel(self.keys.vehicle_webhooks(vehicle_id), webhook_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(self.keys.webhook_subscribers(webhook_id), self.keys.webhook_deliveries(webhook_id))
+            pipe.delete(
+                self.keys.webhook_subscribers(webhook_id),
+                self.keys.webhook_deliveries(webhook_id),
+                self.keys.webhook_verify(webhook_id),
+            )
             pipe.srem(self.keys.app_webhooks(webhook.app_id), webhook_id)
             pipe.delete(self.keys.webhook(webhook.app_id, webhook_id), self.keys.webhook_app(webhook_id))
             await pipe.execute()

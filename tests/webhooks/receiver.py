@@ -10,6 +10,8 @@ Faults on demand: `fail(status, times)` answers `status` to the next `times` del
 `hang(seconds)` holds each answer that long, `down()` stops listening (connections refused) and `up()` listens
 again on the same port, `close_connections()` puts in its place a listener that reads each request and closes the
 connection without an answer.
+
+`receiving` runs it in the test's event loop; `receiving_in_thread` on a loop of its own (the browser tests).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,7 @@ import uvicorn
 from services.http.server import bind
 
 Scope = dict[str, Any]
+THREAD_TIMEOUT_S = 20.0
 
 
 @dataclass
@@ -193,3 +197,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextlib.contextmanager
+def receiving_in_thread(amt: str) -> Iterator[Receiver]:
+    """A running receiver on its own event loop in a background thread, for tests that cannot share their loop
+    (Playwright's sync API keeps one on the main thread); read its lists only once the thing waited for is seen."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="webhook-receiver", daemon=True)
+    thread.start()
+    receiver = Receiver(amt)
+    try:
+        asyncio.run_coroutine_threadsafe(receiver.up(), loop).result(THREAD_TIMEOUT_S)
+        yield receiver
+    finally:
+        asyncio.run_coroutine_threadsafe(receiver.down(), loop).result(THREAD_TIMEOUT_S)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(THREAD_TIMEOUT_S)
+        loop.close()

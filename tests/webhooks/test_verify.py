@@ -135,3 +135,25 @@ def _at(body: dict[str, object], path: tuple[str, ...]) -> object:
         assert isinstance(found, dict)
         found = found[part]
     return found
+
+
+async def test_the_last_verify_outcome_is_kept_and_goes_with_the_webhook(setup: tuple[Setup, str]) -> None:
+    """Each VERIFY's outcome (verified, reason, HTTP status) replaces the last one kept; delete removes it."""
+    env, app_id = setup
+    async with receiving(env.amt, wrong_challenge=True) as receiver:
+        webhook = await env.webhook(app_id, f"{receiver.url}/hooks")
+        assert await env.store.last_verify(webhook.id) is None
+        await verify(env.store, env.sender, webhook)
+        failed = await env.store.last_verify(webhook.id)
+        receiver.wrong_challenge = False
+        await verify(env.store, env.sender, webhook)
+        passed = await env.store.last_verify(webhook.id)
+    assert failed is not None
+    assert passed is not None
+    assert (failed.verified, failed.http_status) == (False, 200)
+    assert failed.reason is not None
+    assert failed.reason.startswith(WRONG_ANSWER)
+    assert (passed.verified, passed.reason, passed.http_status) == (True, None, 200)
+    assert passed.at >= failed.at
+    assert await env.store.delete(webhook.id)
+    assert await env.store.last_verify(webhook.id) is None

@@ -1,8 +1,8 @@
 """The dashboard of `fleetgate serve` (`/dashboard`): an app's developers sign in with its management token and
 edit its Vehicle Access, browse and diff its versions, preview its Connect grant screen and URL, set its
-Connection Filters, search and revoke its connections, watch its decisions live, read least-privilege advice from
-its decisions and see what publishing a config would mean. Server-rendered pages (templates/dashboard/), small
-scripts (static/dashboard/), none of it in the OpenAPI document.
+Connection Filters, search and revoke its connections, manage its webhooks, watch its decisions live, read
+least-privilege advice from its decisions and see what publishing a config would mean. Server-rendered pages
+(templates/dashboard/), small scripts (static/dashboard/), none of it in the OpenAPI document.
 
 `install(app)` adds the pages and the answers of a missing session (a redirect to sign-in), of another app's URL
 (404) and of a form without its CSRF token (403). A new page is a module with its own router, included here, and
@@ -15,7 +15,18 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
 from services.http.context import HttpContext
-from services.http.dashboard import access, advice, connections, filters, live, login, preview, versions, whatif
+from services.http.dashboard import (
+    access,
+    advice,
+    connections,
+    filters,
+    live,
+    login,
+    preview,
+    versions,
+    webhooks,
+    whatif,
+)
 from services.http.dashboard.auth import CsrfRefusedError, DashboardNotFoundError, LoginRequiredError
 from services.http.dashboard.layout import BASE, bare_page, see
 from services.http.dashboard.session import SessionSecret
@@ -29,6 +40,7 @@ PAGES: list[APIRouter] = [
     advice.router,
     whatif.router,
     connections.router,
+    webhooks.router,
     live.router,
 ]
 """Each page module's router (paths under `/dashboard`); a new page adds its own."""

@@ -42,6 +42,7 @@ NAV: list[NavItem] = [
     NavItem("advice", "Advice", "/advice"),
     NavItem("whatif", "What-if", "/access/whatif"),
     NavItem("connections", "Connections", "/connections"),
+    NavItem("webhooks", "Webhooks", "/webhooks"),
     NavItem("live", "Live decisions", "/live"),
 ]
 """The navigation, in order; later pages (connections, live decisions) append theirs."""

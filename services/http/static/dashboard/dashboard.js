@@ -1,5 +1,7 @@
 /* fleetgate dashboard: small enhancements over plain forms (every page works without this file).
-   - The Vehicle Access editor: the search box filters the rendered rows; each change of a tick or a Required
+   - A catalog's search box (the Vehicle Access editor, the New webhook form) filters the rendered rows; elements
+     marked data-js-only are shown only when this file runs.
+   - The Vehicle Access editor: each change of a tick or a Required
      toggle posts the selection to the page's derive URL and swaps in the permissions panel the server renders
      (derive() on the server is the one place the rule lives).
    - The Connect preview's frame is sized to the grant screen it shows.
@@ -104,11 +106,36 @@
       syncToggles(form);
       derive(form);
     });
-    var search = document.getElementById("search");
-    if (search) {
-      search.addEventListener("input", function () { filterRows(search.value); });
+  }
+
+  var search = document.getElementById("search");
+  if (search) {
+    search.addEventListener("input", function () { filterRows(search.value); });
+    if (search.form) {
       search.form.addEventListener("submit", function (event) { event.preventDefault(); });  // filtered as typed
-      if (search.value) { filterRows(search.value); }
     }
+    if (search.value) { filterRows(search.value); }
+  }
+  document.querySelectorAll("[data-js-only]").forEach(function (element) { element.hidden = false; });
+
+  // The New webhook form: an On change box means something only for a signal in use; the side counts the ticks.
+  var hookForm = document.getElementById("webhook-form");
+  if (hookForm) {
+    var syncChange = function () {
+      var picked = 0;
+      hookForm.querySelectorAll("tr.row").forEach(function (row) {
+        var pick = row.querySelector("input.pick");
+        var change = row.querySelector("input.change");
+        if (pick && change) { change.disabled = !pick.checked; }
+        if (pick && pick.checked) { picked += 1; }
+      });
+      var count = document.getElementById("picked-count");
+      if (count) {
+        count.dataset.count = String(picked);
+        count.textContent = picked + (picked === 1 ? " signal" : " signals") + " ticked";
+      }
+    };
+    syncChange();
+    hookForm.addEventListener("change", syncChange);
   }
 })();
