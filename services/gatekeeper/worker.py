@@ -129,9 +129,16 @@ class Gatekeeper:
         """
         readers = [[shard] for shard in self.shards] if isinstance(self.redis, RedisCluster) else [self.shards]
         per_reader = math.ceil(self.settings.batches_in_flight / len(readers))
-        await asyncio.gather(*(self._consume_loop(shards) for shards in readers for _ in range(per_reader)))
+        reading = [asyncio.Lock() for _ in readers]
+        await asyncio.gather(
+            *(
+                self._consume_loop(shards, lock)
+                for shards, lock in zip(readers, reading, strict=True)
+                for _ in range(per_reader)
+            )
+        )
 
-    async def _consume_loop(self, shards: list[Shard]) -> None:
+    async def _consume_loop(self, shards: list[Shard], reading: asyncio.Lock) -> None:
         """Read `shards` (all on one server) in one XREADGROUP, then decide each shard's entries as its batch."""
         by_stream = {shard.keys.requests.encode(): shard for shard in shards}
         streams = [shard.keys.requests for shard in shards]
@@ -141,9 +148,12 @@ class Gatekeeper:
         backoff = Backoff()
         while not self.stopping.is_set():
             try:
-                read = await transport.read_groups(
-                    streams, self.settings.group, self.consumer, count, self.settings.block_ms
-                )
+                # One loop at a time waits in Redis: several blocked readers are each handed the first entry
+                # of a burst (Redis serves a blocked client at the XADD that feeds it), a batch of one apiece.
+                async with reading:
+                    read = await transport.read_groups(
+                        streams, self.settings.group, self.consumer, count, self.settings.block_ms
+                    )
                 for stream, entries in read:
                     await self._decide_until_done(entries, by_stream[stream])
                 backoff.reset()
