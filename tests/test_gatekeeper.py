@@ -17,14 +17,16 @@ import pytest
 from devtools.builders import TEST_TIMINGS, make_request, make_vehicle, request_json
 from devtools.workers import read_decisions
 from schemas.access import VehicleAccessConfig
+from schemas.connection import ConnectionStatus
 from schemas.decision import decide
 from schemas.powertrain import Powertrain
+from services.gatekeeper import cache as cache_module
 from services.gatekeeper import worker as worker_module
 from services.gatekeeper.cache import RegistryCache
 from services.gatekeeper.upkeep import trim_outputs, trim_requests
 from services.gatekeeper.worker import Gatekeeper
 from services.keyspace import Keys, ShardKeys
-from services.redis_client import Client
+from services.redis_client import Client, get_many
 from services.registry import ConnectService, Registry
 from services.settings import Settings
 from tests.deployment import Deployment
@@ -271,3 +273,37 @@ async def test_a_batch_keeps_the_connection_it_was_checked_against(
     assert lookups.connections[cached] is not None
     assert lookups.connections["c-not-cached"] is None
     assert (lookups.hits, lookups.misses) == (3, 1)
+
+
+async def test_a_fetch_that_overlaps_a_revocation_is_not_cached(
+    registry: Registry, connect_service: ConnectService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The MGET reads a connection just before its revocation and the event is handled while the fetch is in
+    flight: the batch keeps what it read, but the cache does not, so the next batch sees the revocation (it was
+    kept as active until the TTL, a minute, before)."""
+    await registry.add_vehicle(make_vehicle(Powertrain.BEV, vehicle_id="bev"))
+    await registry.publish_config(VehicleAccessConfig.select(signals=["odometer-traveleddistance"]))
+    connection_id = (await connect_service.authorize("bev")).id
+    read, release = asyncio.Event(), asyncio.Event()
+
+    async def get_many_then_wait(*args: Any) -> Any:
+        records = await get_many(*args)
+        read.set()
+        await release.wait()  # the revocation and its event happen here, after Redis answered
+        return records
+
+    monkeypatch.setattr(cache_module, "get_many", get_many_then_wait)
+    cache = RegistryCache(registry, ttl=60)
+    batch = [make_request("odometer-traveleddistance", connection_id=connection_id, vehicle_id="bev")]
+    loading = asyncio.create_task(cache.load(batch))
+    await read.wait()
+    await connect_service.revoke(connection_id)
+    cache.forget_connection(connection_id)  # what the connection-events task does on the revocation's event
+    release.set()
+    fetched = await loading
+    monkeypatch.setattr(cache_module, "get_many", get_many)
+    assert fetched.connections[connection_id] is not None
+    assert fetched.connections[connection_id].status is ConnectionStatus.ACTIVE  # type: ignore[union-attr]
+    after = await cache.load(batch)
+    assert after.connections[connection_id] is not None
+    assert after.connections[connection_id].status is ConnectionStatus.REVOKED  # type: ignore[union-attr]

@@ -4,6 +4,11 @@
 Entries are dropped when `{prefix}:connection-events` says their connection changed (so a revocation is
 honoured as soon as its event is read), and re-read after `ttl` seconds in any case (vehicles have no events).
 Unknown ids are cached as None too: a later `connection.created` event invalidates them.
+
+A fetch can overlap an event: the MGET reads the record before a revocation, the event is handled (nothing cached
+yet to drop), then the fetch stores what it read, and the revoked connection would pass for active until the TTL
+(a load test saw it). So the cache counts the events it handles, and a fetch during which one arrived keeps its
+connections for its own batch only (the batch's requests were read before the event), without caching them.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class RegistryCache:
         self.ttl = ttl
         self._connections: dict[str, tuple[Connection | None, float]] = {}
         self._vehicles: dict[str, tuple[Vehicle | None, float]] = {}
+        self._events = 0
+        """Connection events handled so far (see the module's text)."""
 
     async def load(self, requests: Iterable[RequestFields]) -> Lookups:
         """Every request's connection and vehicle, from the cache or one MGET for whatever is missing or stale.
@@ -77,14 +84,17 @@ class RegistryCache:
         if not missing_connections and not missing_vehicles:
             return found
         connections, vehicles = sorted(missing_connections), sorted(missing_vehicles)
+        events_before = self._events
         records = await get_many(
             self.registry.redis,
             [self.keys.connection(c) for c in connections] + [self.keys.vehicle(v) for v in vehicles],
         )
         expires = now + self.ttl
+        cache_connections = self._events == events_before
         for connection_id, record in zip(connections, records[: len(connections)], strict=True):
             connection = None if record is None else decode_connection(connection_id, record)
-            self._connections[connection_id] = (connection, expires)
+            if cache_connections:
+                self._connections[connection_id] = (connection, expires)
             found.connections[connection_id] = connection
         for vehicle_id, record in zip(vehicles, records[len(connections) :], strict=True):
             vehicle = None if record is None else decode_vehicle(vehicle_id, record)
@@ -96,6 +106,7 @@ class RegistryCache:
         return found
 
     def forget_connection(self, connection_id: str) -> None:
+        self._events += 1
         self._connections.pop(connection_id, None)
 
     def __len__(self) -> int:
