@@ -37,10 +37,10 @@ from services.streams import Backoff, consumer_name, ensure_group, next_id, paus
 from services.webhooks import metrics
 from services.webhooks.lease import Lease
 from services.webhooks.log import Records
+from services.webhooks.manage import sender_for
 from services.webhooks.payload import Builder
 from services.webhooks.queues import Limits, Queues
 from services.webhooks.retry import Deliverer, Held
-from services.webhooks.sender import Sender
 
 log = logging.getLogger("fleetgate.webhooks")
 READ_COUNT = 500
@@ -65,11 +65,7 @@ class DeliveryWorker:
         self.shards = [self.keys.shard(i) for i in settings.worker_shard_numbers]
         self.limits = Limits(settings.webhook_max_buffered, settings.webhook_concurrency)
         self.pipeline = Pipeline(redis, self.keys, settings.api_timeout_s, prefix=f"wh-{secrets.token_hex(4)}-")
-        self.sender = Sender(
-            timeout_s=settings.webhook_timeout_s,
-            max_response_bytes=settings.webhook_max_response_bytes,
-            allowed_hosts=settings.webhook_hosts,
-        )
+        self.sender = sender_for(settings)
         self.records = Records(redis, self.keys, settings.webhook_log_maxlen)
         builder = Builder(redis, self.keys, self.pipeline)
         self.deliverer = Deliverer(settings, builder, self.sender, self.records, self.group)
