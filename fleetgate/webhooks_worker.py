@@ -30,9 +30,11 @@ REFUSED = 2
 
 
 def run_command(redis_url: RedisUrlOption = None) -> None:
-    """Make webhook events (revocations, command changes, the change poll, schedules) and deliver them, until
-    SIGTERM or Ctrl-C (attempts in flight finish; the rest stays for the next worker). Run several: each shard is
-    delivered by one of them at a time, and a dead one's shards are taken over."""
+    """Make webhook events and deliver them, until SIGTERM or Ctrl-C.
+
+    Events come from revocations, command changes, the change poll and schedules. On stop, attempts in flight
+    finish and the rest stays for the next worker. Run several: each shard is delivered by one of them at a time,
+    and a dead one's shards are taken over."""
     with reporting_errors():
         settings = settings_for(redis_url)
     configure_logging_unless_configured(as_json=settings.log_json)
