@@ -129,14 +129,11 @@ class Gatekeeper:
         """
         readers = [[shard] for shard in self.shards] if isinstance(self.redis, RedisCluster) else [self.shards]
         per_reader = math.ceil(self.settings.batches_in_flight / len(readers))
-        reading = [asyncio.Lock() for _ in readers]
-        await asyncio.gather(
-            *(
-                self._consume_loop(shards, lock)
-                for shards, lock in zip(readers, reading, strict=True)
-                for _ in range(per_reader)
-            )
-        )
+        loops = []
+        for shards in readers:
+            reading = asyncio.Lock()  # shared by the reader's loops: one of them waits in Redis at a time
+            loops += [self._consume_loop(shards, reading) for _ in range(per_reader)]
+        await asyncio.gather(*loops)
 
     async def _consume_loop(self, shards: list[Shard], reading: asyncio.Lock) -> None:
         """Read `shards` (all on one server) in one XREADGROUP, then decide each shard's entries as its batch."""

@@ -142,16 +142,19 @@ class WebhookStore:
         webhook = await self.find(webhook_id)
         if webhook is None:
             return False
-        for vehicle_id in await self.subscribers(webhook_id):
-            await self.redis.hdel(self.keys.vehicle_webhooks(vehicle_id), webhook_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(
+            for vehicle_id in await self.subscribers(webhook_id):  # the vehicles' indexes first: triggers read them
+                pipe.hdel(self.keys.vehicle_webhooks(vehicle_id), webhook_id)
+            # One key a command: on a Redis Cluster they are in different slots.
+            for key in (
                 self.keys.webhook_subscribers(webhook_id),
                 self.keys.webhook_deliveries(webhook_id),
                 self.keys.webhook_verify(webhook_id),
-            )
+            ):
+                pipe.delete(key)
             pipe.srem(self.keys.app_webhooks(webhook.app_id), webhook_id)
-            pipe.delete(self.keys.webhook(webhook.app_id, webhook_id), self.keys.webhook_app(webhook_id))
+            pipe.delete(self.keys.webhook(webhook.app_id, webhook_id))
+            pipe.delete(self.keys.webhook_app(webhook_id))
             await pipe.execute()
         if not await self.redis.scard(self.keys.app_webhooks(webhook.app_id)):
             await self.redis.delete(self.keys.webhook_key(webhook.app_id))
