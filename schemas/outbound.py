@@ -76,6 +76,19 @@ def encode_decision(
     *,
     app_id: str | None = None,
 ) -> bytes:
+    """The JSON of `decision_message(...)`, as UTF-8 (see decision_json)."""
+    return decision_json(decision, request, decision_id, decided_at, entry_id, app_id=app_id).encode()
+
+
+def decision_json(
+    decision: Decision,
+    request: RequestFields,
+    decision_id: str,
+    decided_at: str,
+    entry_id: str | None = None,
+    *,
+    app_id: str | None = None,
+) -> str:
     """The JSON of `decision_message(...)`, built by string joins: the gatekeeper's hot path.
 
     `decided_at` is RFC 3339 UTC text (see `schemas.decision.rfc3339()`), formatted once per batch by the caller.
@@ -91,7 +104,7 @@ def encode_decision(
         f'"kind":"{request.kind}","target":{_quote(request.target)},"params":{_params(request.params)},{error},'
         f'"decided_at":"{decided_at}","entry_id":{"null" if entry_id is None else _quote(entry_id)},'
         f'"app_id":{"null" if app_id is None else _quote(app_id)}}}'
-    ).encode()
+    )
 
 
 def _params(params: dict[str, ParamValue] | None) -> str:

@@ -54,7 +54,7 @@ async def commit(redis: Client, lane: ShardKeys, request_ids: list[str], now: fl
     """Run COMMIT for one batch (entry ids made up: XACK of unknown ids is a no-op); returns its flags."""
     batch = Commit(lane, "gatekeeper", DedupeWindow(window_s), now)
     for n, request_id in enumerate(request_ids):
-        batch.add(f"{n + 1}-0".encode(), request_id, b'{"v":1}', "ALLOWED")
+        batch.add(f"{n + 1}-0", request_id, '{"v":1}', "ALLOWED")
     flags = await RespScript(transport_for(redis, lane.requests), COMMIT)(batch.keys, batch.args, batch.entries)
     return flags.decode() if isinstance(flags, bytes) else str(flags)
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -307,3 +308,27 @@ async def test_a_fetch_that_overlaps_a_revocation_is_not_cached(
     after = await cache.load(batch)
     assert after.connections[connection_id] is not None
     assert after.connections[connection_id].status is ConnectionStatus.REVOKED  # type: ignore[union-attr]
+
+
+async def test_the_cache_reads_a_record_again_after_its_ttl(
+    registry: Registry, connect_service: ConnectService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change that comes with no event (a vehicle's record; a connection event lost) is seen within the TTL:
+    the whole cache is emptied every `ttl` seconds, not entry by entry."""
+    await registry.add_vehicle(make_vehicle(Powertrain.BEV, vehicle_id="bev"))
+    await registry.publish_config(VehicleAccessConfig.select(signals=["odometer-traveleddistance"]))
+    connection_id = (await connect_service.authorize("bev")).id
+    clock = [1000.0]
+    monkeypatch.setattr(cache_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    cache = RegistryCache(registry, ttl=60)
+    batch = [make_request("odometer-traveleddistance", connection_id=connection_id, vehicle_id="bev")]
+    first = await cache.load(batch)
+    await connect_service.revoke(connection_id)  # its event is never handled here
+    clock[0] += 59
+    cached = await cache.load(batch)
+    assert (cached.hits, cached.misses) == (2, 0)
+    assert cached.connections[connection_id] == first.connections[connection_id]
+    clock[0] += 1
+    fresh = await cache.load(batch)
+    assert (fresh.hits, fresh.misses) == (0, 2)
+    assert fresh.connections[connection_id].status is ConnectionStatus.REVOKED  # type: ignore[union-attr]

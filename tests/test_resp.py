@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from services.gatekeeper.resp import RespScript, RespTransport
+from services.gatekeeper.resp import PackedTail, RespScript, RespTransport
 from services.keyspace import Keys
 
 
@@ -49,6 +49,20 @@ async def test_script_is_loaded_again_after_a_script_flush(redis: Redis, keys: K
     assert await script([keys.prefix + ":n"], [10]) == 11
     await redis.script_flush()
     assert await script([keys.prefix + ":n"], [10]) == 12
+
+
+async def test_a_packed_tail_reaches_the_script_byte_exact(redis: Redis) -> None:
+    """Lengths are byte counts whatever the text: ASCII, and an entry with a request id and a decision that are
+    not (a JSON escape such as \\u00e9 decodes to one character of two bytes)."""
+    script = RespScript(RespTransport(redis), "return ARGV")
+    tail = PackedTail()
+    tail.add_three("1-0", "req-1", '{"v":1}')
+    tail.add_three("2-0", "réq-✓", '{"target":"ünknown 🚗"}')
+    tail.add_three("3-0", "", "")
+    reply = await script([], ["head"], tail)
+    expected = ["head", "1-0", "req-1", '{"v":1}', "2-0", "réq-✓", '{"target":"ünknown 🚗"}', "3-0", "", ""]
+    assert reply == [text.encode() for text in expected]
+    assert tail.count == 9
 
 
 async def test_an_error_reply_is_raised_and_the_connection_stays_usable(redis: Redis, keys: Keys) -> None:

@@ -2,7 +2,9 @@
 (one per slot on a Redis Cluster, sent together).
 
 Entries are dropped when `{prefix}:connection-events` says their connection changed (so a revocation is
-honoured as soon as its event is read), and re-read after `ttl` seconds in any case (vehicles have no events).
+honoured as soon as its event is read), and re-read within `ttl` seconds in any case (vehicles have no events): the
+whole cache is emptied every `ttl` seconds. Per-entry expiry times cost the hot loop a tuple and a comparison per
+lookup; the price of one emptying is a batch or two of fetches, as at start-up.
 Unknown ids are cached as None too: a later `connection.created` event invalidates them.
 
 A fetch can overlap an event: the MGET reads the record before a revocation, the event is handled (nothing cached
@@ -16,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.connection import Connection
 from schemas.messages import RequestFields
@@ -36,6 +39,10 @@ class Lookups:
     misses: int
 
 
+_MISSING: Any = object()
+"""Not cached (None is: an unknown id)."""
+
+
 class RegistryCache:
     """The registry's connections and vehicles as a worker sees them: cached, dropped on their events, TTL-bounded."""
 
@@ -44,8 +51,9 @@ class RegistryCache:
         self.max_entries = max_entries
         self.keys: Keys = registry.keys
         self.ttl = ttl
-        self._connections: dict[str, tuple[Connection | None, float]] = {}
-        self._vehicles: dict[str, tuple[Vehicle | None, float]] = {}
+        self._connections: dict[str, Connection | None] = {}
+        self._vehicles: dict[str, Vehicle | None] = {}
+        self._fresh_until = time.monotonic() + ttl
         self._events = 0
         """Connection events handled so far (see the module's text)."""
 
@@ -56,10 +64,12 @@ class RegistryCache:
         task) may drop a cache entry, and the batch must still see the record it was checked against.
         """
         now = time.monotonic()
-        if len(self) > self.max_entries:
-            # Bounded memory whatever ids arrive (fuzzed ones included); the next batches refill what is live.
+        if now >= self._fresh_until or len(self) > self.max_entries:
+            # Stale, or past the memory bound whatever ids arrive (fuzzed ones included): the next batches refill
+            # what is live.
             self._connections.clear()
             self._vehicles.clear()
+            self._fresh_until = now + self.ttl
         found = Lookups({}, {}, 0, 0)
         missing_connections: set[str] = set()
         missing_vehicles: set[str] = set()
@@ -70,16 +80,16 @@ class RegistryCache:
         for request in requests:
             looked_up += 2
             connection_id, vehicle_id = request.connection_id, request.vehicle_id
-            cached = cached_connection(connection_id)
-            if cached is None or cached[1] < now:
+            connection = cached_connection(connection_id, _MISSING)
+            if connection is _MISSING:
                 missing_connections.add(connection_id)
             else:
-                connections_found[connection_id] = cached[0]
-            cached_until = cached_vehicle(vehicle_id)
-            if cached_until is None or cached_until[1] < now:
+                connections_found[connection_id] = connection
+            vehicle = cached_vehicle(vehicle_id, _MISSING)
+            if vehicle is _MISSING:
                 missing_vehicles.add(vehicle_id)
             else:
-                vehicles_found[vehicle_id] = cached_until[0]
+                vehicles_found[vehicle_id] = vehicle
         found.hits = looked_up
         if not missing_connections and not missing_vehicles:
             return found
@@ -89,16 +99,15 @@ class RegistryCache:
             self.registry.redis,
             [self.keys.connection(c) for c in connections] + [self.keys.vehicle(v) for v in vehicles],
         )
-        expires = now + self.ttl
         cache_connections = self._events == events_before
         for connection_id, record in zip(connections, records[: len(connections)], strict=True):
             connection = None if record is None else decode_connection(connection_id, record)
             if cache_connections:
-                self._connections[connection_id] = (connection, expires)
+                self._connections[connection_id] = connection
             found.connections[connection_id] = connection
         for vehicle_id, record in zip(vehicles, records[len(connections) :], strict=True):
             vehicle = None if record is None else decode_vehicle(vehicle_id, record)
-            self._vehicles[vehicle_id] = (vehicle, expires)
+            self._vehicles[vehicle_id] = vehicle
             found.vehicles[vehicle_id] = vehicle
         # Counted per lookup (two per request), as before: the ids fetched are the misses.
         found.misses = len(connections) + len(vehicles)

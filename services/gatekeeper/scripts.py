@@ -87,8 +87,8 @@ class Commit:
         self.entries = PackedTail()
         self.outcomes: list[str] = []
 
-    def add(self, entry_id: bytes, request_id: str, decision: bytes, outcome: str) -> None:
-        self.entries.add_three(entry_id, request_id.encode(), decision)
+    def add(self, entry_id: str, request_id: str, decision: str, outcome: str) -> None:
+        self.entries.add_three(entry_id, request_id, decision)
         self.outcomes.append(outcome)
 
     async def run(self, script: RespScript) -> Committed:

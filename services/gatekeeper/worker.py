@@ -1,6 +1,6 @@
 """The gatekeeper worker: read a batch from the consumer group, decide it, then commit it in one script.
 
-    XREADGROUP (COUNT batch_size) -> read_entry() -> cache.load() (one MGET) -> decide() -> encode_decision()
+    XREADGROUP (COUNT batch_size) -> read_entry() -> cache.load() (one MGET) -> decide() -> decision_json()
     -> COMMIT script (dedupe + XADD decisions + XACK, one round trip)
 
 Per batch that is three round trips whatever its size. An entry whose processing raises is left pending (its
@@ -33,7 +33,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from schemas.decision import decide, rfc3339
-from schemas.outbound import Rejection, encode_dead_letter, encode_decision, encode_rejection
+from schemas.outbound import Rejection, decision_json, encode_dead_letter, encode_rejection
 from schemas.problems import Outcome
 from schemas.request_decoder import Request
 from services.dedupe import DedupeWindow
@@ -244,13 +244,14 @@ class Gatekeeper:
         settings = self.settings
         commit = Commit(shard.keys, settings.group, self.dedupe_window, time.time())
         for entry_id, intake in intakes:
+            entry = entry_id.decode()
             try:
-                outcome, payload = self._decided(entry_id, intake, decided_at, lookups)
+                outcome, payload = self._decided(entry, intake, decided_at, lookups)
             except Exception as exc:  # one bad entry must not stop the batch: it stays pending, to be retried
                 self._failed.append((shard.keys, entry_id, f"{type(exc).__name__}: {exc}"))
-                log.exception("entry %s failed; left pending for retry", entry_id.decode())
+                log.exception("entry %s failed; left pending for retry", entry)
                 continue
-            commit.add(entry_id, intake.request_id, payload, outcome)
+            commit.add(entry, intake.request_id, payload, outcome)
         committed = await commit.run(shard.commit)
         if self._failed:
             await self._record_failures()
@@ -265,19 +266,18 @@ class Gatekeeper:
         return committed.published.total()
 
     def _decided(
-        self, entry_id: bytes, intake: Request | Rejection, decided_at: str, lookups: Lookups
-    ) -> tuple[Outcome, bytes]:
+        self, entry: str, intake: Request | Rejection, decided_at: str, lookups: Lookups
+    ) -> tuple[Outcome, str]:
         """The outcome and the decision's JSON for one entry."""
         decision_id = f"{self._tag}-{next(self._ids)}"
-        entry = entry_id.decode()
         if isinstance(intake, Rejection):
-            payload = encode_rejection(intake, decision_id, decided_at, entry)
+            payload = encode_rejection(intake, decision_id, decided_at, entry).decode()
             outcome = Outcome.REJECTED
         else:
             connection = lookups.connections[intake.connection_id]
             decision = decide(intake, connection, lookups.vehicles[intake.vehicle_id])
             app_id = None if connection is None else connection.app_id
-            payload = encode_decision(decision, intake, decision_id, decided_at, entry, app_id=app_id)
+            payload = decision_json(decision, intake, decision_id, decided_at, entry, app_id=app_id)
             outcome = decision.outcome  # a StrEnum: already its value, without the enum's slow `.value`
         return outcome, payload
 
