@@ -5,8 +5,8 @@ with its words. `read_request` gives the same answers for less: msgspec decodes 
 fifth of pydantic's time, and its result is taken only where it must equal pydantic's:
 - msgspec's own checks are those of the model or stricter (exact JSON, no lone surrogates, no NaN, types without
   coercion, string lengths, the `kind` and `v` literals, unknown fields ignored, the last of duplicate keys); a
-  payload that is not ASCII (msgspec does not check the UTF-8 of what it skips), nested deeper than a few levels,
-  or with command arguments goes to pydantic;
+  payload that is not ASCII (msgspec does not check the UTF-8 of what it skips) or nested deeper than a few levels
+  goes to pydantic;
 - the ids and `issued_at` are checked by the model's own validators, once per distinct value (they repeat: a
   fleet's connections and vehicles, a second's timestamps), and remembered.
 Anything msgspec refuses is decoded by pydantic: a valid request it could not take (a leap second, `v` as 1.0,
@@ -70,7 +70,7 @@ def read_request(data: bytes) -> Request:
             pass
         else:
             ids_valid = _valid_id(request.connection_id) and _valid_id(request.vehicle_id)
-            if request.params is None and ids_valid and _valid_issued_at(request.issued_at):
+            if ids_valid and _valid_issued_at(request.issued_at):
                 return request
     return from_model(decode_request(data))
 

@@ -29,6 +29,8 @@ TIMES = [
 ]  # fmt: skip
 IDS = ["c-1", "v.2:x_y-z", "-lead", "a" * 128, "a" * 129, "with space", "ünï", "c-1\n", ""]
 TEXT = st.text(st.characters(codec="utf-8") | st.sampled_from(["\ud800", "\udc80", "\x00", "\n", '"']), max_size=140)
+FLAT_VALUES = st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT
+"""What a command argument can be."""
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
@@ -41,7 +43,10 @@ FIELD_VALUES: dict[str, Any] = {
     "kind": st.sampled_from(["signal", "command", "Signal", "", 1]),
     "target": st.sampled_from([*SIGNALS[:5], "lock", "x" * 128, "x" * 129, ""]) | TEXT,
     "issued_at": st.sampled_from(TIMES) | TEXT | st.integers(),
-    "params": st.none() | st.dictionaries(st.text(max_size=4), JSON_VALUES, max_size=3) | JSON_VALUES,
+    "params": st.none()
+    | st.dictionaries(st.text(max_size=4), FLAT_VALUES, max_size=3)
+    | st.dictionaries(st.text(max_size=4), JSON_VALUES, max_size=3)
+    | JSON_VALUES,
     "v": st.sampled_from([1, 1.0, True, "1", 2, None]),
     "scopes": JSON_VALUES,
 }
@@ -81,6 +86,10 @@ def decoded(decode: Callable[[bytes], T], data: bytes) -> tuple[T | None, list[A
         return None, exc.errors()
 
 
+def typed(params: dict[str, Any] | None) -> list[tuple[str, type, Any]] | None:
+    return None if params is None else [(name, type(value), value) for name, value in params.items()]
+
+
 def issued_at_value(text: str) -> Any:
     return TypeAdapter(Rfc3339DateTime).validate_json(json.dumps(text))
 
@@ -99,6 +108,9 @@ def issued_at_value(text: str) -> Any:
 @example(VALID.replace(b'"v": 1', b'"x": ' + b"[" * 200 + b"]" * 200 + b', "v": 1'))  # pydantic's limit: 200 levels
 @example(VALID.replace(b'"v": 1', b'"x": ' + b"[" * 199 + b"]" * 199 + b', "v": 1'))
 @example(VALID.replace(b'"v": 1', b'"v": 1.0'))
+@example(VALID.replace(b'"v": 1', b'"params": {"a": 1.0, "b": 1, "c": true, "d": "1", "e": -0.0, "f": 1e16}, "v": 1'))
+@example(VALID.replace(b'"v": 1', b'"params": {"a": 100000000000000000000, "b": 1e400, "c": 1E-400}, "v": 1'))
+@example(VALID.replace(b'"v": 1', b'"params": {"a": 1, "a": 2.5}, "v": 1'))
 def test_both_decoders_accept_the_same_requests_with_the_same_values(data: bytes) -> None:
     """read_request accepts exactly what RequestMessage accepts, with the same fields (issued_at: the same
     instant), and raises pydantic's ValidationError for the rest."""
@@ -112,6 +124,8 @@ def test_both_decoders_accept_the_same_requests_with_the_same_values(data: bytes
         **msgspec.structs.asdict(from_model(reference)),
         "issued_at": None,
     }
+    # == takes 1 for 1.0 and for True: command arguments must have the same types too (a decision echoes them).
+    assert typed(request.params) == typed(reference.params)
     assert issued_at_value(request.issued_at) == reference.issued_at
 
 

@@ -38,7 +38,7 @@ from schemas.problems import Outcome
 from schemas.request_decoder import Request
 from services.dedupe import DedupeWindow
 from services.gatekeeper import events, metrics, upkeep
-from services.gatekeeper.cache import Lookups, RegistryCache
+from services.gatekeeper.cache import RegistryCache
 from services.gatekeeper.connections import refuse_too_few_clients
 from services.gatekeeper.intake import read_entry
 from services.gatekeeper.resp import Entry, RespScript, RespTransport, transport_for
@@ -243,10 +243,21 @@ class Gatekeeper:
         decided_at = rfc3339(datetime.now(UTC))
         settings = self.settings
         commit = Commit(shard.keys, settings.group, self.dedupe_window, time.time())
+        prefix, ids = self._tag, self._ids
+        connections, vehicles = lookups.connections, lookups.vehicles
         for entry_id, intake in intakes:
             entry = entry_id.decode()
+            decision_id = f"{prefix}-{next(ids)}"
             try:
-                outcome, payload = self._decided(entry, intake, decided_at, lookups)
+                if isinstance(intake, Rejection):
+                    payload = encode_rejection(intake, decision_id, decided_at, entry).decode()
+                    outcome = Outcome.REJECTED
+                else:
+                    connection = connections[intake.connection_id]
+                    decision = decide(intake, connection, vehicles[intake.vehicle_id])
+                    app_id = None if connection is None else connection.app_id
+                    payload = decision_json(decision, intake, decision_id, decided_at, entry, app_id=app_id)
+                    outcome = decision.outcome  # a StrEnum: already its value, without the enum's slow `.value`
             except Exception as exc:  # one bad entry must not stop the batch: it stays pending, to be retried
                 self._failed.append((shard.keys, entry_id, f"{type(exc).__name__}: {exc}"))
                 log.exception("entry %s failed; left pending for retry", entry)
@@ -264,22 +275,6 @@ class Gatekeeper:
             cache_misses=lookups.misses,
         )
         return committed.published.total()
-
-    def _decided(
-        self, entry: str, intake: Request | Rejection, decided_at: str, lookups: Lookups
-    ) -> tuple[Outcome, str]:
-        """The outcome and the decision's JSON for one entry."""
-        decision_id = f"{self._tag}-{next(self._ids)}"
-        if isinstance(intake, Rejection):
-            payload = encode_rejection(intake, decision_id, decided_at, entry).decode()
-            outcome = Outcome.REJECTED
-        else:
-            connection = lookups.connections[intake.connection_id]
-            decision = decide(intake, connection, lookups.vehicles[intake.vehicle_id])
-            app_id = None if connection is None else connection.app_id
-            payload = decision_json(decision, intake, decision_id, decided_at, entry, app_id=app_id)
-            outcome = decision.outcome  # a StrEnum: already its value, without the enum's slow `.value`
-        return outcome, payload
 
     async def reclaim(self) -> int:
         """Claim each shard's entries idle past min_idle_ms (XAUTOCLAIM); dead-letter those delivered too often,
