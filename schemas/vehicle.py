@@ -21,6 +21,13 @@ VIN_PATTERN = r"^(?:[A-HJ-NPR-Z0-9]{17}|0SC[A-Z0-9]{14})$"
 Vin = Annotated[str, StringConstraints(pattern=VIN_PATTERN)]
 
 
+SHARED_CAPABILITIES_MAX = 4096
+_SHARED_CAPABILITIES: dict[tuple[Powertrain, frozenset[str]], frozenset[str]] = {}
+"""One set per distinct (powertrain, capabilities), shared by the vehicles that have it: a fleet has a few kinds
+of vehicles, and the gatekeeper caches every vehicle. One set apiece cost its worker memory and, spread over the
+heap, a cache miss per decision (`rule.key in vehicle.capabilities`)."""
+
+
 # A validated dataclass rather than a BaseModel: decide() reads its attributes on the hot path, and a
 # plain slotted attribute reads about three times faster than a BaseModel field.
 @dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
@@ -38,11 +45,18 @@ class Vehicle:
 
     @model_validator(mode="after")
     def _capabilities_exist_and_fit(self) -> Vehicle:
-        catalog = get_catalog()
-        possible = catalog.physically_possible(self.powertrain)
-        for key in sorted(self.capabilities - possible):
-            catalog.signal_or_command(key)  # a name the catalog does not know raises, with close matches
-            raise ValueError(f"a {self.powertrain} vehicle cannot physically have {key!r}")
+        seen = (self.powertrain, self.capabilities)
+        shared = _SHARED_CAPABILITIES.get(seen)
+        if shared is None:
+            catalog = get_catalog()
+            possible = catalog.physically_possible(self.powertrain)
+            for key in sorted(self.capabilities - possible):
+                catalog.signal_or_command(key)  # a name the catalog does not know raises, with close matches
+                raise ValueError(f"a {self.powertrain} vehicle cannot physically have {key!r}")
+            if len(_SHARED_CAPABILITIES) >= SHARED_CAPABILITIES_MAX:
+                _SHARED_CAPABILITIES.clear()
+            shared = _SHARED_CAPABILITIES[seen] = self.capabilities
+        object.__setattr__(self, "capabilities", shared)  # frozen: set once, here, to an equal set
         return self
 
     @classmethod
