@@ -239,7 +239,7 @@ class Gatekeeper:
         started = time.perf_counter()
         limit, unreadable = self.settings.max_payload_bytes, shard.keys.unreadable_prefix
         intakes = [(entry_id, read_entry(entry_id, fields, limit, unreadable)) for entry_id, fields in entries]
-        lookups = await self.cache.load(i for _, i in intakes if isinstance(i, Request))
+        lookups = await self.cache.load([i for _, i in intakes if isinstance(i, Request)])
         decided_at = rfc3339(datetime.now(UTC))
         settings = self.settings
         commit = Commit(shard.keys, settings.group, self.dedupe_window, time.time())
