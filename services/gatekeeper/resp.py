@@ -58,6 +58,14 @@ class PackedTail:
         return "".join(self.parts).encode()
 
 
+def pack_command(args: Sequence[Arg], tail: PackedTail | None = None) -> list[bytes]:
+    """One command as RESP: `args`, then `tail`'s arguments."""
+    packed = hiredis.pack_command(tuple(args))  # type: ignore[arg-type]  # its stub types a 1-tuple; any length works
+    if tail is None:
+        return [packed]
+    return [b"*%d\r\n%b" % (len(args) + tail.count, packed[packed.index(b"\n") + 1 :]), tail.packed()]
+
+
 class RespTransport:
     """Commands on a standalone Redis's connection pool."""
 
@@ -78,12 +86,10 @@ class RespTransport:
     async def call(self, *args: Arg, tail: PackedTail | None = None) -> Any:
         """One command (`args`, then `tail`'s arguments), its reply as hiredis parsed it; an error reply is raised as
         redis-py's exception."""
-        packed = hiredis.pack_command(args)  # type: ignore[arg-type]  # its stub types a 1-tuple; any length works
-        if tail is not None:
-            head = b"*%d\r\n%b" % (len(args) + tail.count, packed[packed.index(b"\n") + 1 :])
+        packed = pack_command(args, tail)
         connection = await self._acquire()
         try:
-            await connection.send_packed_command(packed if tail is None else [head, tail.packed()], check_health=False)
+            await connection.send_packed_command(packed, check_health=False)
             return await connection.read_response()
         except ResponseError:
             raise  # an error reply was read whole: the connection is fine
