@@ -4,8 +4,8 @@ Each message has two encoders that must agree:
 - the **reference encoder** builds the pydantic message model (`decision_message`, `rejection_message`,
   `response_message`, `dead_letter_message`); its JSON is the contract's, and tests use it as the oracle;
 - the gatekeeper's hot path uses `decision_json` (`encode_decision` is its UTF-8), which joins precomputed
-  strings (pydantic costs about 10x as much per decision: `python -m bench.decide`), and the vehicles service's `encode_response`, which
-  serializes a plain dict; tests check both against the reference.
+  strings (pydantic costs about 10x as much per decision: `python -m bench.decide`), and the vehicles service's
+  `encode_response`, which serializes a plain dict; tests check both against the reference.
 Rejections and dead letters are rare enough to be encoded by their models alone. Connection events are written
 by the Connect service from their model (`ConnectionEventMessage.encode()`).
 """
