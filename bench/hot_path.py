@@ -54,8 +54,9 @@ def batches(payloads: list[bytes], run: str) -> list[list[Entry]]:
 async def measure(server: RedisServer, args: argparse.Namespace) -> dict[str, Any]:
     redis = connect(server.url)
     try:
-        pairs = await register_fleet(redis, Settings(redis_url=server.url, key_prefix=PREFIX).keys, args.vehicles, 7)
-        gatekeeper = Gatekeeper(Settings(redis_url=server.url, key_prefix=PREFIX), redis)
+        settings = Settings(redis_url=server.url, key_prefix=PREFIX)
+        pairs = await register_fleet(redis, settings.keys, args.vehicles, 7)
+        gatekeeper = Gatekeeper(settings, redis)
         shard = gatekeeper.shards[0]
         for batch in batches(one_request_per_pair(pairs, run="warm"), "1"):
             await gatekeeper.process(batch, shard)  # fills the cache from Redis, with the real COMMIT
